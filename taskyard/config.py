@@ -1,0 +1,222 @@
+"""One typed, frozen settings object, built once (by the CLI) from `taskyard.yaml` and env.
+
+Nothing else in taskyard reads the environment: `load_settings` takes the mapping it is given.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from taskyard.exceptions import ConfigError
+from taskyard.models import Priority
+
+BUILTIN_SOURCES = ("github", "linear", "slack", "sentry", "discord")
+_GENERIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SECRET_ENV = {
+    "github": "TASKYARD_GITHUB_SECRET",
+    "linear": "TASKYARD_LINEAR_SECRET",
+    "slack": "TASKYARD_SLACK_SECRET",
+    "sentry": "TASKYARD_SENTRY_SECRET",
+    "discord": "TASKYARD_DISCORD_PUBLIC_KEY",
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SourceConfig(_Frozen):
+    """One webhook source. No secret means the source is disabled (404), never unverified."""
+
+    secrets: tuple[str, ...] = ()
+    rate_limit_per_hour: int = Field(default=1000, ge=0)  # 0 = no limit
+    allow_ips: tuple[IPNetwork, ...] = ()  # empty = any address
+    max_skew_seconds: float | None = Field(default=None, gt=0)  # None = the platform's window
+
+    @field_validator("allow_ips", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> tuple[IPNetwork, ...]:
+        items = [value] if isinstance(value, str) else list(value or ())
+        try:
+            return tuple(ipaddress.ip_network(str(v), strict=False) for v in items)
+        except ValueError as exc:
+            raise ValueError(f"allow_ips: {exc}") from exc
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secrets)
+
+
+class PriorityRule(_Frozen):
+    """First matching rule sets an event's priority. `path` is dotted; `[]` flattens a list."""
+
+    name: str
+    source: str | None = None
+    type: str = "*"
+    path: str
+    equals: Any = None
+    one_of: tuple[Any, ...] | None = Field(default=None, alias="in")
+    contains: Any = None
+    map: dict[str, Priority] | None = None
+    priority: Priority | None = None
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, value: Any) -> Any:
+        return Priority.parse(value) if isinstance(value, str | int) else value
+
+    @field_validator("map", mode="before")
+    @classmethod
+    def _map(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return {str(k): Priority.parse(v) for k, v in dict(value).items()}
+
+
+def default_priority_rules() -> tuple[PriorityRule, ...]:
+    rules: list[dict[str, Any]] = [
+        {"name": "sentry-level", "source": "sentry", "path": "data.issue.level",
+         "map": {"fatal": "P0", "error": "P1", "warning": "P2", "info": "P3", "debug": "P3"}},
+        {"name": "sentry-alert-level", "source": "sentry", "path": "data.event.level",
+         "map": {"fatal": "P0", "error": "P1", "warning": "P2", "info": "P3", "debug": "P3"}},
+        {"name": "sentry-metric-critical", "source": "sentry", "type": "sentry:metric_alert.critical",
+         "path": "action", "equals": "critical", "priority": "P1"},
+        {"name": "linear-priority", "source": "linear", "path": "data.priority",
+         "map": {"1": "P0", "2": "P1", "3": "P2", "4": "P3"}},
+    ]
+    for label, level in (("P0", "P0"), ("P1", "P1"), ("P2", "P2"), ("P3", "P3"), ("bug", "P1")):
+        for holder in ("issue", "pull_request"):
+            rules.append({"name": f"github-label-{label}-{holder}", "source": "github",
+                          "path": f"{holder}.labels[].name", "contains": label, "priority": level})
+    return tuple(PriorityRule.model_validate(r) for r in rules)
+
+
+class RetryConfig(_Frozen):
+    base_seconds: float = Field(default=1.0, ge=0)
+    factor: float = Field(default=2.0, ge=1)
+    max_seconds: float = Field(default=30.0, ge=0)
+    attempts: int = Field(default=3, ge=1)
+    dlq_auto_retry_hours: float = Field(default=24.0, ge=0)  # 0 = never
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return float(min(self.max_seconds, self.base_seconds * self.factor ** (attempt - 1)))
+
+
+class QueueConfig(_Frozen):
+    polling_interval_sec: float = Field(default=0.1, gt=0)
+    concurrency: int = Field(default=8, ge=1)
+    dispatch_batch: int = Field(default=200, ge=1)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    dead_after_seconds: float = Field(default=30.0, gt=0)
+    retry: RetryConfig = RetryConfig()
+
+
+class IntakeConfig(_Frozen):
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    dedup_window_seconds: float = Field(default=300.0, ge=0)
+    write_batch_max: int = Field(default=512, ge=1)
+    trust_forwarded_for: bool = False
+
+
+class Settings(_Frozen):
+    home: Path = Path(".taskyard")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    worker_id: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "json"
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    generic: dict[str, SourceConfig] = Field(default_factory=dict)
+    intake: IntakeConfig = IntakeConfig()
+    queue: QueueConfig = QueueConfig()
+    priority_rules: tuple[PriorityRule, ...] = Field(default_factory=default_priority_rules)
+    default_priority: Priority = Priority.P2
+
+    @field_validator("default_priority", mode="before")
+    @classmethod
+    def _default_priority(cls, value: Any) -> Any:
+        return Priority.parse(value) if isinstance(value, str | int) else value
+
+    @field_validator("generic")
+    @classmethod
+    def _generic_names(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        for name in value:
+            if not _GENERIC_NAME.match(name) or name in BUILTIN_SOURCES:
+                raise ValueError(f"generic source name {name!r} is not allowed")
+        return value
+
+    @property
+    def store_url(self) -> str:
+        """The database taskyard keeps its own tables in."""
+        return self.database_url or f"sqlite:///{(self.home / 'taskyard.db').resolve()}"
+
+    def source(self, name: str) -> SourceConfig:
+        """The config of a built-in source, or of `generic/<name>` given as `generic:<name>`."""
+        if name.startswith("generic:"):
+            return self.generic.get(name.split(":", 1)[1], SourceConfig())
+        return self.sources.get(name, SourceConfig())
+
+
+def _split_secrets(raw: str) -> tuple[str, ...]:
+    """Env secrets: several are separated by commas (rotation); blanks are dropped."""
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+
+def _merge_source(data: dict[str, Any], key: str, name: str, secrets: tuple[str, ...]) -> None:
+    section = data.setdefault(key, {})
+    entry = dict(section.get(name) or {})
+    entry["secrets"] = tuple(secrets) + tuple(s for s in entry.get("secrets", ()) if s not in secrets)
+    section[name] = entry
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    scalars = {"TASKYARD_HOME": "home", "TASKYARD_DATABASE_URL": "database_url",
+               "TASKYARD_WORKER_ID": "worker_id", "TASKYARD_LOG_LEVEL": "log_level",
+               "TASKYARD_LOG_FORMAT": "log_format"}
+    for env, key in scalars.items():
+        if environ.get(env):
+            data[key] = environ[env]
+    for source, env in _SECRET_ENV.items():
+        if environ.get(env):
+            _merge_source(data, "sources", source, _split_secrets(environ[env]))
+    for env, value in environ.items():
+        match = re.fullmatch(r"TASKYARD_GENERIC_([A-Z0-9_]+)_SECRET", env)
+        if match and value.strip():
+            name = match.group(1).lower()
+            existing = {n.replace("-", "_"): n for n in data.get("generic", {}) or {}}
+            _merge_source(data, "generic", existing.get(name, name), _split_secrets(value))
+
+
+def load_settings(
+    path: Path | None,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings: the YAML file (if any), then env, then explicit overrides (flags)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path} must be a mapping at the top level")
+        data = loaded
+    _apply_env(data, environ)
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc

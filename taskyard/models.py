@@ -1,0 +1,84 @@
+"""Frozen value objects and the enums of every state machine taskyard keeps."""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from dataclasses import dataclass
+
+
+class Priority(enum.IntEnum):
+    """P0 is the most urgent; the queue runs lower numbers first."""
+
+    P0 = 0
+    P1 = 1
+    P2 = 2
+    P3 = 3
+
+    @classmethod
+    def parse(cls, value: str | int) -> Priority:
+        if isinstance(value, int):
+            return cls(value)
+        return cls[value.strip().upper()]
+
+
+class EventStatus(enum.StrEnum):
+    RECEIVED = "received"  # stored, not yet handed to the queue
+    QUEUED = "queued"  # handed to the queue
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    DEAD = "dead"  # in the dead letters
+
+
+class DeadLetterStatus(enum.StrEnum):
+    OPEN = "open"
+    REPLAYED = "replayed"
+
+
+def new_id() -> str:
+    """A 32-hex-character id that sorts by creation time (48-bit ms clock + 80 random bits)."""
+    return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One verified delivery, normalised. `body` is the raw request body, byte-exact."""
+
+    id: str
+    source: str
+    type: str
+    delivery_id: str | None
+    subject: str | None
+    actor: str | None
+    received_at: float
+    priority: Priority
+    headers: dict[str, str]
+    body: bytes
+    content_hash: str
+    status: EventStatus = EventStatus.RECEIVED
+    attempts: int = 0
+    error: str | None = None
+    processed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: str
+    job: str
+    ref: str
+    error: str
+    attempts: int
+    failed_at: float
+    status: DeadLetterStatus
+    replays: int = 0
+    auto_retry_at: float | None = None
+    replayed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """What the store did with one event: stored new, or found the first of its duplicates."""
+
+    event_id: str
+    duplicate: bool
