@@ -1,0 +1,11 @@
+"""Everything taskyard keeps: events, dead letters, workers (and later tasks, actions, approvals)."""
+
+from taskyard.store.base import Dispatch, EventFilter, NewEvent, Store
+from taskyard.store.sql import SQLStore
+
+
+def open_store(url: str) -> Store:
+    return SQLStore.open(url)
+
+
+__all__ = ["Dispatch", "EventFilter", "NewEvent", "SQLStore", "Store", "open_store"]

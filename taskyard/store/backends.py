@@ -1,0 +1,276 @@
+"""The two SQL databases taskyard runs on. Library errors are translated here, at the edge."""
+
+from __future__ import annotations
+
+import abc
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from taskyard.exceptions import ConfigError, StoreError, StoreUnavailable
+
+Row = Mapping[str, Any]
+Params = Mapping[str, Any]
+
+
+class Tx(abc.ABC):
+    """One open transaction."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params | None = None) -> int:
+        """Run a statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    def fetchall(self, sql: str, params: Params | None = None) -> list[Row]: ...
+
+    def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, params: Sequence[Params]) -> None: ...
+
+    @abc.abstractmethod
+    def executemany_returning(self, sql: str, params: Sequence[Params]) -> list[Row | None]:
+        """Run one statement per parameter set; return the first row each one returned."""
+
+    @abc.abstractmethod
+    def executescript(self, sql: str) -> None: ...
+
+
+class Backend(abc.ABC):
+    dialect: str
+    types: Mapping[str, str]
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """Commit on normal exit, roll back on error."""
+
+    @abc.abstractmethod
+    def table_columns(self) -> dict[str, list[tuple[str, str, bool]]]:
+        """Every table with its (column, type, nullable), for schema comparisons."""
+
+    @abc.abstractmethod
+    def index_names(self) -> set[str]: ...
+
+    def close(self) -> None:  # noqa: B027
+        pass
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+
+class _SqliteTx(Tx):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params | None = None) -> int:
+        return self._conn.execute(sql, params or {}).rowcount
+
+    def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        return [dict(r) for r in self._conn.execute(sql, params or {}).fetchall()]
+
+    def executemany(self, sql: str, params: Sequence[Params]) -> None:
+        self._conn.executemany(sql, params)
+
+    def executemany_returning(self, sql: str, params: Sequence[Params]) -> list[Row | None]:
+        out: list[Row | None] = []
+        for p in params:
+            row = self._conn.execute(sql, p).fetchone()
+            out.append(dict(row) if row is not None else None)
+        return out
+
+    def executescript(self, sql: str) -> None:
+        for statement in _split_statements(sql):
+            self._conn.execute(statement)
+
+
+class SqliteBackend(Backend):
+    dialect = "sqlite"
+    types = {"blob": "BLOB", "float": "REAL"}
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite database {self.path} unavailable: {exc}") from exc
+        try:
+            yield _SqliteTx(conn)
+        except sqlite3.OperationalError as exc:
+            conn.execute("ROLLBACK")
+            raise StoreUnavailable(f"sqlite error: {exc}") from exc
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"sqlite error: {exc}") from exc
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite commit failed: {exc}") from exc
+
+    def table_columns(self) -> dict[str, list[tuple[str, str, bool]]]:
+        with self.transaction() as tx:
+            tables = [r["name"] for r in tx.fetchall(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+            return {t: [(c["name"], str(c["type"]).upper(), not c["notnull"] and not c["pk"])
+                        for c in tx.fetchall(f"PRAGMA table_info({t})")] for t in sorted(tables)}
+
+    def index_names(self) -> set[str]:
+        with self.transaction() as tx:
+            rows = tx.fetchall("SELECT name FROM sqlite_master WHERE type='index' "
+                               "AND name NOT LIKE 'sqlite_%'")
+        return {r["name"] for r in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+_PG_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.InterfaceError)
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+def to_pyformat(sql: str) -> str:
+    """`:name` → `%(name)s`, leaving `::casts` and `%` alone."""
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+class _PgTx(Tx):
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params | None = None) -> int:
+        with self._conn.cursor() as cur:
+            cur.execute(to_pyformat(sql), params or {})  # type: ignore[arg-type]
+            return cur.rowcount
+
+    def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        with self._conn.cursor() as cur:
+            cur.execute(to_pyformat(sql), params or {})  # type: ignore[arg-type]
+            return list(cur.fetchall())
+
+    def executemany(self, sql: str, params: Sequence[Params]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(to_pyformat(sql), params)  # type: ignore[arg-type]
+
+    def executemany_returning(self, sql: str, params: Sequence[Params]) -> list[Row | None]:
+        out: list[Row | None] = []
+        if not params:
+            return out
+        with self._conn.cursor() as cur:
+            cur.executemany(to_pyformat(sql), params, returning=True)  # type: ignore[arg-type]
+            while True:
+                out.append(cur.fetchone())
+                if not cur.nextset():
+                    break
+        return out
+
+    def executescript(self, sql: str) -> None:
+        for statement in _split_statements(sql):
+            self._conn.execute(statement)  # type: ignore[call-overload]
+
+
+class PostgresBackend(Backend):
+    dialect = "postgresql"
+    types = {"blob": "BYTEA", "float": "DOUBLE PRECISION"}
+
+    def __init__(self, conninfo: str, max_size: int = 8) -> None:
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[dict[str, Any]]] = (
+            psycopg_pool.ConnectionPool(
+                conninfo, min_size=1, max_size=max_size, open=False, timeout=5.0,
+                kwargs={"row_factory": dict_row, "connect_timeout": 5},
+                check=psycopg_pool.ConnectionPool.check_connection,
+            ))
+        self._pool.open(wait=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PgTx(conn)
+        except _PG_ERRORS as exc:
+            raise StoreUnavailable(f"postgresql unavailable: {_one_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"postgresql error: {_one_line(exc)}") from exc
+
+    def table_columns(self) -> dict[str, list[tuple[str, str, bool]]]:
+        with self.transaction() as tx:
+            rows = tx.fetchall(
+                "SELECT table_name, column_name, data_type, is_nullable FROM "
+                "information_schema.columns WHERE table_schema = current_schema() "
+                "ORDER BY table_name, ordinal_position")
+        tables: dict[str, list[tuple[str, str, bool]]] = {}
+        for r in rows:
+            tables.setdefault(r["table_name"], []).append(
+                (r["column_name"], r["data_type"].upper(), r["is_nullable"] == "YES"))
+        return tables
+
+    def index_names(self) -> set[str]:
+        with self.transaction() as tx:
+            rows = tx.fetchall("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        return {r["indexname"] for r in rows if not r["indexname"].endswith("_pkey")}
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _split_statements(sql: str) -> list[str]:
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def open_backend(url: str) -> Backend:
+    """`sqlite:///path` or `postgresql://…` (also `postgres://`, `postgresql+psycopg://`)."""
+    if url.startswith("sqlite:///"):
+        return SqliteBackend(Path(url.removeprefix("sqlite:///")))
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return PostgresBackend("postgresql://" + url.removeprefix(prefix))
+    raise ConfigError(f"unsupported database url {redact_url(url)!r}: use sqlite:/// or postgresql://")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

@@ -1,0 +1,117 @@
+"""The store interface: everything taskyard keeps, behind a small set of methods.
+
+`SQLStore` (SQLite and PostgreSQL) and `MemoryStore` (unit tests) implement it. Methods are
+synchronous; async code calls them in a thread. Errors reaching the database raise
+StoreUnavailable; a missing record raises NotFound.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from taskyard.models import DeadLetter, Event, EventStatus, StoreResult
+
+FOREVER = 253402300799.0  # 9999-12-31: delivery ids deduplicate for good
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to store together with the key that deduplicates it."""
+
+    event: Event
+    dedup_key: str
+    dedup_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    event_id: str
+    priority: int
+    workflow_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    status: EventStatus | None = None
+    source: str | None = None
+    type: str | None = None
+    limit: int = 50
+
+
+class Store(abc.ABC):
+    @abc.abstractmethod
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; return the versions applied."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    @abc.abstractmethod
+    def insert_events(self, batch: Sequence[NewEvent], now: float) -> list[StoreResult]:
+        """Store each new event in one transaction; a duplicate returns its first event id."""
+
+    @abc.abstractmethod
+    def get_event(self, event_id: str) -> Event: ...
+
+    @abc.abstractmethod
+    def list_events(self, flt: EventFilter) -> list[Event]: ...
+
+    @abc.abstractmethod
+    def events_to_dispatch(self, limit: int) -> list[Dispatch]: ...
+
+    @abc.abstractmethod
+    def mark_dispatched(self, dispatches: Sequence[Dispatch]) -> None: ...
+
+    @abc.abstractmethod
+    def start_event(self, event_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def finish_event(self, event_id: str, status: EventStatus, error: str | None, now: float) -> None:
+        ...
+
+    @abc.abstractmethod
+    def requeue_event(self, event_id: str, workflow_id: str) -> None:
+        """Hand the event to the dispatcher again under a new workflow id."""
+
+    @abc.abstractmethod
+    def count_events(self) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def add_dead_letter(self, letter: DeadLetter) -> None: ...
+
+    @abc.abstractmethod
+    def get_dead_letter(self, letter_id: str) -> DeadLetter: ...
+
+    @abc.abstractmethod
+    def list_dead_letters(self, status: str | None, limit: int) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    def replays_of(self, job: str, ref: str) -> int:
+        """How many dead letters this job already has (its earlier failures)."""
+
+    @abc.abstractmethod
+    def mark_dead_letter_replayed(self, letter_id: str, now: float) -> bool:
+        """True if this call moved it from open to replayed (exactly one caller wins)."""
+
+    @abc.abstractmethod
+    def due_dead_letters(self, now: float, limit: int) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    def register_worker(self, worker_id: str, role: str, host: str, pid: int, now: float) -> None:
+        ...
+
+    @abc.abstractmethod
+    def heartbeat(self, worker_id: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    def claim_stale_workers(self, me: str, cutoff: float) -> list[str]:
+        """Workers silent since `cutoff` that this caller now owns the recovery of."""
+
+    @abc.abstractmethod
+    def delete_expired_dedup(self, now: float) -> int: ...
+
+    def close(self) -> None:  # noqa: B027
+        """Release connections."""

@@ -1,0 +1,55 @@
+-- taskyard schema, version 1. {blob} and {float} are filled per dialect.
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    type TEXT NOT NULL,
+    delivery_id TEXT,
+    subject TEXT,
+    actor TEXT,
+    received_at {float} NOT NULL,
+    priority INTEGER NOT NULL,
+    headers TEXT NOT NULL,
+    body {blob} NOT NULL,
+    content_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    dispatch_key TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    processed_at {float}
+);
+CREATE INDEX events_by_status ON events (status, priority, received_at);
+CREATE INDEX events_by_received ON events (received_at);
+CREATE INDEX events_by_source ON events (source, received_at);
+
+CREATE TABLE dedup_keys (
+    source TEXT NOT NULL,
+    key TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    expires_at {float} NOT NULL,
+    PRIMARY KEY (source, key)
+);
+CREATE INDEX dedup_keys_by_expiry ON dedup_keys (expires_at);
+
+CREATE TABLE dead_letters (
+    id TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    failed_at {float} NOT NULL,
+    status TEXT NOT NULL,
+    replays INTEGER NOT NULL DEFAULT 0,
+    auto_retry_at {float},
+    replayed_at {float}
+);
+CREATE INDEX dead_letters_by_status ON dead_letters (status, auto_retry_at);
+
+CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at {float} NOT NULL,
+    heartbeat_at {float} NOT NULL,
+    recovered_by TEXT
+);

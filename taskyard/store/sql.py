@@ -1,0 +1,264 @@
+"""The SQL store: one implementation of `Store` over SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import orjson
+
+from taskyard.exceptions import NotFound
+from taskyard.models import DeadLetter, DeadLetterStatus, Event, EventStatus, Priority, StoreResult
+from taskyard.store.backends import Backend, Row, Tx, open_backend
+from taskyard.store.base import Dispatch, EventFilter, NewEvent, Store
+
+_MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
+_MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at {float} NOT NULL)"
+)
+
+
+def load_queries() -> dict[str, str]:
+    text = resources.files("taskyard.store").joinpath("queries.sql").read_text("utf-8")
+    queries: dict[str, str] = {}
+    for block in re.split(r"^-- name: ", text, flags=re.M)[1:]:
+        name, _, body = block.partition("\n")
+        queries[name.strip()] = body.strip()
+    return queries
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("taskyard.store").joinpath("migrations")
+    found = []
+    for item in folder.iterdir():
+        match = _MIGRATION.match(item.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), item.read_text("utf-8")))
+    return sorted(found)
+
+
+def fresh_schema() -> str:
+    return resources.files("taskyard.store").joinpath("schema.sql").read_text("utf-8")
+
+
+Q = load_queries()
+
+
+class SQLStore(Store):
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @classmethod
+    def open(cls, url: str) -> SQLStore:
+        return cls(open_backend(url))
+
+    # --- schema ---------------------------------------------------------------------------
+
+    def _ddl(self, sql: str) -> str:
+        return sql.format(**self.backend.types)
+
+    def _lock_schema(self, tx: Tx) -> None:
+        if self.backend.dialect == "postgresql":
+            tx.fetchall("SELECT pg_advisory_xact_lock(7272742)")
+
+    def migrate(self) -> list[int]:
+        applied: list[int] = []
+        with self.backend.transaction() as tx:
+            self._lock_schema(tx)
+            tx.execute(self._ddl(_MIGRATIONS_TABLE))
+            done = {r["version"] for r in tx.fetchall("SELECT version FROM schema_migrations")}
+            for version, name, sql in migrations():
+                if version in done:
+                    continue
+                tx.executescript(self._ddl(sql))
+                tx.execute("INSERT INTO schema_migrations (version, name, applied_at) "
+                           "VALUES (:v, :n, :t)", {"v": version, "n": name, "t": time.time()})
+                applied.append(version)
+        return applied
+
+    def create_fresh(self) -> None:
+        """Create the schema from schema.sql (used to prove it equals all migrations)."""
+        with self.backend.transaction() as tx:
+            tx.execute(self._ddl(_MIGRATIONS_TABLE))
+            tx.executescript(self._ddl(fresh_schema()))
+            for version, name, _ in migrations():
+                tx.execute("INSERT INTO schema_migrations (version, name, applied_at) "
+                           "VALUES (:v, :n, :t)", {"v": version, "n": name, "t": time.time()})
+
+    def ping(self) -> None:
+        with self.backend.transaction() as tx:
+            tx.fetchall("SELECT 1 AS ok")
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # --- events ---------------------------------------------------------------------------
+
+    def insert_events(self, batch: Sequence[NewEvent], now: float) -> list[StoreResult]:
+        if not batch:
+            return []
+        keys = [{"source": n.event.source, "key": n.dedup_key, "event_id": n.event.id,
+                 "expires_at": n.dedup_expires_at, "now": now} for n in batch]
+        with self.backend.transaction() as tx:
+            owners = tx.executemany_returning(Q["upsert_dedup"], keys)
+            new = [n for n, o in zip(batch, owners, strict=True)
+                   if o is not None and o["event_id"] == n.event.id]
+            if new:
+                tx.executemany(Q["insert_event"], [_event_row(n.event) for n in new])
+            results = []
+            for n, owner in zip(batch, owners, strict=True):
+                if owner is not None and owner["event_id"] == n.event.id:
+                    results.append(StoreResult(n.event.id, duplicate=False))
+                else:
+                    first = tx.fetchone(Q["dedup_owner"], {"source": n.event.source,
+                                                           "key": n.dedup_key})
+                    results.append(StoreResult(str(first["event_id"]) if first else n.event.id,
+                                               duplicate=True))
+        return results
+
+    def get_event(self, event_id: str) -> Event:
+        with self.backend.transaction() as tx:
+            row = tx.fetchone(Q["get_event"], {"id": event_id})
+        if row is None:
+            raise NotFound(f"no event {event_id}")
+        return _event_from_row(row)
+
+    def list_events(self, flt: EventFilter) -> list[Event]:
+        where, params = [], {"limit": flt.limit}
+        for column in ("status", "source", "type"):
+            value = getattr(flt, column)
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = str(value)
+        sql = "SELECT * FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY received_at DESC, id DESC LIMIT :limit"
+        with self.backend.transaction() as tx:
+            return [_event_from_row(r) for r in tx.fetchall(sql, params)]
+
+    def events_to_dispatch(self, limit: int) -> list[Dispatch]:
+        with self.backend.transaction() as tx:
+            rows = tx.fetchall(Q["events_to_dispatch"], {"limit": limit})
+        return [Dispatch(r["id"], int(r["priority"]), r["dispatch_key"]) for r in rows]
+
+    def mark_dispatched(self, dispatches: Sequence[Dispatch]) -> None:
+        if not dispatches:
+            return
+        with self.backend.transaction() as tx:
+            tx.executemany(
+                Q["mark_dispatched"],
+                [{"id": d.event_id, "dispatch_key": d.workflow_id} for d in dispatches])
+
+    def start_event(self, event_id: str) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute(Q["start_event"], {"id": event_id})
+
+    def finish_event(self, event_id: str, status: EventStatus, error: str | None, now: float) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute(Q["finish_event"], {"id": event_id, "status": str(status), "error": error,
+                                           "now": now})
+
+    def requeue_event(self, event_id: str, workflow_id: str) -> None:
+        with self.backend.transaction() as tx:
+            if not tx.execute(Q["requeue_event"], {"id": event_id, "dispatch_key": workflow_id}):
+                raise NotFound(f"no event {event_id}")
+
+    def count_events(self) -> dict[str, int]:
+        with self.backend.transaction() as tx:
+            return {r["status"]: int(r["n"]) for r in tx.fetchall(Q["count_events_by_status"])}
+
+    # --- dead letters ---------------------------------------------------------------------
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute(Q["insert_dead_letter"], {
+                "id": letter.id, "job": letter.job, "ref": letter.ref, "error": letter.error,
+                "attempts": letter.attempts, "failed_at": letter.failed_at,
+                "replays": letter.replays, "auto_retry_at": letter.auto_retry_at})
+
+    def get_dead_letter(self, letter_id: str) -> DeadLetter:
+        with self.backend.transaction() as tx:
+            row = tx.fetchone(Q["get_dead_letter"], {"id": letter_id})
+        if row is None:
+            raise NotFound(f"no dead letter {letter_id}")
+        return _letter_from_row(row)
+
+    def list_dead_letters(self, status: str | None, limit: int) -> list[DeadLetter]:
+        sql = "SELECT * FROM dead_letters"
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            sql += " WHERE status = :status"
+            params["status"] = status
+        sql += " ORDER BY failed_at DESC, id DESC LIMIT :limit"
+        with self.backend.transaction() as tx:
+            return [_letter_from_row(r) for r in tx.fetchall(sql, params)]
+
+    def replays_of(self, job: str, ref: str) -> int:
+        with self.backend.transaction() as tx:
+            row = tx.fetchone(Q["replays_of"], {"job": job, "ref": ref})
+        return int(row["n"]) if row else 0
+
+    def mark_dead_letter_replayed(self, letter_id: str, now: float) -> bool:
+        with self.backend.transaction() as tx:
+            return tx.execute(Q["mark_dead_letter_replayed"], {"id": letter_id, "now": now}) == 1
+
+    def due_dead_letters(self, now: float, limit: int) -> list[DeadLetter]:
+        with self.backend.transaction() as tx:
+            rows = tx.fetchall(Q["due_dead_letters"], {"now": now, "limit": limit})
+        return [_letter_from_row(r) for r in rows]
+
+    # --- workers --------------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, role: str, host: str, pid: int, now: float) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute(Q["upsert_worker"], {"id": worker_id, "role": role, "host": host,
+                                            "pid": pid, "now": now})
+
+    def heartbeat(self, worker_id: str, now: float) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute(Q["heartbeat"], {"id": worker_id, "now": now})
+
+    def claim_stale_workers(self, me: str, cutoff: float) -> list[str]:
+        with self.backend.transaction() as tx:
+            stale = [r["id"] for r in tx.fetchall(Q["stale_workers"], {"cutoff": cutoff, "id": me})]
+            return [w for w in stale
+                    if tx.execute(Q["claim_worker"], {"id": w, "by": me, "cutoff": cutoff}) == 1]
+
+    def delete_expired_dedup(self, now: float) -> int:
+        with self.backend.transaction() as tx:
+            return tx.execute(Q["delete_expired_dedup"], {"now": now})
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    return {"id": e.id, "source": e.source, "type": e.type, "delivery_id": e.delivery_id,
+            "subject": e.subject, "actor": e.actor, "received_at": e.received_at,
+            "priority": int(e.priority), "headers": orjson.dumps(e.headers).decode(),
+            "body": e.body, "content_hash": e.content_hash, "status": str(e.status),
+            "dispatch_key": e.id}
+
+
+def _event_from_row(r: Row) -> Event:
+    return Event(
+        id=r["id"], source=r["source"], type=r["type"], delivery_id=r["delivery_id"],
+        subject=r["subject"], actor=r["actor"], received_at=float(r["received_at"]),
+        priority=Priority(int(r["priority"])), headers=orjson.loads(r["headers"]),
+        body=bytes(r["body"]), content_hash=r["content_hash"], status=EventStatus(r["status"]),
+        attempts=int(r["attempts"]), error=r["error"],
+        processed_at=float(r["processed_at"]) if r["processed_at"] is not None else None)
+
+
+def _letter_from_row(r: Row) -> DeadLetter:
+    return DeadLetter(
+        id=r["id"], job=r["job"], ref=r["ref"], error=r["error"], attempts=int(r["attempts"]),
+        failed_at=float(r["failed_at"]), status=DeadLetterStatus(r["status"]),
+        replays=int(r["replays"]), auto_retry_at=_float(r["auto_retry_at"]),
+        replayed_at=_float(r["replayed_at"]))
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value is not None else None
