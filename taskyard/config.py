@@ -143,6 +143,7 @@ class Settings(_Frozen):
     queue: QueueConfig = QueueConfig()
     priority_rules: tuple[PriorityRule, ...] = Field(default_factory=default_priority_rules)
     default_priority: Priority = Priority.P2
+    handlers: dict[str, str] = Field(default_factory=dict)  # job name → "module:function"
 
     @field_validator("default_priority", mode="before")
     @classmethod

@@ -1,0 +1,267 @@
+"""`taskyard …` commands. The only module that reads the environment."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from taskyard.config import Settings, load_settings
+from taskyard.exceptions import NotFound, TaskyardError
+from taskyard.models import DeadLetter, Event, EventStatus
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+events_app = typer.Typer(no_args_is_help=True, help="Stored webhook events.")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: jobs that failed for good.")
+app.add_typer(events_app, name="events")
+app.add_typer(dlq_app, name="dlq")
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="taskyard.yaml to read.",
+                                                 envvar="TASKYARD_CONFIG")]
+DbOpt = Annotated[str | None, typer.Option("--database-url", help="postgresql://… (default: "
+                                            "SQLite under $TASKYARD_HOME).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    path = config
+    if path is None and Path("taskyard.yaml").is_file():
+        path = Path("taskyard.yaml")
+    return load_settings(path, os.environ, overrides)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    verify_only: Annotated[bool, typer.Option(
+        "--verify-only", hidden=True, help="Benchmarks only: verify and answer, store nothing.")
+    ] = False,
+) -> None:
+    """Run everything in one process: webhooks, dispatcher, workers."""
+    from taskyard import server
+    from taskyard.observe import setup_logging
+
+    s = settings_from(config, database_url=database_url, host=host, port=port)
+    setup_logging(s.log_level, s.log_format)
+    server.run(server.serve(s, verify_only=verify_only))
+
+
+@app.command()
+def worker(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Run workers only (scale-out): they share the queue in the database with `serve`."""
+    from taskyard import server
+    from taskyard.observe import setup_logging
+
+    s = settings_from(config, database_url=database_url)
+    setup_logging(s.log_level, s.log_format)
+    server.run(server.work(s))
+
+
+@app.command()
+def migrate(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Create or upgrade the database schema (serve and worker also do this at start)."""
+    from taskyard.server import open_migrated_store
+
+    s = settings_from(config, database_url=database_url)
+    store = open_migrated_store(s)
+    store.close()
+    out.print("schema up to date")
+
+
+@app.command()
+def doctor(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Check the configuration, the database and the sources; exit 1 on any problem."""
+    from taskyard.doctor import run_checks
+
+    s = settings_from(config, database_url=database_url)
+    problems = 0
+    for ok, line in run_checks(s):
+        problems += not ok
+        out.print(("[green]ok[/green]   " if ok else "[red]FAIL[/red] ") + line)
+    raise typer.Exit(1 if problems else 0)
+
+
+@app.command()
+def send(
+    source: Annotated[str, typer.Argument(help="github, linear, slack, sentry, discord or "
+                                                "generic/NAME.")],
+    payload: Annotated[Path, typer.Argument(help="The payload file, sent as it is.")],
+    url: Annotated[str | None, typer.Option(help="Server base URL or full webhook URL.")] = None,
+    event: Annotated[str | None, typer.Option(help="GitHub event name / Sentry resource.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Sign a payload with the configured secret, as the platform would, and post it."""
+    from taskyard.send import SendError, post_signed
+
+    s = settings_from(config)
+    try:
+        status, body = post_signed(s, source, payload.read_bytes(), url=url, event=event,
+                                   environ=os.environ)
+    except (SendError, OSError, httpx.HTTPError) as exc:
+        raise _fail(str(exc)) from exc
+    out.print(f"{status} {body.decode(errors='replace')}")
+    raise typer.Exit(0 if 200 <= status < 300 else 1)
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+def _store(config: Path | None, database_url: str | None) -> Any:
+    from taskyard.server import open_migrated_store
+
+    return open_migrated_store(settings_from(config, database_url=database_url))
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def event_json(e: Event, with_body: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": e.id, "source": e.source, "type": e.type, "delivery_id": e.delivery_id,
+        "subject": e.subject, "actor": e.actor, "priority": e.priority.name,
+        "status": str(e.status), "attempts": e.attempts, "error": e.error,
+        "received_at": _iso(e.received_at), "processed_at": _iso(e.processed_at),
+        "content_hash": e.content_hash, "size": len(e.body)}
+    if with_body:
+        data["headers"] = e.headers
+        try:
+            data["body"] = e.body.decode("utf-8")
+        except UnicodeDecodeError:
+            data["body_base64"] = base64.b64encode(e.body).decode()
+    return data
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@events_app.command("list")
+def events_list(
+    status: Annotated[EventStatus | None, typer.Option(help="Only this status.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="Only this event type.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None,
+) -> None:
+    """The newest events first."""
+    from taskyard.store import EventFilter
+
+    store = _store(config, database_url)
+    found = store.list_events(EventFilter(status=status, source=source, type=type_, limit=limit))
+    if as_json:
+        _print_json([event_json(e) for e in found])
+        return
+    table = Table("id", "received", "type", "subject", "priority", "status")
+    for e in found:
+        table.add_row(e.id, _iso(e.received_at), e.type, e.subject or "", e.priority.name,
+                      str(e.status))
+    out.print(table)
+
+
+@events_app.command("show")
+def events_show(event_id: str, as_json: JsonOpt = False, config: ConfigOpt = None,
+                database_url: DbOpt = None) -> None:
+    """One event with its headers and raw body."""
+    try:
+        e = _store(config, database_url).get_event(event_id)
+    except NotFound as exc:
+        raise _fail(str(exc)) from exc
+    data = event_json(e, with_body=True)
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"[bold]{key}[/bold]: {value}", markup=True, highlight=False)
+
+
+@events_app.command("replay")
+def events_replay(event_id: str, as_json: JsonOpt = False, config: ConfigOpt = None,
+                  database_url: DbOpt = None) -> None:
+    """Run the event's job again (picked up by the running server or the next start)."""
+    from taskyard.queue.replay import replay_event
+
+    try:
+        workflow = replay_event(_store(config, database_url), event_id)
+    except NotFound as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        _print_json({"event_id": event_id, "workflow_id": workflow, "queued": True})
+    else:
+        out.print(f"event {event_id} queued again as {workflow}")
+
+
+# --- dead letters -------------------------------------------------------------------------
+
+
+def letter_json(d: DeadLetter) -> dict[str, Any]:
+    return {"id": d.id, "job": d.job, "ref": d.ref, "event_id": d.ref, "error": d.error,
+            "attempts": d.attempts, "failed_at": _iso(d.failed_at), "status": str(d.status),
+            "earlier_failures": d.replays, "auto_retry_at": _iso(d.auto_retry_at),
+            "replayed_at": _iso(d.replayed_at)}
+
+
+@dlq_app.command("list")
+def dlq_list(
+    status: Annotated[str, typer.Option(help="open, replayed or all.")] = "open",
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None,
+) -> None:
+    """Dead letters, newest first."""
+    if status not in ("open", "replayed", "all"):
+        raise _fail("--status must be open, replayed or all", 2)
+    letters = _store(config, database_url).list_dead_letters(
+        None if status == "all" else status, limit)
+    if as_json:
+        _print_json([letter_json(d) for d in letters])
+        return
+    table = Table("id", "failed", "job", "event", "attempts", "status", "error")
+    for d in letters:
+        table.add_row(d.id, _iso(d.failed_at), d.job, d.ref, str(d.attempts), str(d.status),
+                      d.error[:80])
+    out.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(letter_id: str, as_json: JsonOpt = False, config: ConfigOpt = None,
+               database_url: DbOpt = None) -> None:
+    """Run a dead letter's job again, once."""
+    from taskyard.queue.replay import replay_dead_letter
+
+    try:
+        workflow = replay_dead_letter(_store(config, database_url), letter_id, time.time())
+    except NotFound as exc:
+        raise _fail(str(exc)) from exc
+    if workflow is None:
+        raise _fail(f"dead letter {letter_id} was already replayed")
+    if as_json:
+        _print_json({"id": letter_id, "workflow_id": workflow, "queued": True})
+    else:
+        out.print(f"dead letter {letter_id} queued again as {workflow}")
+
+
+def main() -> None:
+    try:
+        app()
+    except TaskyardError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)

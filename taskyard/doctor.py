@@ -1,0 +1,39 @@
+"""`taskyard doctor`: what is configured and whether it works, without printing secrets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from taskyard.config import BUILTIN_SOURCES, Settings
+from taskyard.exceptions import TaskyardError
+from taskyard.store import SQLStore
+from taskyard.store.backends import redact_url
+
+
+def run_checks(settings: Settings) -> Iterator[tuple[bool, str]]:
+    home = settings.home.resolve()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        writable = os.access(home, os.W_OK)
+    except OSError:
+        writable = False
+    yield writable, f"data directory {home} is writable"
+    url = redact_url(settings.store_url)
+    try:
+        store = SQLStore.open(settings.store_url)
+        store.ping()
+        store.close()
+        yield True, f"database {url} answers"
+    except TaskyardError as exc:
+        yield False, f"database {url}: {exc}"
+    enabled = [s for s in BUILTIN_SOURCES if settings.source(s).enabled]
+    enabled += [f"generic/{n}" for n, c in settings.generic.items() if c.enabled]
+    yield bool(enabled), "enabled sources: " + (", ".join(enabled) or
+                                                "none (set TASKYARD_<SOURCE>_SECRET)")
+    for name in BUILTIN_SOURCES:
+        cfg = settings.source(name)
+        if cfg.enabled:
+            limit = cfg.rate_limit_per_hour or "no limit"
+            yield True, (f"{name}: {len(cfg.secrets)} secret(s), rate limit {limit}/h, "
+                         f"allowlist {', '.join(map(str, cfg.allow_ips)) or 'any address'}")

@@ -1,0 +1,89 @@
+"""Every Prometheus metric taskyard exposes, defined in one place, and the logging setup."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+EVENT_STATES = ("received", "queued", "processing", "processed", "dead")
+
+
+class _QueueDepth(Collector):
+    """Queue depth by state, read from the store at scrape time (cached for a second)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+        self._cache: tuple[float, dict[str, int]] = (0.0, {})
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.monotonic()
+        if now - self._cache[0] > 1.0:
+            self._cache = (now, self._counts())
+        family = GaugeMetricFamily("taskyard_queue_depth", "Events by pipeline state.",
+                                   labels=["state"])
+        for state in EVENT_STATES:
+            family.add_metric([state], self._cache[1].get(state, 0))
+        yield family
+
+
+class Metrics:
+    """One registry per server, so tests can run several side by side."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.webhooks_received = Counter(
+            "taskyard_webhooks_received_total",
+            "Webhook deliveries by source and outcome (accepted, duplicate, or the refusal reason).",
+            ["source", "outcome"], registry=self.registry)
+        self.intake_latency = Histogram(
+            "taskyard_intake_latency_seconds", "Time from request start to answer, by source.",
+            ["source"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.jobs = Counter(
+            "taskyard_jobs_total", "Finished jobs by name and result (processed, dead).",
+            ["job", "result"], registry=self.registry)
+
+    def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(_QueueDepth(counts))
+
+
+# --- logging ------------------------------------------------------------------------------
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+SECRET_WORDS = ("secret", "token", "password", "authorization", "signature", "key")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": round(record.created, 3), "level": record.levelname,
+            "logger": record.name, "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = "[redacted]" if any(w in key.lower() for w in SECRET_WORDS) else value
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(data, default=str).decode()
+
+
+def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

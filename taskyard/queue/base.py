@@ -1,0 +1,24 @@
+"""The queue interface: durable jobs with priority, idempotent by workflow id."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from taskyard.store.base import Dispatch
+
+
+class JobQueue(abc.ABC):
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Begin running queued jobs (and recover this worker's interrupted ones)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    def enqueue(self, job: str, dispatches: Sequence[Dispatch]) -> None:
+        """Queue each dispatch; a workflow id seen before is not queued again. Thread-safe."""
+
+    def recover(self, worker_ids: Sequence[str]) -> None:  # noqa: B027
+        """Take over the interrupted jobs of workers that died."""

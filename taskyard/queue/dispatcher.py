@@ -1,0 +1,109 @@
+"""The hand-off from taskyard's own `events` table (the outbox) to the queue.
+
+Intake commits events and returns; the dispatcher takes events still `received`, queues each
+under its workflow id (so repeating a hand-off after a crash queues nothing twice), then marks
+them `queued`. It also replays dead letters that are due, drops expired dedup keys, and keeps
+this worker's heartbeat, taking over the jobs of workers that went silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from taskyard.config import QueueConfig
+from taskyard.exceptions import StoreError
+from taskyard.queue.base import JobQueue
+from taskyard.queue.jobs import ROUTE_JOB
+from taskyard.queue.replay import replay_dead_letter
+from taskyard.store.base import Store
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_SECONDS = 60.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        queue: JobQueue,
+        config: QueueConfig,
+        worker_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.config = config
+        self.worker_id = worker_id
+        self.clock = clock
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def notify(self) -> None:
+        """New events were stored: dispatch now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+                       asyncio.create_task(self._liveness_loop(), name="liveness")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def dispatch_once(self) -> int:
+        """Hand one batch to the queue; return how many events it held."""
+        batch = self.store.events_to_dispatch(self.config.dispatch_batch)
+        if batch:
+            self.queue.enqueue(ROUTE_JOB, batch)
+            self.store.mark_dispatched(batch)
+        return len(batch)
+
+    def housekeeping(self) -> None:
+        now = self.clock()
+        for letter in self.store.due_dead_letters(now, 100):
+            if replay_dead_letter(self.store, letter.id, now):
+                log.info("dead letter retried automatically",
+                         extra={"dead_letter": letter.id, "ref": letter.ref})
+        self.store.delete_expired_dedup(now)
+
+    async def _dispatch_loop(self) -> None:
+        last_housekeeping = 0.0
+        while True:
+            try:
+                if self.clock() - last_housekeeping > HOUSEKEEPING_SECONDS:
+                    await asyncio.to_thread(self.housekeeping)
+                    last_housekeeping = self.clock()
+                if await asyncio.to_thread(self.dispatch_once) == self.config.dispatch_batch:
+                    continue
+            except StoreError as exc:
+                log.error("dispatch failed; will retry", extra={"error": str(exc)})
+            await self._wait(1.0)
+
+    async def _wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        self._wakeup.clear()
+
+    def beat(self) -> list[str]:
+        """Record that this worker lives; take over the jobs of workers silent too long."""
+        now = self.clock()
+        self.store.heartbeat(self.worker_id, now)
+        dead = self.store.claim_stale_workers(self.worker_id, now - self.config.dead_after_seconds)
+        if dead:
+            self.queue.recover(dead)
+        return dead
+
+    async def _liveness_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.beat)
+            except StoreError as exc:
+                log.error("heartbeat failed", extra={"error": str(exc)})
+            await asyncio.sleep(self.config.heartbeat_seconds)

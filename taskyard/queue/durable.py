@@ -1,0 +1,115 @@
+"""The durable queue on DBOS Transact: each job is a workflow whose attempts are checkpointed.
+
+DBOS keeps one instance per process, so this module holds the process's `JobRuntime` while the
+queue runs; nothing else here is global. Only ids and small JSON values cross into workflows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos._serialization import DBOSPortableJSONSerializer
+
+from taskyard.exceptions import TaskyardError
+from taskyard.queue.base import JobQueue
+from taskyard.queue.jobs import JobRuntime, Outcome, dead_letter, execute_attempt, run_attempts
+from taskyard.store.base import Dispatch
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "taskyard-jobs"
+APP_NAME = "taskyard"
+APP_VERSION = "taskyard-1"  # bump only when the workflow's step sequence changes
+
+_runtime: JobRuntime | None = None
+
+
+def _rt() -> JobRuntime:
+    if _runtime is None:
+        raise TaskyardError("the durable queue is not running in this process")
+    return _runtime
+
+
+@DBOS.step(name="taskyard.attempt")
+async def _attempt_step(job: str, ref: str, number: int) -> dict[str, Any]:
+    return (await execute_attempt(_rt(), job, ref, number)).to_json()
+
+
+@DBOS.step(name="taskyard.dead_letter")
+async def _dead_letter_step(job: str, ref: str, attempts: int, error: str) -> str:
+    return await dead_letter(_rt(), job, ref, attempts, error)
+
+
+@DBOS.workflow(name="taskyard.job")
+async def job_workflow(job: str, ref: str) -> str:
+    async def attempt(number: int) -> Outcome:
+        return Outcome.from_json(await _attempt_step(job, ref, number))
+
+    async def bury(attempts: int, error: str) -> str:
+        return await _dead_letter_step(job, ref, attempts, error)
+
+    return await run_attempts(_rt().retry, attempt, DBOS.sleep_async, bury)
+
+
+def system_database_url(store_url: str, home_queue_db: str) -> str:
+    """DBOS keeps its tables beside ours on PostgreSQL, in its own file on SQLite."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if store_url.startswith(prefix):
+            return "postgresql+psycopg://" + store_url.removeprefix(prefix)
+    return f"sqlite:///{home_queue_db}"
+
+
+class DurableQueue(JobQueue):
+    def __init__(
+        self,
+        runtime: JobRuntime,
+        system_url: str,
+        executor_id: str,
+        concurrency: int,
+        polling_interval_sec: float,
+    ) -> None:
+        self.runtime = runtime
+        self.system_url = system_url
+        self.executor_id = executor_id
+        self.concurrency = concurrency
+        self.polling_interval_sec = polling_interval_sec
+        self._queue: Any = None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._launch)
+
+    def _launch(self) -> None:
+        global _runtime
+        if _runtime is not None:
+            raise TaskyardError("a durable queue is already running in this process")
+        _runtime = self.runtime
+        DBOS(config={
+            "name": APP_NAME, "system_database_url": self.system_url,
+            "executor_id": self.executor_id, "application_version": APP_VERSION,
+            "serializer": DBOSPortableJSONSerializer(), "log_level": "WARNING",
+        })
+        DBOS.launch()
+        self._queue = DBOS.register_queue(
+            QUEUE_NAME, worker_concurrency=self.concurrency,
+            polling_interval_sec=self.polling_interval_sec, on_conflict="always_update")
+        log.info("durable queue started", extra={"executor_id": self.executor_id})
+
+    async def stop(self) -> None:
+        global _runtime
+        await asyncio.to_thread(DBOS.destroy)
+        _runtime = None
+
+    def enqueue(self, job: str, dispatches: Sequence[Dispatch]) -> None:
+        for d in dispatches:
+            with SetWorkflowID(d.workflow_id), SetEnqueueOptions(priority=d.priority + 1):
+                self._queue.enqueue(job_workflow, job, d.event_id)
+
+    def recover(self, worker_ids: Sequence[str]) -> None:
+        if worker_ids:
+            handles = DBOS._recover_pending_workflows(list(worker_ids))
+            log.warning("recovered jobs of silent workers",
+                        extra={"workers": list(worker_ids), "jobs": len(handles)})

@@ -1,0 +1,46 @@
+"""The HTTP surface: webhooks (the hot path, routed first), health, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from taskyard.exceptions import StoreError
+from taskyard.intake.app import IntakeApp
+from taskyard.observe import Metrics
+from taskyard.store.base import Store
+
+
+def build_app(store: Store, metrics: Metrics, intake: IntakeApp) -> Any:
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(store.ping), timeout=5.0)
+        except (StoreError, TimeoutError) as exc:
+            return JSONResponse({"ready": False, "error": str(exc) or "store timed out"}, 503)
+        return JSONResponse({"ready": True})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        data = await asyncio.to_thread(generate_latest, metrics.registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    rest = Starlette(routes=[
+        Route("/healthz", healthz), Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+    ])
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):
+            await intake(scope, receive, send)
+        else:
+            await rest(scope, receive, send)
+
+    return app
