@@ -179,24 +179,24 @@ class _PgTx(Tx):
 
     def execute(self, sql: str, params: Params | None = None) -> int:
         with self._conn.cursor() as cur:
-            cur.execute(to_pyformat(sql), params or {})  # type: ignore[arg-type]
+            cur.execute(to_pyformat(sql), params or {})
             return cur.rowcount
 
     def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
         with self._conn.cursor() as cur:
-            cur.execute(to_pyformat(sql), params or {})  # type: ignore[arg-type]
+            cur.execute(to_pyformat(sql), params or {})
             return list(cur.fetchall())
 
     def executemany(self, sql: str, params: Sequence[Params]) -> None:
         with self._conn.cursor() as cur:
-            cur.executemany(to_pyformat(sql), params)  # type: ignore[arg-type]
+            cur.executemany(to_pyformat(sql), params)
 
     def executemany_returning(self, sql: str, params: Sequence[Params]) -> list[Row | None]:
         out: list[Row | None] = []
         if not params:
             return out
         with self._conn.cursor() as cur:
-            cur.executemany(to_pyformat(sql), params, returning=True)  # type: ignore[arg-type]
+            cur.executemany(to_pyformat(sql), params, returning=True)
             while True:
                 out.append(cur.fetchone())
                 if not cur.nextset():
@@ -205,7 +205,7 @@ class _PgTx(Tx):
 
     def executescript(self, sql: str) -> None:
         for statement in _split_statements(sql):
-            self._conn.execute(statement)  # type: ignore[call-overload]
+            self._conn.execute(statement)
 
 
 class PostgresBackend(Backend):
@@ -215,7 +215,7 @@ class PostgresBackend(Backend):
     def __init__(self, conninfo: str, max_size: int = 8) -> None:
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[dict[str, Any]]] = (
             psycopg_pool.ConnectionPool(
-                conninfo, min_size=1, max_size=max_size, open=False, timeout=5.0,
+                conninfo, min_size=1, max_size=max_size, open=False, timeout=3.0, reconnect_timeout=3600.0,
                 kwargs={"row_factory": dict_row, "connect_timeout": 5},
                 check=psycopg_pool.ConnectionPool.check_connection,
             ))
@@ -245,7 +245,8 @@ class PostgresBackend(Backend):
 
     def index_names(self) -> set[str]:
         with self.transaction() as tx:
-            rows = tx.fetchall("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+            rows = tx.fetchall(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
         return {r["indexname"] for r in rows if not r["indexname"].endswith("_pkey")}
 
     def close(self) -> None:
