@@ -27,10 +27,14 @@ app.add_typer(dlq_app, name="dlq")
 out = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="taskyard.yaml to read.",
-                                                 envvar="TASKYARD_CONFIG")]
-DbOpt = Annotated[str | None, typer.Option("--database-url", help="postgresql://… (default: "
-                                            "SQLite under $TASKYARD_HOME).")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="taskyard.yaml to read.", envvar="TASKYARD_CONFIG"),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="postgresql://… (default: SQLite under $TASKYARD_HOME)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -52,8 +56,11 @@ def serve(
     database_url: DbOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    verify_only: Annotated[bool, typer.Option(
-        "--verify-only", hidden=True, help="Benchmarks only: verify and answer, store nothing.")
+    verify_only: Annotated[
+        bool,
+        typer.Option(
+            "--verify-only", hidden=True, help="Benchmarks only: verify and answer, store nothing."
+        ),
     ] = False,
 ) -> None:
     """Run everything in one process: webhooks, dispatcher, workers."""
@@ -102,8 +109,9 @@ def doctor(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
 
 @app.command()
 def send(
-    source: Annotated[str, typer.Argument(help="github, linear, slack, sentry, discord or "
-                                                "generic/NAME.")],
+    source: Annotated[
+        str, typer.Argument(help="github, linear, slack, sentry, discord or generic/NAME.")
+    ],
     payload: Annotated[Path, typer.Argument(help="The payload file, sent as it is.")],
     url: Annotated[str | None, typer.Option(help="Server base URL or full webhook URL.")] = None,
     event: Annotated[str | None, typer.Option(help="GitHub event name / Sentry resource.")] = None,
@@ -114,8 +122,9 @@ def send(
 
     s = settings_from(config)
     try:
-        status, body = post_signed(s, source, payload.read_bytes(), url=url, event=event,
-                                   environ=os.environ)
+        status, body = post_signed(
+            s, source, payload.read_bytes(), url=url, event=event, environ=os.environ
+        )
     except (SendError, OSError, httpx.HTTPError) as exc:
         raise _fail(str(exc)) from exc
     out.print(f"{status} {body.decode(errors='replace')}")
@@ -137,11 +146,21 @@ def _iso(ts: float | None) -> str | None:
 
 def event_json(e: Event, with_body: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": e.id, "source": e.source, "type": e.type, "delivery_id": e.delivery_id,
-        "subject": e.subject, "actor": e.actor, "priority": e.priority.name,
-        "status": str(e.status), "attempts": e.attempts, "error": e.error,
-        "received_at": _iso(e.received_at), "processed_at": _iso(e.processed_at),
-        "content_hash": e.content_hash, "size": len(e.body)}
+        "id": e.id,
+        "source": e.source,
+        "type": e.type,
+        "delivery_id": e.delivery_id,
+        "subject": e.subject,
+        "actor": e.actor,
+        "priority": e.priority.name,
+        "status": str(e.status),
+        "attempts": e.attempts,
+        "error": e.error,
+        "received_at": _iso(e.received_at),
+        "processed_at": _iso(e.processed_at),
+        "content_hash": e.content_hash,
+        "size": len(e.body),
+    }
     if with_body:
         data["headers"] = e.headers
         try:
@@ -161,7 +180,9 @@ def events_list(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     type_: Annotated[str | None, typer.Option("--type", help="Only this event type.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
-    as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
 ) -> None:
     """The newest events first."""
     from taskyard.store import EventFilter
@@ -173,14 +194,16 @@ def events_list(
         return
     table = Table("id", "received", "type", "subject", "priority", "status")
     for e in found:
-        table.add_row(e.id, _iso(e.received_at), e.type, e.subject or "", e.priority.name,
-                      str(e.status))
+        table.add_row(
+            e.id, _iso(e.received_at), e.type, e.subject or "", e.priority.name, str(e.status)
+        )
     out.print(table)
 
 
 @events_app.command("show")
-def events_show(event_id: str, as_json: JsonOpt = False, config: ConfigOpt = None,
-                database_url: DbOpt = None) -> None:
+def events_show(
+    event_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
+) -> None:
     """One event with its headers and raw body."""
     try:
         e = _store(config, database_url).get_event(event_id)
@@ -195,8 +218,9 @@ def events_show(event_id: str, as_json: JsonOpt = False, config: ConfigOpt = Non
 
 
 @events_app.command("replay")
-def events_replay(event_id: str, as_json: JsonOpt = False, config: ConfigOpt = None,
-                  database_url: DbOpt = None) -> None:
+def events_replay(
+    event_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
+) -> None:
     """Run the event's job again (picked up by the running server or the next start)."""
     from taskyard.queue.replay import replay_event
 
@@ -214,36 +238,50 @@ def events_replay(event_id: str, as_json: JsonOpt = False, config: ConfigOpt = N
 
 
 def letter_json(d: DeadLetter) -> dict[str, Any]:
-    return {"id": d.id, "job": d.job, "ref": d.ref, "event_id": d.ref, "error": d.error,
-            "attempts": d.attempts, "failed_at": _iso(d.failed_at), "status": str(d.status),
-            "earlier_failures": d.replays, "auto_retry_at": _iso(d.auto_retry_at),
-            "replayed_at": _iso(d.replayed_at)}
+    return {
+        "id": d.id,
+        "job": d.job,
+        "ref": d.ref,
+        "event_id": d.ref,
+        "error": d.error,
+        "attempts": d.attempts,
+        "failed_at": _iso(d.failed_at),
+        "status": str(d.status),
+        "earlier_failures": d.replays,
+        "auto_retry_at": _iso(d.auto_retry_at),
+        "replayed_at": _iso(d.replayed_at),
+    }
 
 
 @dlq_app.command("list")
 def dlq_list(
     status: Annotated[str, typer.Option(help="open, replayed or all.")] = "open",
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
-    as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
 ) -> None:
     """Dead letters, newest first."""
     if status not in ("open", "replayed", "all"):
         raise _fail("--status must be open, replayed or all", 2)
     letters = _store(config, database_url).list_dead_letters(
-        None if status == "all" else status, limit)
+        None if status == "all" else status, limit
+    )
     if as_json:
         _print_json([letter_json(d) for d in letters])
         return
     table = Table("id", "failed", "job", "event", "attempts", "status", "error")
     for d in letters:
-        table.add_row(d.id, _iso(d.failed_at), d.job, d.ref, str(d.attempts), str(d.status),
-                      d.error[:80])
+        table.add_row(
+            d.id, _iso(d.failed_at), d.job, d.ref, str(d.attempts), str(d.status), d.error[:80]
+        )
     out.print(table)
 
 
 @dlq_app.command("replay")
-def dlq_replay(letter_id: str, as_json: JsonOpt = False, config: ConfigOpt = None,
-               database_url: DbOpt = None) -> None:
+def dlq_replay(
+    letter_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
+) -> None:
     """Run a dead letter's job again, once."""
     from taskyard.queue.replay import replay_dead_letter
 

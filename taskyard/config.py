@@ -85,19 +85,44 @@ class PriorityRule(_Frozen):
 
 def default_priority_rules() -> tuple[PriorityRule, ...]:
     rules: list[dict[str, Any]] = [
-        {"name": "sentry-level", "source": "sentry", "path": "data.issue.level",
-         "map": {"fatal": "P0", "error": "P1", "warning": "P2", "info": "P3", "debug": "P3"}},
-        {"name": "sentry-alert-level", "source": "sentry", "path": "data.event.level",
-         "map": {"fatal": "P0", "error": "P1", "warning": "P2", "info": "P3", "debug": "P3"}},
-        {"name": "sentry-metric-critical", "source": "sentry", "type": "sentry:metric_alert.critical",
-         "path": "action", "equals": "critical", "priority": "P1"},
-        {"name": "linear-priority", "source": "linear", "path": "data.priority",
-         "map": {"1": "P0", "2": "P1", "3": "P2", "4": "P3"}},
+        {
+            "name": "sentry-level",
+            "source": "sentry",
+            "path": "data.issue.level",
+            "map": {"fatal": "P0", "error": "P1", "warning": "P2", "info": "P3", "debug": "P3"},
+        },
+        {
+            "name": "sentry-alert-level",
+            "source": "sentry",
+            "path": "data.event.level",
+            "map": {"fatal": "P0", "error": "P1", "warning": "P2", "info": "P3", "debug": "P3"},
+        },
+        {
+            "name": "sentry-metric-critical",
+            "source": "sentry",
+            "type": "sentry:metric_alert.critical",
+            "path": "action",
+            "equals": "critical",
+            "priority": "P1",
+        },
+        {
+            "name": "linear-priority",
+            "source": "linear",
+            "path": "data.priority",
+            "map": {"1": "P0", "2": "P1", "3": "P2", "4": "P3"},
+        },
     ]
     for label, level in (("P0", "P0"), ("P1", "P1"), ("P2", "P2"), ("P3", "P3"), ("bug", "P1")):
         for holder in ("issue", "pull_request"):
-            rules.append({"name": f"github-label-{label}-{holder}", "source": "github",
-                          "path": f"{holder}.labels[].name", "contains": label, "priority": level})
+            rules.append(
+                {
+                    "name": f"github-label-{label}-{holder}",
+                    "source": "github",
+                    "path": f"{holder}.labels[].name",
+                    "contains": label,
+                    "priority": level,
+                }
+            )
     return tuple(PriorityRule.model_validate(r) for r in rules)
 
 
@@ -178,14 +203,20 @@ def _split_secrets(raw: str) -> tuple[str, ...]:
 def _merge_source(data: dict[str, Any], key: str, name: str, secrets: tuple[str, ...]) -> None:
     section = data.setdefault(key, {})
     entry = dict(section.get(name) or {})
-    entry["secrets"] = tuple(secrets) + tuple(s for s in entry.get("secrets", ()) if s not in secrets)
+    entry["secrets"] = tuple(secrets) + tuple(
+        s for s in entry.get("secrets", ()) if s not in secrets
+    )
     section[name] = entry
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    scalars = {"TASKYARD_HOME": "home", "TASKYARD_DATABASE_URL": "database_url",
-               "TASKYARD_WORKER_ID": "worker_id", "TASKYARD_LOG_LEVEL": "log_level",
-               "TASKYARD_LOG_FORMAT": "log_format"}
+    scalars = {
+        "TASKYARD_HOME": "home",
+        "TASKYARD_DATABASE_URL": "database_url",
+        "TASKYARD_WORKER_ID": "worker_id",
+        "TASKYARD_LOG_LEVEL": "log_level",
+        "TASKYARD_LOG_FORMAT": "log_format",
+    }
     for env, key in scalars.items():
         if environ.get(env):
             data[key] = environ[env]

@@ -29,11 +29,18 @@ def run_checks(settings: Settings) -> Iterator[tuple[bool, str]]:
         yield False, f"database {url}: {exc}"
     enabled = [s for s in BUILTIN_SOURCES if settings.source(s).enabled]
     enabled += [f"generic/{n}" for n, c in settings.generic.items() if c.enabled]
-    yield bool(enabled), "enabled sources: " + (", ".join(enabled) or
-                                                "none (set TASKYARD_<SOURCE>_SECRET)")
+    yield (
+        bool(enabled),
+        "enabled sources: " + (", ".join(enabled) or "none (set TASKYARD_<SOURCE>_SECRET)"),
+    )
     for name in BUILTIN_SOURCES:
         cfg = settings.source(name)
         if cfg.enabled:
             limit = cfg.rate_limit_per_hour or "no limit"
-            yield True, (f"{name}: {len(cfg.secrets)} secret(s), rate limit {limit}/h, "
-                         f"allowlist {', '.join(map(str, cfg.allow_ips)) or 'any address'}")
+            yield (
+                True,
+                (
+                    f"{name}: {len(cfg.secrets)} secret(s), rate limit {limit}/h, "
+                    f"allowlist {', '.join(map(str, cfg.allow_ips)) or 'any address'}"
+                ),
+            )

@@ -28,8 +28,9 @@ class _QueueDepth(Collector):
         now = time.monotonic()
         if now - self._cache[0] > 1.0:
             self._cache = (now, self._counts())
-        family = GaugeMetricFamily("taskyard_queue_depth", "Events by pipeline state.",
-                                   labels=["state"])
+        family = GaugeMetricFamily(
+            "taskyard_queue_depth", "Events by pipeline state.", labels=["state"]
+        )
         for state in EVENT_STATES:
             family.add_metric([state], self._cache[1].get(state, 0))
         yield family
@@ -42,14 +43,23 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.webhooks_received = Counter(
             "taskyard_webhooks_received_total",
-            "Webhook deliveries by source and outcome (accepted, duplicate, or the refusal reason).",
-            ["source", "outcome"], registry=self.registry)
+            "Webhook deliveries by source and outcome (accepted, duplicate, or why refused).",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
         self.intake_latency = Histogram(
-            "taskyard_intake_latency_seconds", "Time from request start to answer, by source.",
-            ["source"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            "taskyard_intake_latency_seconds",
+            "Time from request start to answer, by source.",
+            ["source"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.jobs = Counter(
-            "taskyard_jobs_total", "Finished jobs by name and result (processed, dead).",
-            ["job", "result"], registry=self.registry)
+            "taskyard_jobs_total",
+            "Finished jobs by name and result (processed, dead).",
+            ["job", "result"],
+            registry=self.registry,
+        )
 
     def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepth(counts))
@@ -66,8 +76,10 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "time": round(record.created, 3), "level": record.levelname,
-            "logger": record.name, "message": record.getMessage(),
+            "time": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):

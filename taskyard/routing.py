@@ -16,5 +16,7 @@ log = logging.getLogger(__name__)
 
 async def route_event(ctx: JobContext) -> None:
     event = await asyncio.to_thread(ctx.store.get_event, ctx.ref)
-    log.info("event routed", extra={"event_id": event.id, "type": event.type, "routes": 0,
-                                    "attempt": ctx.attempt})
+    log.info(
+        "event routed",
+        extra={"event_id": event.id, "type": event.type, "routes": 0, "attempt": ctx.attempt},
+    )

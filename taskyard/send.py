@@ -15,12 +15,23 @@ from taskyard.intake import make_adapter
 
 # GitHub and Sentry name the event in a header the payload cannot always tell; a guess by the
 # payload's keys is used only when --event is not given (first match wins).
-_GITHUB_GUESS = (("zen", "ping"), ("review", "pull_request_review"), ("commits", "push"),
-                 ("check_run", "check_run"), ("pull_request", "pull_request"),
-                 ("comment", "issue_comment"), ("issue", "issues"),
-                 ("installation", "installation"))
-_SENTRY_GUESS = (("metric_alert", "metric_alert"), ("event", "event_alert"),
-                 ("comment", "comment"), ("issue", "issue"), ("installation", "installation"))
+_GITHUB_GUESS = (
+    ("zen", "ping"),
+    ("review", "pull_request_review"),
+    ("commits", "push"),
+    ("check_run", "check_run"),
+    ("pull_request", "pull_request"),
+    ("comment", "issue_comment"),
+    ("issue", "issues"),
+    ("installation", "installation"),
+)
+_SENTRY_GUESS = (
+    ("metric_alert", "metric_alert"),
+    ("event", "event_alert"),
+    ("comment", "comment"),
+    ("issue", "issue"),
+    ("installation", "installation"),
+)
 
 
 class SendError(TaskyardError):
@@ -68,12 +79,21 @@ def target_url(settings: Settings, source: str, url: str | None) -> str:
     return url.rstrip("/") + f"/webhooks/{source}"
 
 
-def post_signed(settings: Settings, source: str, body: bytes, *, url: str | None,
-                event: str | None, environ: Mapping[str, str]) -> tuple[int, bytes]:
+def post_signed(
+    settings: Settings,
+    source: str,
+    body: bytes,
+    *,
+    url: str | None,
+    event: str | None,
+    environ: Mapping[str, str],
+) -> tuple[int, bytes]:
     key = "generic:" + source.split("/", 1)[1] if source.startswith("generic/") else source
     adapter = make_adapter(key)
-    signed = adapter.sign(_secret(settings, key, environ), body, time.time(),
-                          _event_headers(key, body, event))
-    response = httpx.post(target_url(settings, source, url), content=signed.body,
-                          headers=signed.headers, timeout=30.0)
+    signed = adapter.sign(
+        _secret(settings, key, environ), body, time.time(), _event_headers(key, body, event)
+    )
+    response = httpx.post(
+        target_url(settings, source, url), content=signed.body, headers=signed.headers, timeout=30.0
+    )
     return response.status_code, response.content

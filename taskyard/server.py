@@ -70,20 +70,32 @@ async def running(settings: Settings, role: str, intake: bool) -> AsyncIterator[
     metrics.watch_queue(store.count_events)
     runtime = JobRuntime(store, load_handlers(settings), settings.queue.retry)
     queue = DurableQueue(
-        runtime, system_database_url(settings.store_url, str((settings.home / "queue.db").resolve())),
-        executor.value, settings.queue.concurrency, settings.queue.polling_interval_sec)
-    await asyncio.to_thread(store.register_worker, executor.value, role, socket.gethostname(),
-                            os.getpid(), time.time())
+        runtime,
+        system_database_url(settings.store_url, str((settings.home / "queue.db").resolve())),
+        executor.value,
+        settings.queue.concurrency,
+        settings.queue.polling_interval_sec,
+    )
+    await asyncio.to_thread(
+        store.register_worker, executor.value, role, socket.gethostname(), os.getpid(), time.time()
+    )
     await queue.start()
     dispatcher = Dispatcher(store, queue, settings.queue, executor.value)
     await dispatcher.start()
     writer = None
     if intake:
-        writer = EventWriter(store, settings.intake.write_batch_max,
-                             on_commit=lambda n: dispatcher.notify())
+        writer = EventWriter(
+            store, settings.intake.write_batch_max, on_commit=lambda n: dispatcher.notify()
+        )
         await writer.start()
-    log.info("taskyard running", extra={"role": role, "executor_id": executor.value,
-                                        "database": redact_url(settings.store_url)})
+    log.info(
+        "taskyard running",
+        extra={
+            "role": role,
+            "executor_id": executor.value,
+            "database": redact_url(settings.store_url),
+        },
+    )
     try:
         yield Services(store, metrics, dispatcher, queue, writer)
     finally:
@@ -99,12 +111,20 @@ async def serve(settings: Settings, verify_only: bool = False) -> None:
     async with running(settings, "serve", intake=True) as services:
         intake = IntakeApp(settings, services.writer, services.metrics, verify_only=verify_only)
         app = build_app(services.store, services.metrics, intake)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, access_log=False,
-                                log_config=None, lifespan="off", http="auto",
-                                timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_config=None,
+            lifespan="off",
+            http="auto",
+            timeout_graceful_shutdown=5,
+        )
         enabled = sorted(s.name for s in intake.sources.values())
-        log.info("listening", extra={"host": settings.host, "port": settings.port,
-                                     "sources": enabled})
+        log.info(
+            "listening", extra={"host": settings.host, "port": settings.port, "sources": enabled}
+        )
         await uvicorn.Server(config).serve()
 
 

@@ -49,9 +49,14 @@ class Signed:
 
 
 class SourceAdapter(abc.ABC):
-    name: ClassVar[str]
+    # The event source (`Event.source`): a class constant, except per-instance for generic sources.
+    name: str
     # Header names (lower case) removed before the headers are stored.
     signature_headers: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, max_skew_seconds: float | None = None) -> None:
+        """`max_skew_seconds`: the replay window; None = the platform's own."""
+        self.max_skew_seconds = max_skew_seconds
 
     @abc.abstractmethod
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[str], now: float) -> None:

@@ -9,6 +9,7 @@ this worker's heartbeat, taking over the jobs of workers that went silent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -47,8 +48,10 @@ class Dispatcher:
         self._wakeup.set()
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._dispatch_loop(), name="dispatch"),
-                       asyncio.create_task(self._liveness_loop(), name="liveness")]
+        self._tasks = [
+            asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+            asyncio.create_task(self._liveness_loop(), name="liveness"),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -67,8 +70,10 @@ class Dispatcher:
         now = self.clock()
         for letter in self.store.due_dead_letters(now, 100):
             if replay_dead_letter(self.store, letter.id, now):
-                log.info("dead letter retried automatically",
-                         extra={"dead_letter": letter.id, "ref": letter.ref})
+                log.info(
+                    "dead letter retried automatically",
+                    extra={"dead_letter": letter.id, "ref": letter.ref},
+                )
         self.store.delete_expired_dedup(now)
 
     async def _dispatch_loop(self) -> None:
@@ -85,10 +90,8 @@ class Dispatcher:
             await self._wait(1.0)
 
     async def _wait(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
         self._wakeup.clear()
 
     def beat(self) -> list[str]:

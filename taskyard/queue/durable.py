@@ -87,15 +87,23 @@ class DurableQueue(JobQueue):
         if _runtime is not None:
             raise TaskyardError("a durable queue is already running in this process")
         _runtime = self.runtime
-        DBOS(config={
-            "name": APP_NAME, "system_database_url": self.system_url,
-            "executor_id": self.executor_id, "application_version": APP_VERSION,
-            "serializer": DBOSPortableJSONSerializer(), "log_level": "WARNING",
-        })
+        DBOS(
+            config={
+                "name": APP_NAME,
+                "system_database_url": self.system_url,
+                "executor_id": self.executor_id,
+                "application_version": APP_VERSION,
+                "serializer": DBOSPortableJSONSerializer(),
+                "log_level": "WARNING",
+            }
+        )
         DBOS.launch()
         self._queue = DBOS.register_queue(
-            QUEUE_NAME, worker_concurrency=self.concurrency,
-            polling_interval_sec=self.polling_interval_sec, on_conflict="always_update")
+            QUEUE_NAME,
+            worker_concurrency=self.concurrency,
+            polling_interval_sec=self.polling_interval_sec,
+            on_conflict="always_update",
+        )
         log.info("durable queue started", extra={"executor_id": self.executor_id})
 
     async def stop(self) -> None:
@@ -111,5 +119,7 @@ class DurableQueue(JobQueue):
     def recover(self, worker_ids: Sequence[str]) -> None:
         if worker_ids:
             handles = DBOS._recover_pending_workflows(list(worker_ids))
-            log.warning("recovered jobs of silent workers",
-                        extra={"workers": list(worker_ids), "jobs": len(handles)})
+            log.warning(
+                "recovered jobs of silent workers",
+                extra={"workers": list(worker_ids), "jobs": len(handles)},
+            )

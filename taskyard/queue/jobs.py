@@ -79,13 +79,22 @@ async def execute_attempt(rt: JobRuntime, job: str, ref: str, attempt: int) -> O
     try:
         await rt.handler(job)(JobContext(job, ref, attempt, rt.store))
     except PermanentError as exc:
-        log.warning("job failed permanently", extra={"job": job, "ref": ref, "attempt": attempt,
-                                                     "error": _describe(exc)})
+        log.warning(
+            "job failed permanently",
+            extra={"job": job, "ref": ref, "attempt": attempt, "error": _describe(exc)},
+        )
         return Outcome(ok=False, permanent=True, error=_describe(exc))
     except Exception as exc:  # noqa: BLE001 - any other error is recorded and retried
-        log.warning("job attempt failed", extra={"job": job, "ref": ref, "attempt": attempt,
-                                                 "error": _describe(exc),
-                                                 "trace": traceback.format_exc(limit=5)})
+        log.warning(
+            "job attempt failed",
+            extra={
+                "job": job,
+                "ref": ref,
+                "attempt": attempt,
+                "error": _describe(exc),
+                "trace": traceback.format_exc(limit=5),
+            },
+        )
         return Outcome(ok=False, permanent=False, error=_describe(exc))
     await asyncio.to_thread(rt.store.finish_event, ref, EventStatus.PROCESSED, None, rt.clock())
     return Outcome(ok=True)
@@ -97,13 +106,28 @@ async def dead_letter(rt: JobRuntime, job: str, ref: str, attempts: int, error: 
     earlier = await asyncio.to_thread(rt.store.replays_of, job, ref)
     auto = rt.retry.dlq_auto_retry_hours
     letter = DeadLetter(
-        id=new_id(), job=job, ref=ref, error=error, attempts=attempts, failed_at=now,
-        status=DeadLetterStatus.OPEN, replays=earlier,
-        auto_retry_at=now + auto * 3600 if auto > 0 and earlier == 0 else None)
+        id=new_id(),
+        job=job,
+        ref=ref,
+        error=error,
+        attempts=attempts,
+        failed_at=now,
+        status=DeadLetterStatus.OPEN,
+        replays=earlier,
+        auto_retry_at=now + auto * 3600 if auto > 0 and earlier == 0 else None,
+    )
     await asyncio.to_thread(rt.store.add_dead_letter, letter)
     await asyncio.to_thread(rt.store.finish_event, ref, EventStatus.DEAD, error, now)
-    log.error("job dead-lettered", extra={"job": job, "ref": ref, "attempts": attempts,
-                                          "dead_letter": letter.id, "error": error})
+    log.error(
+        "job dead-lettered",
+        extra={
+            "job": job,
+            "ref": ref,
+            "attempts": attempts,
+            "dead_letter": letter.id,
+            "error": error,
+        },
+    )
     return letter.id
 
 

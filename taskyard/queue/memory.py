@@ -40,10 +40,11 @@ class MemoryQueue(JobQueue):
 
     def enqueue(self, job: str, dispatches: Sequence[Dispatch]) -> None:
         for d in dispatches:
-            if d.workflow_id in self.seen:
-                continue
+
             self.seen.add(d.workflow_id)
-            heapq.heappush(self._heap, (d.priority, next(self._order), d.workflow_id, job, d.event_id))
+            heapq.heappush(
+                self._heap, (d.priority, next(self._order), d.workflow_id, job, d.event_id)
+            )
         self._wakeup.set()
 
     async def drain(self) -> None:

@@ -143,15 +143,25 @@ class SqliteBackend(Backend):
 
     def table_columns(self) -> dict[str, list[tuple[str, str, bool]]]:
         with self.transaction() as tx:
-            tables = [r["name"] for r in tx.fetchall(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
-            return {t: [(c["name"], str(c["type"]).upper(), not c["notnull"] and not c["pk"])
-                        for c in tx.fetchall(f"PRAGMA table_info({t})")] for t in sorted(tables)}
+            tables = [
+                r["name"]
+                for r in tx.fetchall(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+            return {
+                t: [
+                    (c["name"], str(c["type"]).upper(), not c["notnull"] and not c["pk"])
+                    for c in tx.fetchall(f"PRAGMA table_info({t})")
+                ]
+                for t in sorted(tables)
+            }
 
     def index_names(self) -> set[str]:
         with self.transaction() as tx:
-            rows = tx.fetchall("SELECT name FROM sqlite_master WHERE type='index' "
-                               "AND name NOT LIKE 'sqlite_%'")
+            rows = tx.fetchall(
+                "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'"
+            )
         return {r["name"] for r in rows}
 
     def close(self) -> None:
@@ -215,10 +225,16 @@ class PostgresBackend(Backend):
     def __init__(self, conninfo: str, max_size: int = 8) -> None:
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[dict[str, Any]]] = (
             psycopg_pool.ConnectionPool(
-                conninfo, min_size=1, max_size=max_size, open=False, timeout=3.0, reconnect_timeout=3600.0,
+                conninfo,
+                min_size=1,
+                max_size=max_size,
+                open=False,
+                timeout=3.0,
+                reconnect_timeout=3600.0,
                 kwargs={"row_factory": dict_row, "connect_timeout": 5},
                 check=psycopg_pool.ConnectionPool.check_connection,
-            ))
+            )
+        )
         self._pool.open(wait=False)
 
     @contextmanager
@@ -236,17 +252,20 @@ class PostgresBackend(Backend):
             rows = tx.fetchall(
                 "SELECT table_name, column_name, data_type, is_nullable FROM "
                 "information_schema.columns WHERE table_schema = current_schema() "
-                "ORDER BY table_name, ordinal_position")
+                "ORDER BY table_name, ordinal_position"
+            )
         tables: dict[str, list[tuple[str, str, bool]]] = {}
         for r in rows:
             tables.setdefault(r["table_name"], []).append(
-                (r["column_name"], r["data_type"].upper(), r["is_nullable"] == "YES"))
+                (r["column_name"], r["data_type"].upper(), r["is_nullable"] == "YES")
+            )
         return tables
 
     def index_names(self) -> set[str]:
         with self.transaction() as tx:
             rows = tx.fetchall(
-                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            )
         return {r["indexname"] for r in rows if not r["indexname"].endswith("_pkey")}
 
     def close(self) -> None:
@@ -269,7 +288,9 @@ def open_backend(url: str) -> Backend:
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return PostgresBackend("postgresql://" + url.removeprefix(prefix))
-    raise ConfigError(f"unsupported database url {redact_url(url)!r}: use sqlite:/// or postgresql://")
+    raise ConfigError(
+        f"unsupported database url {redact_url(url)!r}: use sqlite:/// or postgresql://"
+    )
 
 
 def redact_url(url: str) -> str:

@@ -32,10 +32,13 @@ def build_app(store: Store, metrics: Metrics, intake: IntakeApp) -> Any:
         data = await asyncio.to_thread(generate_latest, metrics.registry)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
-    rest = Starlette(routes=[
-        Route("/healthz", healthz), Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
-    ])
+    rest = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+        ]
+    )
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):

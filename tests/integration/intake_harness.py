@@ -42,8 +42,12 @@ def signing_secret(source: str) -> str:
 def settings_for(home: Path, store_url: str, **overrides: Any) -> Settings:
     sources: dict[str, Any] = {name: {"secrets": [s]} for name, s in SECRETS.items()}
     sources["discord"] = {"secrets": [public_key_hex(DISCORD_SEED)]}
-    data: dict[str, Any] = {"home": home, "database_url": store_url, "sources": sources,
-                            "generic": {"billing": {"secrets": [GENERIC_SECRET]}}}
+    data: dict[str, Any] = {
+        "home": home,
+        "database_url": store_url,
+        "sources": sources,
+        "generic": {"billing": {"secrets": [GENERIC_SECRET]}},
+    }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             for inner, v in value.items():
@@ -62,14 +66,25 @@ class Harness:
     metrics: Metrics
     client: httpx.AsyncClient
 
-    def signed(self, source: str, body: bytes, headers: Mapping[str, str] | None = None,
-               now: float | None = None) -> tuple[bytes, dict[str, str]]:
-        signed = make_adapter(source).sign(signing_secret(source), body,
-                                           time.time() if now is None else now, headers or {})
+    def signed(
+        self,
+        source: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        now: float | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        signed = make_adapter(source).sign(
+            signing_secret(source), body, time.time() if now is None else now, headers or {}
+        )
         return signed.body, signed.headers
 
-    async def deliver(self, source: str, body: bytes, headers: Mapping[str, str] | None = None,
-                      now: float | None = None) -> tuple[httpx.Response, bytes, dict[str, str]]:
+    async def deliver(
+        self,
+        source: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        now: float | None = None,
+    ) -> tuple[httpx.Response, bytes, dict[str, str]]:
         sent, sent_headers = self.signed(source, body, headers, now)
         return await self.post(source, sent, sent_headers), sent, sent_headers
 
@@ -82,7 +97,8 @@ class Harness:
 
     def metric(self, source: str, outcome: str) -> float:
         value = self.metrics.registry.get_sample_value(
-            "taskyard_webhooks_received_total", {"source": source, "outcome": outcome})
+            "taskyard_webhooks_received_total", {"source": source, "outcome": outcome}
+        )
         return value or 0.0
 
 

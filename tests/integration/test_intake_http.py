@@ -37,16 +37,26 @@ def shared_cases(shared: Path) -> list[tuple[str, Path, dict[str, str], str]]:
         cases.append(("github", hooks / "github" / name, {"x-github-event": event}, expected))
     for name, meta in json.loads((hooks / "sentry/index.json").read_text()).items():
         resource = meta["sentry_hook_resource"]
-        cases.append(("sentry", hooks / "sentry" / name, {"sentry-hook-resource": resource},
-                      f"sentry:{resource}.{meta['action']}"))
+        cases.append(
+            (
+                "sentry",
+                hooks / "sentry" / name,
+                {"sentry-hook-resource": resource},
+                f"sentry:{resource}.{meta['action']}",
+            )
+        )
     cases += [
         ("linear", hooks / "linear/issue.create.json", {}, "linear:Issue.create"),
         ("linear", hooks / "linear/issue.update.state_change.json", {}, "linear:Issue.update"),
         ("linear", hooks / "linear/comment.create.sdk-test.json", {}, "linear:Comment.create"),
         ("slack", hooks / "slack/url_verification.json", {}, "slack:url_verification"),
         ("discord", hooks / "discord/ping.type1.json", {}, "discord:ping"),
-        ("discord", hooks / "discord/application_command.type2.json", {},
-         "discord:application_command"),
+        (
+            "discord",
+            hooks / "discord/application_command.type2.json",
+            {},
+            "discord:application_command",
+        ),
     ]
     return cases
 
@@ -64,8 +74,13 @@ async def test_every_shared_payload_is_accepted_stored_and_queued_once(
         stored = intake.store.list_events(_filter(source, limit=1))[0]
         assert stored.type == expected_type, path.name
         assert stored.body == sent, path.name
-        assert not {"x-hub-signature-256", "linear-signature", "x-slack-signature",
-                    "sentry-hook-signature", "x-signature-ed25519"} & set(stored.headers)
+        assert not {
+            "x-hub-signature-256",
+            "linear-signature",
+            "x-slack-signature",
+            "sentry-hook-signature",
+            "x-signature-ed25519",
+        } & set(stored.headers)
         again = await intake.post(source, sent, sent_headers)
         assert again.status_code == 200, (path.name, again.text)
         if source not in ("discord", "slack"):
@@ -85,44 +100,81 @@ async def test_slack_challenge_and_discord_interaction_answers(
     intake: Harness, shared_dir: Path
 ) -> None:
     hooks = shared_dir / "webhooks"
-    response, _, _ = await intake.deliver("slack", (hooks / "slack/url_verification.json").read_bytes())
+    response, _, _ = await intake.deliver(
+        "slack", (hooks / "slack/url_verification.json").read_bytes()
+    )
     assert response.status_code == 200
     assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
-    response, _, _ = await intake.deliver("discord", (hooks / "discord/ping.type1.json").read_bytes())
+    response, _, _ = await intake.deliver(
+        "discord", (hooks / "discord/ping.type1.json").read_bytes()
+    )
     assert (response.status_code, response.json()) == (200, {"type": 1})
     command = (hooks / "discord/application_command.type2.json").read_bytes()
     response, _, _ = await intake.deliver("discord", command)
     assert (response.status_code, response.json()) == (200, {"type": 5})
-    component = json.dumps({"id": "99", "type": 3, "token": "t", "version": 1,
-                            "data": {"custom_id": "approve", "component_type": 2}}).encode()
+    component = json.dumps(
+        {
+            "id": "99",
+            "type": 3,
+            "token": "t",
+            "version": 1,
+            "data": {"custom_id": "approve", "component_type": 2},
+        }
+    ).encode()
     response, _, _ = await intake.deliver("discord", component)
     assert (response.status_code, response.json()) == (200, {"type": 6})
     assert intake.store.get_event(intake.store.list_events(_filter("discord", 1))[0].id).type == (
-        "discord:message_component")
+        "discord:message_component"
+    )
 
 
 async def test_slack_event_interaction_and_slash_command(intake: Harness) -> None:
-    message = json.dumps({
-        "token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
-        "event_id": "Ev0001", "event_time": int(time.time()),
-        "event": {"type": "message", "channel": "C0BUGS", "channel_type": "channel",
-                  "user": "U123", "text": "the login page is broken", "ts": "1.2"}}).encode()
+    message = json.dumps(
+        {
+            "token": "x",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event_id": "Ev0001",
+            "event_time": int(time.time()),
+            "event": {
+                "type": "message",
+                "channel": "C0BUGS",
+                "channel_type": "channel",
+                "user": "U123",
+                "text": "the login page is broken",
+                "ts": "1.2",
+            },
+        }
+    ).encode()
     response, _, _ = await intake.deliver("slack", message)
     assert response.status_code == 202
     assert intake.store.get_event(response.json()["event_id"]).type == "slack:message.channels"
-    interaction = "payload=" + _quote(json.dumps({
-        "type": "block_actions", "trigger_id": "13345224609.738474920.8088930838d88f008e0",
-        "user": {"id": "U123"}, "channel": {"id": "C0BUGS"}, "actions": [{"action_id": "ok"}]}))
+    interaction = "payload=" + _quote(
+        json.dumps(
+            {
+                "type": "block_actions",
+                "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+                "user": {"id": "U123"},
+                "channel": {"id": "C0BUGS"},
+                "actions": [{"action_id": "ok"}],
+            }
+        )
+    )
     response, _, _ = await intake.deliver("slack", interaction.encode())
     assert response.status_code == 200, response.text
     assert intake.store.get_event(response.json()["event_id"]).type == (
-        "slack:interaction.block_actions")
-    command = ("token=x&team_id=T1&channel_id=C0BUGS&user_id=U123&command=%2Ftaskyard"
-               "&text=triage&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+        "slack:interaction.block_actions"
+    )
+    command = (
+        "token=x&team_id=T1&channel_id=C0BUGS&user_id=U123&command=%2Ftaskyard"
+        "&text=triage&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+    )
     response, _, _ = await intake.deliver("slack", command.encode())
     assert response.status_code == 200, response.text
     assert intake.store.get_event(response.json()["event_id"]).type == (
-        "slack:slash_command.taskyard")
+        "slack:slash_command.taskyard"
+    )
 
 
 def _quote(text: str) -> str:
@@ -132,20 +184,29 @@ def _quote(text: str) -> str:
 
 
 async def test_generic_standard_webhooks(intake: Harness) -> None:
-    body = json.dumps({"type": "invoice.paid", "timestamp": "2026-11-23T10:00:00Z",
-                       "data": {"id": "inv_1"}}).encode()
+    body = json.dumps(
+        {"type": "invoice.paid", "timestamp": "2026-11-23T10:00:00Z", "data": {"id": "inv_1"}}
+    ).encode()
     response, sent, headers = await intake.deliver("generic:billing", body)
     assert response.status_code == 202, response.text
     event = intake.store.get_event(response.json()["event_id"])
     assert (event.source, event.type, event.delivery_id) == (
-        "billing", "billing:invoice.paid", headers["webhook-id"])
+        "billing",
+        "billing:invoice.paid",
+        headers["webhook-id"],
+    )
     assert (await intake.post("generic:billing", sent, headers)).json()["duplicate"] is True
 
 
 def _forge(case: str, source: str, body: bytes, headers: dict[str, str]) -> tuple[bytes, dict]:
-    sig = {"github": "x-hub-signature-256", "linear": "linear-signature",
-           "slack": "x-slack-signature", "sentry": "sentry-hook-signature",
-           "discord": "x-signature-ed25519", "generic:billing": "webhook-signature"}[source]
+    sig = {
+        "github": "x-hub-signature-256",
+        "linear": "linear-signature",
+        "slack": "x-slack-signature",
+        "sentry": "sentry-hook-signature",
+        "discord": "x-signature-ed25519",
+        "generic:billing": "webhook-signature",
+    }[source]
     headers = dict(headers)
     original = body
     if case == "missing header":
@@ -155,15 +216,20 @@ def _forge(case: str, source: str, body: bytes, headers: dict[str, str]) -> tupl
         headers[sig] = value[:-4] + ("0000" if not value.endswith("0000") else "1111")
     elif case == "one changed byte":
         index = body.index(b"e")
-        body = body[:index] + b"E" + body[index + 1:]
+        body = body[:index] + b"E" + body[index + 1 :]
     elif case == "re-serialised json":
         body = json.dumps(json.loads(body), separators=(",", ":")).encode()
         assert body != original, "re-serialising must change the bytes"
     return body, headers
 
 
-REFUSALS = ["missing header", "forged signature", "one changed byte", "re-serialised json",
-            "wrong secret"]
+REFUSALS = [
+    "missing header",
+    "forged signature",
+    "one changed byte",
+    "re-serialised json",
+    "wrong secret",
+]
 SOURCES = ["github", "linear", "slack", "sentry", "discord", "generic:billing"]
 
 
@@ -216,7 +282,9 @@ async def test_stale_timestamp_is_refused(intake: Harness, shared_dir: Path, sou
 async def test_rotation_accepts_every_configured_secret(tmp_path: Path, store_url: str) -> None:
     sources = {"github": {"secrets": ["new-secret", "gh-secret-1"]}}
     async with running_intake(tmp_path, store_url, sources=sources) as harness:
-        response, _, _ = await harness.deliver("github", b'{"zen": "hi"}', {"x-github-event": "ping"})
+        response, _, _ = await harness.deliver(
+            "github", b'{"zen": "hi"}', {"x-github-event": "ping"}
+        )
         assert response.status_code == 202
 
 
@@ -257,8 +325,9 @@ async def test_body_over_the_limit_is_413(tmp_path: Path, store_url: str) -> Non
 
 
 async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path, store_url: str) -> None:
-    async with running_intake(tmp_path, store_url,
-                              sources={"github": {"rate_limit_per_hour": 2}}) as h:
+    async with running_intake(
+        tmp_path, store_url, sources={"github": {"rate_limit_per_hour": 2}}
+    ) as h:
         codes = []
         for n in range(3):
             body = json.dumps({"zen": f"n{n}"}).encode()
@@ -271,13 +340,19 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path, store_url
 
 
 async def test_ip_allowlist(tmp_path: Path, store_url: str) -> None:
-    async with running_intake(tmp_path, store_url, sources={
+    async with running_intake(
+        tmp_path,
+        store_url,
+        sources={
             "github": {"allow_ips": ["192.30.252.0/22"]},
-            "sentry": {"allow_ips": ["127.0.0.0/8"]}}) as h:
+            "sentry": {"allow_ips": ["127.0.0.0/8"]},
+        },
+    ) as h:
         response, _, _ = await h.deliver("github", b'{"zen": "a"}', {"x-github-event": "ping"})
         assert response.status_code == 403
-        response, _, _ = await h.deliver("sentry", b'{"action": "created", "data": {}}',
-                                         {"sentry-hook-resource": "issue"})
+        response, _, _ = await h.deliver(
+            "sentry", b'{"action": "created", "data": {}}', {"sentry-hook-resource": "issue"}
+        )
         assert response.status_code == 202
         assert h.count() == 1
 
@@ -295,8 +370,11 @@ async def test_content_hash_dedup_without_delivery_id(intake: Harness) -> None:
 async def test_concurrent_duplicates_store_once(intake: Harness) -> None:
     body = b'{"zen": "race"}'
     deliveries = [str(uuid.uuid4()) for _ in range(20)]
-    signed = [intake.signed("github", body, {"x-github-event": "ping", "x-github-delivery": d})
-              for d in deliveries for _ in range(5)]
+    signed = [
+        intake.signed("github", body, {"x-github-event": "ping", "x-github-delivery": d})
+        for d in deliveries
+        for _ in range(5)
+    ]
     responses = await asyncio.gather(*(intake.post("github", b, h) for b, h in signed))
     assert sorted(r.status_code for r in responses) == [200] * 80 + [202] * 20
     assert intake.count() == 20
@@ -323,8 +401,9 @@ async def test_store_down_answers_503_and_not_ready(tmp_path: Path, pg_url: str)
         _psql(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
         _psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname='{database}'")
         try:
-            response, _, _ = await h.deliver("github", b'{"zen": "down"}',
-                                             {"x-github-event": "ping"})
+            response, _, _ = await h.deliver(
+                "github", b'{"zen": "down"}', {"x-github-event": "ping"}
+            )
             assert response.status_code == 503, response.text
             assert response.json()["reason"] == "store_unavailable"
             assert (await h.client.get("/readyz")).status_code == 503
@@ -339,15 +418,29 @@ async def test_store_down_answers_503_and_not_ready(tmp_path: Path, pg_url: str)
 
 
 def _psql(sql: str) -> None:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", sql],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", sql],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="session")
 def octokit_examples() -> list[dict[str, Any]]:
     if not OCTOKIT.exists():
-        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix",
-                        str(REPO / ".cache/npm"), "@octokit/webhooks-examples@7"], check=True)
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(REPO / ".cache/npm"),
+                "@octokit/webhooks-examples@7",
+            ],
+            check=True,
+        )
     return list(json.loads(OCTOKIT.read_text()))
 
 
@@ -358,8 +451,9 @@ async def test_every_octokit_example_is_accepted_once(
     for group in octokit_examples:
         for example in group["examples"]:
             body = json.dumps(example).encode()
-            response, sent, headers = await intake.deliver("github", body,
-                                                           {"x-github-event": group["name"]})
+            response, sent, headers = await intake.deliver(
+                "github", body, {"x-github-event": group["name"]}
+            )
             assert response.status_code == 202, (group["name"], response.text)
             action = example.get("action")
             expected = f"github:{group['name']}" + (f".{action}" if action else "")
