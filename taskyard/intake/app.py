@@ -59,10 +59,12 @@ def build_sources(settings: Settings) -> dict[str, _Source]:
     for path, name, cfg in named:
         if cfg.enabled:
             key = name if "/" not in path else f"generic:{name}"
+            adapter = make_adapter(key, cfg.max_skew_seconds)
+            adapter.check_secrets(cfg.secrets)
             sources[path] = _Source(
                 key,
                 name,
-                make_adapter(key, cfg.max_skew_seconds),
+                adapter,
                 cfg,
                 RateLimiter(cfg.rate_limit_per_hour),
             )

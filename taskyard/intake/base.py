@@ -58,6 +58,9 @@ class SourceAdapter(abc.ABC):
         """`max_skew_seconds`: the replay window; None = the platform's own."""
         self.max_skew_seconds = max_skew_seconds
 
+    def check_secrets(self, secrets: Sequence[str]) -> None:  # noqa: B027
+        """Raise ConfigError at startup for a secret this source could never verify with."""
+
     @abc.abstractmethod
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[str], now: float) -> None:
         """Raise VerificationError (reason missing_signature|bad_signature|stale_timestamp)."""

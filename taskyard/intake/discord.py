@@ -48,6 +48,13 @@ class DiscordAdapter(Adapter):
     name = "discord"
     signature_headers = frozenset({SIGNATURE, TIMESTAMP})
 
+    def check_secrets(self, secrets: Sequence[str]) -> None:
+        for key in secrets:
+            try:
+                Ed25519PublicKey.from_public_bytes(bytes.fromhex(key))
+            except ValueError as exc:
+                raise ConfigError("a configured Discord public key is not 32 bytes of hex") from exc
+
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[str], now: float) -> None:
         require_secrets(secrets)
         signature_hex, sent = require_header(headers, SIGNATURE), require_header(headers, TIMESTAMP)

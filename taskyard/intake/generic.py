@@ -79,6 +79,10 @@ class GenericAdapter(Adapter):
             body=body,
         )
 
+    def check_secrets(self, secrets: Sequence[str]) -> None:
+        for secret in secrets:
+            self._webhook(secret)
+
     def _webhook(self, secret: str) -> Webhook:
         try:
             return Webhook(secret)

@@ -465,3 +465,19 @@ async def test_every_octokit_example_is_accepted_once(
         again = await intake.post("github", sent, headers)
         assert again.json() == {"event_id": event_id, "duplicate": True}
     assert intake.count() == len(sent_all)
+
+
+@pytest.mark.parametrize(
+    ("section", "name", "secret"),
+    [("sources", "discord", "not-hex"), ("generic", "billing", "whsec_!!notbase64!!")],
+)
+async def test_unusable_secrets_are_refused_at_startup(
+    tmp_path: Path, section: str, name: str, secret: str
+) -> None:
+    from taskyard.exceptions import ConfigError
+
+    with pytest.raises(ConfigError):
+        async with running_intake(
+            tmp_path, f"sqlite:///{tmp_path}/t.db", **{section: {name: {"secrets": [secret]}}}
+        ):
+            pass
