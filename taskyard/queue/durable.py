@@ -14,7 +14,7 @@ from typing import Any
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._serialization import DBOSPortableJSONSerializer
 
-from taskyard.exceptions import TaskyardError
+from taskyard.exceptions import StoreError, TaskyardError
 from taskyard.queue.base import JobQueue
 from taskyard.queue.jobs import JobRuntime, Outcome, dead_letter, execute_attempt, run_attempts
 from taskyard.store.base import Dispatch
@@ -34,12 +34,30 @@ def _rt() -> JobRuntime:
     return _runtime
 
 
-@DBOS.step(name="taskyard.attempt")
+def _store_error(exc: BaseException) -> bool:
+    return isinstance(exc, StoreError)
+
+
+# An attempt catches every error of the handler; what escapes is the store failing around it
+# (start/finish, dead letter). DBOS retries those steps (10 tries, waits doubling from ~1 s:
+# 10-17 min in all), so an outage pauses the job rather than ending its workflow in ERROR with
+# the event left `queued`, which nothing would dispatch again.
+# A retried attempt may run its handler again: attempts are at-least-once.
+_STORE_RETRIES: dict[str, Any] = {
+    "retries_allowed": True,
+    "interval_seconds": 1.0,
+    "backoff_rate": 2.0,
+    "max_attempts": 10,
+    "should_retry": _store_error,
+}
+
+
+@DBOS.step(name="taskyard.attempt", **_STORE_RETRIES)
 async def _attempt_step(job: str, ref: str, number: int) -> dict[str, Any]:
     return (await execute_attempt(_rt(), job, ref, number)).to_json()
 
 
-@DBOS.step(name="taskyard.dead_letter")
+@DBOS.step(name="taskyard.dead_letter", **_STORE_RETRIES)
 async def _dead_letter_step(job: str, ref: str, attempts: int, error: str) -> str:
     return await dead_letter(_rt(), job, ref, attempts, error)
 

@@ -40,7 +40,8 @@ class MemoryQueue(JobQueue):
 
     def enqueue(self, job: str, dispatches: Sequence[Dispatch]) -> None:
         for d in dispatches:
-
+            if d.workflow_id in self.seen:
+                continue
             self.seen.add(d.workflow_id)
             heapq.heappush(
                 self._heap, (d.priority, next(self._order), d.workflow_id, job, d.event_id)

@@ -128,17 +128,18 @@ class SqliteBackend(Backend):
         try:
             yield _SqliteTx(conn)
         except sqlite3.OperationalError as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise StoreUnavailable(f"sqlite error: {exc}") from exc
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise StoreError(f"sqlite error: {exc}") from exc
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            _rollback(conn)  # a failed COMMIT can leave the transaction open, holding the lock
             raise StoreUnavailable(f"sqlite commit failed: {exc}") from exc
 
     def table_columns(self) -> dict[str, list[tuple[str, str, bool]]]:
@@ -170,6 +171,12 @@ class SqliteBackend(Backend):
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back unless SQLite already did (it does by itself after some errors)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------

@@ -69,8 +69,9 @@ class Store(abc.ABC):
     def start_event(self, event_id: str) -> None: ...
 
     @abc.abstractmethod
-    def finish_event(self, event_id: str, status: EventStatus, error: str | None, now: float) -> None:
-        ...
+    def finish_event(
+        self, event_id: str, status: EventStatus, error: str | None, now: float
+    ) -> None: ...
 
     @abc.abstractmethod
     def requeue_event(self, event_id: str, workflow_id: str) -> None:
@@ -100,8 +101,9 @@ class Store(abc.ABC):
     def due_dead_letters(self, now: float, limit: int) -> list[DeadLetter]: ...
 
     @abc.abstractmethod
-    def register_worker(self, worker_id: str, role: str, host: str, pid: int, now: float) -> None:
-        ...
+    def register_worker(
+        self, worker_id: str, role: str, host: str, pid: int, now: float
+    ) -> None: ...
 
     @abc.abstractmethod
     def heartbeat(self, worker_id: str, now: float) -> None: ...

@@ -75,8 +75,10 @@ class SQLStore(Store):
                 if version in done:
                     continue
                 tx.executescript(self._ddl(sql))
-                tx.execute("INSERT INTO schema_migrations (version, name, applied_at) "
-                           "VALUES (:v, :n, :t)", {"v": version, "n": name, "t": time.time()})
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)",
+                    {"v": version, "n": name, "t": time.time()},
+                )
                 applied.append(version)
         return applied
 
@@ -86,8 +88,10 @@ class SQLStore(Store):
             tx.execute(self._ddl(_MIGRATIONS_TABLE))
             tx.executescript(self._ddl(fresh_schema()))
             for version, name, _ in migrations():
-                tx.execute("INSERT INTO schema_migrations (version, name, applied_at) "
-                           "VALUES (:v, :n, :t)", {"v": version, "n": name, "t": time.time()})
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)",
+                    {"v": version, "n": name, "t": time.time()},
+                )
 
     def ping(self) -> None:
         with self.backend.transaction() as tx:
@@ -101,12 +105,23 @@ class SQLStore(Store):
     def insert_events(self, batch: Sequence[NewEvent], now: float) -> list[StoreResult]:
         if not batch:
             return []
-        keys = [{"source": n.event.source, "key": n.dedup_key, "event_id": n.event.id,
-                 "expires_at": n.dedup_expires_at, "now": now} for n in batch]
+        keys = [
+            {
+                "source": n.event.source,
+                "key": n.dedup_key,
+                "event_id": n.event.id,
+                "expires_at": n.dedup_expires_at,
+                "now": now,
+            }
+            for n in batch
+        ]
         with self.backend.transaction() as tx:
             owners = tx.executemany_returning(Q["upsert_dedup"], keys)
-            new = [n for n, o in zip(batch, owners, strict=True)
-                   if o is not None and o["event_id"] == n.event.id]
+            new = [
+                n
+                for n, o in zip(batch, owners, strict=True)
+                if o is not None and o["event_id"] == n.event.id
+            ]
             if new:
                 tx.executemany(Q["insert_event"], [_event_row(n.event) for n in new])
             results = []
@@ -114,10 +129,12 @@ class SQLStore(Store):
                 if owner is not None and owner["event_id"] == n.event.id:
                     results.append(StoreResult(n.event.id, duplicate=False))
                 else:
-                    first = tx.fetchone(Q["dedup_owner"], {"source": n.event.source,
-                                                           "key": n.dedup_key})
-                    results.append(StoreResult(str(first["event_id"]) if first else n.event.id,
-                                               duplicate=True))
+                    first = tx.fetchone(
+                        Q["dedup_owner"], {"source": n.event.source, "key": n.dedup_key}
+                    )
+                    results.append(
+                        StoreResult(str(first["event_id"]) if first else n.event.id, duplicate=True)
+                    )
         return results
 
     def get_event(self, event_id: str) -> Event:
@@ -128,7 +145,8 @@ class SQLStore(Store):
         return _event_from_row(row)
 
     def list_events(self, flt: EventFilter) -> list[Event]:
-        where, params = [], {"limit": flt.limit}
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": flt.limit}
         for column in ("status", "source", "type"):
             value = getattr(flt, column)
             if value is not None:
@@ -152,16 +170,21 @@ class SQLStore(Store):
         with self.backend.transaction() as tx:
             tx.executemany(
                 Q["mark_dispatched"],
-                [{"id": d.event_id, "dispatch_key": d.workflow_id} for d in dispatches])
+                [{"id": d.event_id, "dispatch_key": d.workflow_id} for d in dispatches],
+            )
 
     def start_event(self, event_id: str) -> None:
         with self.backend.transaction() as tx:
             tx.execute(Q["start_event"], {"id": event_id})
 
-    def finish_event(self, event_id: str, status: EventStatus, error: str | None, now: float) -> None:
+    def finish_event(
+        self, event_id: str, status: EventStatus, error: str | None, now: float
+    ) -> None:
         with self.backend.transaction() as tx:
-            tx.execute(Q["finish_event"], {"id": event_id, "status": str(status), "error": error,
-                                           "now": now})
+            tx.execute(
+                Q["finish_event"],
+                {"id": event_id, "status": str(status), "error": error, "now": now},
+            )
 
     def requeue_event(self, event_id: str, workflow_id: str) -> None:
         with self.backend.transaction() as tx:
@@ -176,10 +199,19 @@ class SQLStore(Store):
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         with self.backend.transaction() as tx:
-            tx.execute(Q["insert_dead_letter"], {
-                "id": letter.id, "job": letter.job, "ref": letter.ref, "error": letter.error,
-                "attempts": letter.attempts, "failed_at": letter.failed_at,
-                "replays": letter.replays, "auto_retry_at": letter.auto_retry_at})
+            tx.execute(
+                Q["insert_dead_letter"],
+                {
+                    "id": letter.id,
+                    "job": letter.job,
+                    "ref": letter.ref,
+                    "error": letter.error,
+                    "attempts": letter.attempts,
+                    "failed_at": letter.failed_at,
+                    "replays": letter.replays,
+                    "auto_retry_at": letter.auto_retry_at,
+                },
+            )
 
     def get_dead_letter(self, letter_id: str) -> DeadLetter:
         with self.backend.transaction() as tx:
@@ -216,8 +248,10 @@ class SQLStore(Store):
 
     def register_worker(self, worker_id: str, role: str, host: str, pid: int, now: float) -> None:
         with self.backend.transaction() as tx:
-            tx.execute(Q["upsert_worker"], {"id": worker_id, "role": role, "host": host,
-                                            "pid": pid, "now": now})
+            tx.execute(
+                Q["upsert_worker"],
+                {"id": worker_id, "role": role, "host": host, "pid": pid, "now": now},
+            )
 
     def heartbeat(self, worker_id: str, now: float) -> None:
         with self.backend.transaction() as tx:
@@ -226,8 +260,11 @@ class SQLStore(Store):
     def claim_stale_workers(self, me: str, cutoff: float) -> list[str]:
         with self.backend.transaction() as tx:
             stale = [r["id"] for r in tx.fetchall(Q["stale_workers"], {"cutoff": cutoff, "id": me})]
-            return [w for w in stale
-                    if tx.execute(Q["claim_worker"], {"id": w, "by": me, "cutoff": cutoff}) == 1]
+            return [
+                w
+                for w in stale
+                if tx.execute(Q["claim_worker"], {"id": w, "by": me, "cutoff": cutoff}) == 1
+            ]
 
     def delete_expired_dedup(self, now: float) -> int:
         with self.backend.transaction() as tx:
@@ -235,29 +272,56 @@ class SQLStore(Store):
 
 
 def _event_row(e: Event) -> dict[str, Any]:
-    return {"id": e.id, "source": e.source, "type": e.type, "delivery_id": e.delivery_id,
-            "subject": e.subject, "actor": e.actor, "received_at": e.received_at,
-            "priority": int(e.priority), "headers": orjson.dumps(e.headers).decode(),
-            "body": e.body, "content_hash": e.content_hash, "status": str(e.status),
-            "dispatch_key": e.id}
+    return {
+        "id": e.id,
+        "source": e.source,
+        "type": e.type,
+        "delivery_id": e.delivery_id,
+        "subject": e.subject,
+        "actor": e.actor,
+        "received_at": e.received_at,
+        "priority": int(e.priority),
+        "headers": orjson.dumps(e.headers).decode(),
+        "body": e.body,
+        "content_hash": e.content_hash,
+        "status": str(e.status),
+        "dispatch_key": e.id,
+    }
 
 
 def _event_from_row(r: Row) -> Event:
     return Event(
-        id=r["id"], source=r["source"], type=r["type"], delivery_id=r["delivery_id"],
-        subject=r["subject"], actor=r["actor"], received_at=float(r["received_at"]),
-        priority=Priority(int(r["priority"])), headers=orjson.loads(r["headers"]),
-        body=bytes(r["body"]), content_hash=r["content_hash"], status=EventStatus(r["status"]),
-        attempts=int(r["attempts"]), error=r["error"],
-        processed_at=float(r["processed_at"]) if r["processed_at"] is not None else None)
+        id=r["id"],
+        source=r["source"],
+        type=r["type"],
+        delivery_id=r["delivery_id"],
+        subject=r["subject"],
+        actor=r["actor"],
+        received_at=float(r["received_at"]),
+        priority=Priority(int(r["priority"])),
+        headers=orjson.loads(r["headers"]),
+        body=bytes(r["body"]),
+        content_hash=r["content_hash"],
+        status=EventStatus(r["status"]),
+        attempts=int(r["attempts"]),
+        error=r["error"],
+        processed_at=float(r["processed_at"]) if r["processed_at"] is not None else None,
+    )
 
 
 def _letter_from_row(r: Row) -> DeadLetter:
     return DeadLetter(
-        id=r["id"], job=r["job"], ref=r["ref"], error=r["error"], attempts=int(r["attempts"]),
-        failed_at=float(r["failed_at"]), status=DeadLetterStatus(r["status"]),
-        replays=int(r["replays"]), auto_retry_at=_float(r["auto_retry_at"]),
-        replayed_at=_float(r["replayed_at"]))
+        id=r["id"],
+        job=r["job"],
+        ref=r["ref"],
+        error=r["error"],
+        attempts=int(r["attempts"]),
+        failed_at=float(r["failed_at"]),
+        status=DeadLetterStatus(r["status"]),
+        replays=int(r["replays"]),
+        auto_retry_at=_float(r["auto_retry_at"]),
+        replayed_at=_float(r["replayed_at"]),
+    )
 
 
 def _float(value: Any) -> float | None:

@@ -1,0 +1,212 @@
+"""An in-memory `Store` for unit tests, with the semantics of `SQLStore` (see queries.sql).
+
+Every method holds one lock, so each call is atomic like one SQL transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from taskyard.exceptions import NotFound, StoreError
+from taskyard.models import DeadLetter, DeadLetterStatus, Event, EventStatus, StoreResult
+from taskyard.store.base import Dispatch, EventFilter, NewEvent, Store
+
+
+@dataclass(slots=True)
+class _Worker:
+    role: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    recovered_by: str | None = None
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, Event] = {}
+        self._dispatch_keys: dict[str, str] = {}
+        self._dedup: dict[tuple[str, str], tuple[str, float]] = {}  # → (event id, expires at)
+        self._letters: dict[str, DeadLetter] = {}
+        self._workers: dict[str, _Worker] = {}
+
+    def migrate(self) -> list[int]:
+        return []
+
+    def ping(self) -> None:
+        pass
+
+    # --- events ---------------------------------------------------------------------------
+
+    def insert_events(self, batch: Sequence[NewEvent], now: float) -> list[StoreResult]:
+        with self._lock:
+            if any(n.event.id in self._events for n in batch):
+                raise StoreError("event id already stored")
+            results = []
+            for n in batch:
+                key = (n.event.source, n.dedup_key)
+                owner = self._dedup.get(key)
+                if owner is not None and owner[1] > now:
+                    results.append(StoreResult(owner[0], duplicate=True))
+                    continue
+                self._dedup[key] = (n.event.id, n.dedup_expires_at)
+                self._events[n.event.id] = replace(n.event, headers=dict(n.event.headers))
+                self._dispatch_keys[n.event.id] = n.event.id
+                results.append(StoreResult(n.event.id, duplicate=False))
+            return results
+
+    def get_event(self, event_id: str) -> Event:
+        with self._lock:
+            return self._event(event_id)
+
+    def _event(self, event_id: str) -> Event:
+        try:
+            return self._events[event_id]
+        except KeyError:
+            raise NotFound(f"no event {event_id}") from None
+
+    def list_events(self, flt: EventFilter) -> list[Event]:
+        with self._lock:
+            found = [
+                e
+                for e in self._events.values()
+                if (flt.status is None or e.status == flt.status)
+                and (flt.source is None or e.source == flt.source)
+                and (flt.type is None or e.type == flt.type)
+            ]
+        found.sort(key=lambda e: (e.received_at, e.id), reverse=True)
+        return found[: flt.limit]
+
+    def events_to_dispatch(self, limit: int) -> list[Dispatch]:
+        with self._lock:
+            ready = [e for e in self._events.values() if e.status is EventStatus.RECEIVED]
+            ready.sort(key=lambda e: (e.priority, e.received_at))
+            return [
+                Dispatch(e.id, int(e.priority), self._dispatch_keys[e.id]) for e in ready[:limit]
+            ]
+
+    def mark_dispatched(self, dispatches: Sequence[Dispatch]) -> None:
+        with self._lock:
+            for d in dispatches:
+                e = self._events.get(d.event_id)
+                if (
+                    e is not None
+                    and e.status is EventStatus.RECEIVED
+                    and self._dispatch_keys[e.id] == d.workflow_id
+                ):
+                    self._events[e.id] = replace(e, status=EventStatus.QUEUED)
+
+    def _update(self, event_id: str, **changes: Any) -> bool:
+        e = self._events.get(event_id)
+        if e is None:
+            return False
+        self._events[event_id] = replace(e, **changes)
+        return True
+
+    def start_event(self, event_id: str) -> None:
+        with self._lock:
+            e = self._events.get(event_id)
+            if e is not None:
+                self._update(
+                    event_id, status=EventStatus.PROCESSING, attempts=e.attempts + 1, error=None
+                )
+
+    def finish_event(
+        self, event_id: str, status: EventStatus, error: str | None, now: float
+    ) -> None:
+        with self._lock:
+            self._update(event_id, status=EventStatus(status), error=error, processed_at=now)
+
+    def requeue_event(self, event_id: str, workflow_id: str) -> None:
+        with self._lock:
+            if not self._update(event_id, status=EventStatus.RECEIVED, error=None):
+                raise NotFound(f"no event {event_id}")
+            self._dispatch_keys[event_id] = workflow_id
+
+    def count_events(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(str(e.status) for e in self._events.values()))
+
+    # --- dead letters ---------------------------------------------------------------------
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        with self._lock:
+            if letter.id in self._letters:
+                raise StoreError(f"dead letter {letter.id} already stored")
+            self._letters[letter.id] = replace(
+                letter, status=DeadLetterStatus.OPEN, replayed_at=None
+            )
+
+    def get_dead_letter(self, letter_id: str) -> DeadLetter:
+        with self._lock:
+            try:
+                return self._letters[letter_id]
+            except KeyError:
+                raise NotFound(f"no dead letter {letter_id}") from None
+
+    def list_dead_letters(self, status: str | None, limit: int) -> list[DeadLetter]:
+        with self._lock:
+            found = [d for d in self._letters.values() if status is None or d.status == status]
+        found.sort(key=lambda d: (d.failed_at, d.id), reverse=True)
+        return found[:limit]
+
+    def replays_of(self, job: str, ref: str) -> int:
+        with self._lock:
+            return sum(1 for d in self._letters.values() if d.job == job and d.ref == ref)
+
+    def mark_dead_letter_replayed(self, letter_id: str, now: float) -> bool:
+        with self._lock:
+            letter = self._letters.get(letter_id)
+            if letter is None or letter.status is not DeadLetterStatus.OPEN:
+                return False
+            self._letters[letter_id] = replace(
+                letter, status=DeadLetterStatus.REPLAYED, replayed_at=now
+            )
+            return True
+
+    def due_dead_letters(self, now: float, limit: int) -> list[DeadLetter]:
+        with self._lock:
+            due = [
+                d
+                for d in self._letters.values()
+                if d.status is DeadLetterStatus.OPEN
+                and d.auto_retry_at is not None
+                and d.auto_retry_at <= now
+            ]
+        due.sort(key=lambda d: d.failed_at)
+        return due[:limit]
+
+    # --- workers --------------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, role: str, host: str, pid: int, now: float) -> None:
+        with self._lock:
+            self._workers[worker_id] = _Worker(role, host, pid, started_at=now, heartbeat_at=now)
+
+    def heartbeat(self, worker_id: str, now: float) -> None:
+        with self._lock:
+            worker = self._workers.get(worker_id)
+            if worker is not None:
+                worker.heartbeat_at = now
+
+    def claim_stale_workers(self, me: str, cutoff: float) -> list[str]:
+        with self._lock:
+            stale = [
+                wid
+                for wid, w in self._workers.items()
+                if w.heartbeat_at < cutoff and w.recovered_by is None and wid != me
+            ]
+            for wid in stale:
+                self._workers[wid].recovered_by = me
+            return stale
+
+    def delete_expired_dedup(self, now: float) -> int:
+        with self._lock:
+            expired = [k for k, (_, expires_at) in self._dedup.items() if expires_at <= now]
+            for k in expired:
+                del self._dedup[k]
+            return len(expired)

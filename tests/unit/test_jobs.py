@@ -1,0 +1,258 @@
+"""Retries, dead letters, replays and ordering, on MemoryStore + MemoryQueue (no real sleeping)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from taskyard.config import QueueConfig, RetryConfig
+from taskyard.exceptions import PermanentError, TransientError
+from taskyard.models import Event, EventStatus, Priority, new_id
+from taskyard.queue.dispatcher import Dispatcher
+from taskyard.queue.jobs import ROUTE_JOB, JobContext, JobRuntime
+from taskyard.queue.memory import MemoryQueue
+from taskyard.queue.replay import replay_dead_letter
+from taskyard.store import Dispatch, MemoryStore, NewEvent
+from taskyard.store.base import FOREVER
+
+T0 = 1_700_000_000.0
+DAY = 24 * 3600.0
+
+
+@dataclass
+class Clock:
+    now: float = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    store: MemoryStore
+    queue: MemoryQueue
+    dispatcher: Dispatcher
+    clock: Clock
+    delays: list[float]
+    calls: list[tuple[str, int]] = field(default_factory=list)  # (event id, attempt)
+
+    def add_event(self, priority: Priority = Priority.P2) -> str:
+        body = new_id().encode()
+        e = Event(
+            id=new_id(),
+            source="github",
+            type="github:push",
+            delivery_id=None,
+            subject=None,
+            actor=None,
+            received_at=self.clock(),
+            priority=priority,
+            headers={},
+            body=body,
+            content_hash=hashlib.sha256(body).hexdigest(),
+        )
+        (result,) = self.store.insert_events([NewEvent(e, f"k:{e.id}", FOREVER)], self.clock())
+        return result.event_id
+
+    async def run_dispatched(self) -> int:
+        """Hand every `received` event to the queue and wait until all jobs finished."""
+        n = self.dispatcher.dispatch_once()
+        await self.queue.drain()
+        return n
+
+
+Behaviour = Callable[[JobContext], Awaitable[None]]
+
+
+@pytest.fixture
+def behaviour() -> list[Behaviour]:
+    """The handler's behaviour; a test replaces element 0."""
+
+    async def succeed(ctx: JobContext) -> None:
+        pass
+
+    return [succeed]
+
+
+@pytest.fixture
+async def h(behaviour: list[Behaviour]) -> AsyncIterator[Harness]:
+    store, clock, delays = MemoryStore(), Clock(), []
+
+    async def fake_sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    async def handler(ctx: JobContext) -> None:
+        harness.calls.append((ctx.ref, ctx.attempt))
+        await behaviour[0](ctx)
+
+    runtime = JobRuntime(store, {ROUTE_JOB: handler}, RetryConfig(), clock=clock)
+    queue = MemoryQueue(runtime, concurrency=1, sleep=fake_sleep)
+    dispatcher = Dispatcher(store, queue, QueueConfig(), "worker-1", clock=clock)
+    harness = Harness(store, queue, dispatcher, clock, delays)
+    await queue.start()
+    yield harness
+    await queue.stop()
+
+
+def fail_first(n: int, error: type[Exception] = TransientError) -> Behaviour:
+    """Fail the first n calls (across all runs of the job) with `error`, then succeed."""
+    calls = 0
+
+    async def run(ctx: JobContext) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= n:
+            raise error(f"failure {calls}")
+
+    return run
+
+
+async def test_transient_failures_are_retried_until_success(
+    h: Harness, behaviour: list[Behaviour]
+) -> None:
+    behaviour[0] = fail_first(2)
+    event_id = h.add_event()
+    assert await h.run_dispatched() == 1
+    assert h.calls == [(event_id, 1), (event_id, 2), (event_id, 3)]
+    assert h.delays == [1.0, 2.0]
+    assert h.queue.results == {event_id: "processed"}
+    event = h.store.get_event(event_id)
+    assert (event.status, event.attempts, event.error) == (EventStatus.PROCESSED, 3, None)
+    assert event.processed_at == T0
+    assert h.store.list_dead_letters(None, 10) == []
+
+
+async def test_permanent_error_goes_to_dead_letters_at_once(
+    h: Harness, behaviour: list[Behaviour]
+) -> None:
+    async def bad_input(ctx: JobContext) -> None:
+        raise PermanentError("issue #12 has no repository")
+
+    behaviour[0] = bad_input
+    event_id = h.add_event()
+    await h.run_dispatched()
+    assert h.calls == [(event_id, 1)]
+    assert h.delays == []
+    (letter,) = h.store.list_dead_letters("open", 10)
+    assert (letter.job, letter.ref, letter.attempts) == (ROUTE_JOB, event_id, 1)
+    assert letter.error == "PermanentError: issue #12 has no repository"
+    event = h.store.get_event(event_id)
+    assert (event.status, event.error) == (EventStatus.DEAD, letter.error)
+
+
+async def test_exhausted_retries_dead_letter_with_the_last_error(
+    h: Harness, behaviour: list[Behaviour]
+) -> None:
+    behaviour[0] = fail_first(99, RuntimeError)  # an unexpected error counts as transient
+    event_id = h.add_event()
+    await h.run_dispatched()
+    assert [attempt for _, attempt in h.calls] == [1, 2, 3]
+    assert h.delays == [1.0, 2.0]
+    (letter,) = h.store.list_dead_letters(None, 10)
+    assert (letter.attempts, letter.error) == (3, "RuntimeError: failure 3")
+    assert h.store.get_event(event_id).status is EventStatus.DEAD
+    assert h.queue.results == {event_id: "dead"}
+
+
+async def test_a_job_without_a_handler_is_dead_lettered(h: Harness) -> None:
+    event_id = h.add_event()
+    h.queue.enqueue("no-such-job", [Dispatch(event_id, 2, "wf-1")])
+    await h.queue.drain()
+    (letter,) = h.store.list_dead_letters(None, 10)
+    assert (letter.job, letter.attempts) == ("no-such-job", 1)
+    assert "no handler registered" in letter.error
+    assert h.calls == []
+
+
+async def test_only_the_first_dead_letter_of_a_job_is_retried_automatically(
+    h: Harness, behaviour: list[Behaviour]
+) -> None:
+    behaviour[0] = fail_first(99, PermanentError)
+    event_id = h.add_event()
+    await h.run_dispatched()
+    (first,) = h.store.list_dead_letters(None, 10)
+    assert (first.failed_at, first.auto_retry_at, first.replays) == (T0, T0 + DAY, 0)
+
+    h.clock.now = T0 + DAY
+    h.dispatcher.housekeeping()
+    await h.run_dispatched()
+    second = next(d for d in h.store.list_dead_letters("open", 10) if d.id != first.id)
+    assert (second.ref, second.failed_at, second.auto_retry_at, second.replays) == (
+        event_id,
+        T0 + DAY,
+        None,
+        1,
+    )
+    assert h.store.get_dead_letter(first.id).status == "replayed"
+    h.clock.now = T0 + 10 * DAY
+    h.dispatcher.housekeeping()
+    assert await h.run_dispatched() == 0
+
+
+async def test_replay_dead_letter_requeues_once_under_a_new_workflow_id(
+    h: Harness, behaviour: list[Behaviour]
+) -> None:
+    behaviour[0] = fail_first(1, PermanentError)
+    event_id = h.add_event()
+    await h.run_dispatched()
+    (letter,) = h.store.list_dead_letters(None, 10)
+
+    workflow_id = replay_dead_letter(h.store, letter.id, T0 + 5)
+    assert workflow_id is not None
+    assert workflow_id not in (event_id, letter.id)
+    assert replay_dead_letter(h.store, letter.id, T0 + 6) is None
+    assert await h.run_dispatched() == 1
+    assert h.calls == [(event_id, 1), (event_id, 1)]
+    assert h.queue.results == {event_id: "dead", workflow_id: "processed"}
+    assert h.store.get_event(event_id).status is EventStatus.PROCESSED
+    assert await h.run_dispatched() == 0
+
+
+async def test_housekeeping_replays_a_dead_letter_24_hours_later(
+    h: Harness, behaviour: list[Behaviour]
+) -> None:
+    behaviour[0] = fail_first(1, PermanentError)
+    event_id = h.add_event()
+    await h.run_dispatched()
+    (letter,) = h.store.list_dead_letters(None, 10)
+
+    h.clock.now = T0 + DAY - 1
+    h.dispatcher.housekeeping()
+    assert await h.run_dispatched() == 0
+    h.clock.now = T0 + DAY
+    h.dispatcher.housekeeping()
+    h.dispatcher.housekeeping()  # a second pass finds nothing due: still one replay
+    assert await h.run_dispatched() == 1
+    assert h.calls == [(event_id, 1), (event_id, 1)]
+    assert h.store.get_event(event_id).status is EventStatus.PROCESSED
+    replayed = h.store.get_dead_letter(letter.id)
+    assert (replayed.status, replayed.replayed_at) == ("replayed", T0 + DAY)
+
+
+async def test_a_workflow_id_enqueued_twice_runs_once(h: Harness) -> None:
+    event_id = h.add_event()
+    batch = h.store.events_to_dispatch(10)
+    h.queue.enqueue(ROUTE_JOB, batch)  # then "crash" before mark_dispatched
+    assert await h.run_dispatched() == 1  # the restarted dispatcher hands it over again
+    h.queue.enqueue(ROUTE_JOB, batch)
+    await h.queue.drain()
+    assert h.calls == [(event_id, 1)]
+    assert h.store.get_event(event_id).attempts == 1
+
+
+async def test_higher_priority_runs_first(h: Harness) -> None:
+    await h.queue.stop()  # queue everything before a worker can pick anything up
+    ids = {p: h.add_event(p) for p in (Priority.P3, Priority.P1, Priority.P0, Priority.P2)}
+    for p, event_id in ids.items():
+        h.queue.enqueue(ROUTE_JOB, [Dispatch(event_id, int(p), event_id)])
+    await h.queue.start()
+    await h.queue.drain()
+    assert [ref for ref, _ in h.calls] == [ids[p] for p in sorted(ids)]
+
+
+def test_retry_delay_grows_and_caps_at_max_seconds() -> None:
+    assert [RetryConfig().delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert RetryConfig(base_seconds=0.5, factor=3, max_seconds=5).delay(3) == 4.5
