@@ -87,6 +87,8 @@ class Dispatcher:
                     continue
             except StoreError as exc:
                 log.error("dispatch failed; will retry", extra={"error": str(exc)})
+            except Exception:  # the loop must outlive any one failure; log.exception records it
+                log.exception("dispatch failed unexpectedly; will retry")
             await self._wait(1.0)
 
     async def _wait(self, seconds: float) -> None:
@@ -109,4 +111,6 @@ class Dispatcher:
                 await asyncio.to_thread(self.beat)
             except StoreError as exc:
                 log.error("heartbeat failed", extra={"error": str(exc)})
+            except Exception:  # the loop must outlive any one failure; log.exception records it
+                log.exception("heartbeat or takeover failed unexpectedly")
             await asyncio.sleep(self.config.heartbeat_seconds)

@@ -11,14 +11,19 @@ from taskyard.store.base import Store
 def replay_event(store: Store, event_id: str) -> str:
     """Queue the event's job again; return the new workflow id."""
     store.get_event(event_id)  # NotFound for an unknown id
-    workflow_id = f"{event_id}:replay:{new_id()[-12:]}"
+    workflow_id = _replay_id(event_id)
     store.requeue_event(event_id, workflow_id)
     return workflow_id
+
+
+def _replay_id(event_id: str) -> str:
+    return f"{event_id}:replay:{new_id()[-12:]}"
 
 
 def replay_dead_letter(store: Store, letter_id: str, now: float) -> str | None:
     """Replay a dead letter once: the caller that closes it queues it. None if already done."""
     letter = store.get_dead_letter(letter_id)
-    if not store.mark_dead_letter_replayed(letter.id, now):
+    workflow_id = _replay_id(letter.ref)
+    if not store.mark_dead_letter_replayed(letter.id, now, requeue_as=workflow_id):
         return None
-    return replay_event(store, letter.ref)
+    return workflow_id

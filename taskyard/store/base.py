@@ -94,8 +94,12 @@ class Store(abc.ABC):
         """How many dead letters this job already has (its earlier failures)."""
 
     @abc.abstractmethod
-    def mark_dead_letter_replayed(self, letter_id: str, now: float) -> bool:
-        """True if this call moved it from open to replayed (exactly one caller wins)."""
+    def mark_dead_letter_replayed(
+        self, letter_id: str, now: float, requeue_as: str | None = None
+    ) -> bool:
+        """True if this call moved it from open to replayed (exactly one caller wins); with
+        `requeue_as`, its event is handed to the dispatcher again under that workflow id, in
+        the same transaction."""
 
     @abc.abstractmethod
     def due_dead_letters(self, now: float, limit: int) -> list[DeadLetter]: ...

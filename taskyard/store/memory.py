@@ -159,7 +159,9 @@ class MemoryStore(Store):
         with self._lock:
             return sum(1 for d in self._letters.values() if d.job == job and d.ref == ref)
 
-    def mark_dead_letter_replayed(self, letter_id: str, now: float) -> bool:
+    def mark_dead_letter_replayed(
+        self, letter_id: str, now: float, requeue_as: str | None = None
+    ) -> bool:
         with self._lock:
             letter = self._letters.get(letter_id)
             if letter is None or letter.status is not DeadLetterStatus.OPEN:
@@ -167,6 +169,10 @@ class MemoryStore(Store):
             self._letters[letter_id] = replace(
                 letter, status=DeadLetterStatus.REPLAYED, replayed_at=now
             )
+            if requeue_as is not None and self._update(
+                letter.ref, status=EventStatus.RECEIVED, error=None
+            ):
+                self._dispatch_keys[letter.ref] = requeue_as
             return True
 
     def due_dead_letters(self, now: float, limit: int) -> list[DeadLetter]:

@@ -235,9 +235,17 @@ class SQLStore(Store):
             row = tx.fetchone(Q["replays_of"], {"job": job, "ref": ref})
         return int(row["n"]) if row else 0
 
-    def mark_dead_letter_replayed(self, letter_id: str, now: float) -> bool:
+    def mark_dead_letter_replayed(
+        self, letter_id: str, now: float, requeue_as: str | None = None
+    ) -> bool:
         with self.backend.transaction() as tx:
-            return tx.execute(Q["mark_dead_letter_replayed"], {"id": letter_id, "now": now}) == 1
+            if tx.execute(Q["mark_dead_letter_replayed"], {"id": letter_id, "now": now}) != 1:
+                return False
+            if requeue_as is not None:
+                row = tx.fetchone(Q["get_dead_letter"], {"id": letter_id})
+                assert row is not None
+                tx.execute(Q["requeue_event"], {"id": row["ref"], "dispatch_key": requeue_as})
+            return True
 
     def due_dead_letters(self, now: float, limit: int) -> list[DeadLetter]:
         with self.backend.transaction() as tx:

@@ -317,6 +317,19 @@ def test_dead_letter_round_trip_and_listing(store: Store) -> None:
     assert store.list_dead_letters("replayed", 10) == []
 
 
+def test_replaying_a_dead_letter_requeues_its_event_in_the_same_step(store: Store) -> None:
+    e = event()
+    insert(store, e)
+    store.mark_dispatched(store.events_to_dispatch(10))
+    store.finish_event(e.id, EventStatus.DEAD, "boom", T0 + 1)
+    dl = letter(e.id)
+    store.add_dead_letter(dl)
+    assert store.mark_dead_letter_replayed(dl.id, T0 + 5, requeue_as="w2") is True
+    assert store.events_to_dispatch(10) == [Dispatch(e.id, 2, "w2")]
+    assert store.mark_dead_letter_replayed(dl.id, T0 + 6, requeue_as="w3") is False
+    assert store.events_to_dispatch(10) == [Dispatch(e.id, 2, "w2")]
+
+
 def test_dead_letter_is_replayed_once(store: Store) -> None:
     dl = letter("e1")
     store.add_dead_letter(dl)
