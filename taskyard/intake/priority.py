@@ -28,15 +28,23 @@ def assign_priority(
     event_type: str,
     payload: Mapping[str, Any],
 ) -> Priority:
+    values: dict[str, Any] = {}  # several rules often read the same path (labels)
     for rule in rules:
         if rule.source is not None and rule.source != source:
             continue
-        if not fnmatchcase(event_type, rule.type):
+        if rule.type != "*" and not fnmatchcase(event_type, rule.type):
             continue
-        found = _rule_priority(rule, dig(payload, rule.path))
+        if rule.path not in values:
+            values[rule.path] = _folded(dig(payload, rule.path))
+        found = _rule_priority(rule, values[rule.path])
         if found is not None:
             return found
     return default
+
+
+def _folded(value: Any) -> Any:
+    """Lists are compared case-insensitively by `contains`: fold them once per event."""
+    return [_fold(item) for item in value] if isinstance(value, list) else value
 
 
 def _rule_priority(rule: PriorityRule, value: Any) -> Priority | None:
@@ -57,7 +65,10 @@ def _mapped(table: Mapping[str, Priority], value: Any) -> Priority | None:
     if value is None or isinstance(value, list | dict):
         return None
     key = value.lower() if isinstance(value, str) else str(value)
-    return {k.lower(): v for k, v in table.items()}.get(key)
+    found = table.get(key)
+    if found is None:
+        found = {k.lower(): v for k, v in table.items()}.get(key)
+    return found
 
 
 def _is_one_of(value: Any, options: Sequence[Any]) -> bool:
@@ -70,7 +81,7 @@ def _fold(item: Any) -> Any:
 
 def _contains(value: Any, wanted: Any) -> bool:
     if isinstance(value, list):
-        return _fold(wanted) in [_fold(item) for item in value]
+        return _fold(wanted) in value  # already folded by _folded
     if isinstance(value, str) and isinstance(wanted, str):
         return wanted.casefold() in value.casefold()
     return False
