@@ -39,6 +39,10 @@ class Tx(abc.ABC):
     def executemany(self, sql: str, params: Sequence[Params]) -> None: ...
 
     @abc.abstractmethod
+    def executemany_returning(self, sql: str, params: Sequence[Params]) -> list[Row | None]:
+        """Run one statement per parameter set; return the first row each one returned."""
+
+    @abc.abstractmethod
     def executescript(self, sql: str) -> None: ...
 
 
@@ -76,6 +80,13 @@ class _SqliteTx(Tx):
 
     def executemany(self, sql: str, params: Sequence[Params]) -> None:
         self._conn.executemany(sql, params)
+
+    def executemany_returning(self, sql: str, params: Sequence[Params]) -> list[Row | None]:
+        out: list[Row | None] = []
+        for p in params:
+            row = self._conn.execute(sql, p).fetchone()
+            out.append(dict(row) if row is not None else None)
+        return out
 
     def executescript(self, sql: str) -> None:
         for statement in _split_statements(sql):
@@ -196,6 +207,18 @@ class _PgTx(Tx):
     def executemany(self, sql: str, params: Sequence[Params]) -> None:
         with self._conn.cursor() as cur:
             cur.executemany(to_pyformat(sql), params)
+
+    def executemany_returning(self, sql: str, params: Sequence[Params]) -> list[Row | None]:
+        out: list[Row | None] = []
+        if not params:
+            return out
+        with self._conn.cursor() as cur:
+            cur.executemany(to_pyformat(sql), params, returning=True)
+            while True:
+                out.append(cur.fetchone())
+                if not cur.nextset():
+                    break
+        return out
 
     def executescript(self, sql: str) -> None:
         for statement in _split_statements(sql):

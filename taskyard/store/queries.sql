@@ -1,16 +1,15 @@
 -- Named queries shared by SQLite and PostgreSQL. Parameters are written :name.
 
--- name: claim_dedup
--- A key is claimed by the first event that brings it, or taken over once it has expired.
+-- name: upsert_dedup
 INSERT INTO dedup_keys (source, key, event_id, expires_at)
 VALUES (:source, :key, :event_id, :expires_at)
 ON CONFLICT (source, key) DO UPDATE
     SET event_id = excluded.event_id, expires_at = excluded.expires_at
     WHERE dedup_keys.expires_at <= :now
+RETURNING event_id
 
--- name: dedup_owners
--- {keys} is filled with one :kN parameter per key of the batch.
-SELECT source, key, event_id FROM dedup_keys WHERE key IN ({keys})
+-- name: dedup_owner
+SELECT event_id FROM dedup_keys WHERE source = :source AND key = :key
 
 -- name: insert_event
 INSERT INTO events (id, source, type, delivery_id, subject, actor, received_at, priority,

@@ -117,15 +117,25 @@ class SQLStore(Store):
             for n in batch
         ]
         with self.backend.transaction() as tx:
-            tx.executemany(Q["claim_dedup"], keys)
-            owners = _dedup_owners(tx, batch)
-            new = [n for n in batch if owners.get((n.event.source, n.dedup_key)) == n.event.id]
+            owners = tx.executemany_returning(Q["upsert_dedup"], keys)
+            new = [
+                n
+                for n, o in zip(batch, owners, strict=True)
+                if o is not None and o["event_id"] == n.event.id
+            ]
             if new:
                 tx.executemany(Q["insert_event"], [_event_row(n.event) for n in new])
-        results = []
-        for n in batch:
-            owner = owners.get((n.event.source, n.dedup_key), n.event.id)
-            results.append(StoreResult(owner, duplicate=owner != n.event.id))
+            results = []
+            for n, owner in zip(batch, owners, strict=True):
+                if owner is not None and owner["event_id"] == n.event.id:
+                    results.append(StoreResult(n.event.id, duplicate=False))
+                else:
+                    first = tx.fetchone(
+                        Q["dedup_owner"], {"source": n.event.source, "key": n.dedup_key}
+                    )
+                    results.append(
+                        StoreResult(str(first["event_id"]) if first else n.event.id, duplicate=True)
+                    )
         return results
 
     def get_event(self, event_id: str) -> Event:
@@ -268,14 +278,6 @@ class SQLStore(Store):
     def delete_expired_dedup(self, now: float) -> int:
         with self.backend.transaction() as tx:
             return tx.execute(Q["delete_expired_dedup"], {"now": now})
-
-
-def _dedup_owners(tx: Tx, batch: Sequence[NewEvent]) -> dict[tuple[str, str], str]:
-    """Which event holds each key of the batch, read back in one query."""
-    keys = sorted({n.dedup_key for n in batch})
-    params = {f"k{i}": key for i, key in enumerate(keys)}
-    sql = Q["dedup_owners"].replace("{keys}", ", ".join(f":{name}" for name in params))
-    return {(r["source"], r["key"]): str(r["event_id"]) for r in tx.fetchall(sql, params)}
 
 
 def _event_row(e: Event) -> dict[str, Any]:
