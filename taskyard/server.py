@@ -84,9 +84,7 @@ async def running(settings: Settings, role: str, intake: bool) -> AsyncIterator[
     await dispatcher.start()
     writer = None
     if intake:
-        writer = EventWriter(
-            store, settings.intake.write_batch_max, on_commit=lambda n: dispatcher.notify()
-        )
+        writer = EventWriter(store, settings.intake.write_batch_max, on_commit=dispatcher.notify)
         await writer.start()
     log.info(
         "taskyard running",

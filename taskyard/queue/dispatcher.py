@@ -42,10 +42,20 @@ class Dispatcher:
         self.clock = clock
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._window = (0.0, 0)  # (start, events stored since): the intake's pressure
 
-    def notify(self) -> None:
+    def notify(self, stored: int = 1) -> None:
         """New events were stored: dispatch now rather than at the next poll."""
+        now = time.monotonic()
+        if now - self._window[0] > 1.0:
+            self._window = (now, 0)
+        self._window = (self._window[0], self._window[1] + stored)
         self._wakeup.set()
+
+    def intake_busy(self) -> bool:
+        """Deliveries are arriving faster than `busy_intake_per_second` (this second)."""
+        started, stored = self._window
+        return time.monotonic() - started <= 1.0 and stored >= self.config.busy_intake_per_second
 
     async def start(self) -> None:
         self._tasks = [
@@ -83,7 +93,13 @@ class Dispatcher:
                 if self.clock() - last_housekeeping > HOUSEKEEPING_SECONDS:
                     await asyncio.to_thread(self.housekeeping)
                     last_housekeeping = self.clock()
-                if await asyncio.to_thread(self.dispatch_once) == self.config.dispatch_batch:
+                full = await asyncio.to_thread(self.dispatch_once) == self.config.dispatch_batch
+                if self.intake_busy():
+                    # A burst is arriving: answering it comes first. Hand over one batch per
+                    # interval; the backlog drains at full speed once the burst is over.
+                    await asyncio.sleep(self.config.busy_dispatch_interval_sec)
+                    continue
+                if full:
                     continue
             except StoreError as exc:
                 log.error("dispatch failed; will retry", extra={"error": str(exc)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -256,3 +257,35 @@ async def test_higher_priority_runs_first(h: Harness) -> None:
 def test_retry_delay_grows_and_caps_at_max_seconds() -> None:
     assert [RetryConfig().delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
     assert RetryConfig(base_seconds=0.5, factor=3, max_seconds=5).delay(3) == 4.5
+
+
+async def test_dispatcher_yields_to_a_burst_but_still_hands_over_work() -> None:
+    store = MemoryStore()
+    runtime = JobRuntime(store, {ROUTE_JOB: _noop}, RetryConfig())
+    queue = MemoryQueue(runtime)
+    config = QueueConfig(
+        dispatch_batch=2, busy_intake_per_second=50, busy_dispatch_interval_sec=0.2
+    )
+    dispatcher = Dispatcher(store, queue, config, "worker-1")
+    assert not dispatcher.intake_busy()
+    dispatcher.notify(10)
+    assert not dispatcher.intake_busy()
+    dispatcher.notify(40)
+    assert dispatcher.intake_busy()
+    for n in range(6):
+        e = Event(
+            new_id(), "github", "github:ping", f"d{n}", None, None, 1.0, Priority.P2, {}, b"{}", "h"
+        )
+        store.insert_events([NewEvent(e, f"id:d{n}", FOREVER)], 1.0)
+    await dispatcher.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert 2 <= len(queue.seen) <= 4  # one batch per interval while busy
+        await asyncio.sleep(1.2)  # the burst is over: the rest goes at once
+        assert len(queue.seen) == 6
+    finally:
+        await dispatcher.stop()
+
+
+async def _noop(ctx: JobContext) -> None:
+    return None
