@@ -253,3 +253,44 @@ def test_events_replay_runs_the_job_again(taskyard: Taskyard) -> None:
     wait_for(lambda: len(_lines(taskyard, "done", event_id)) == 2, 20, "the replay")
     missing = taskyard.cli("events", "show", "nope", check=False)
     assert missing.returncode == 1 and "no event nope" in missing.stderr
+
+
+@pytest.mark.postgres
+def test_a_live_worker_takes_over_the_jobs_of_a_dead_one(tmp_path: Path, pg_url: str) -> None:
+    ty = Taskyard(tmp_path, pg_url)
+    ty.config.write_text(
+        CONFIG.replace(
+            "  polling_interval_sec: 0.05\n",
+            "  polling_interval_sec: 0.05\n  heartbeat_seconds: 0.5\n  dead_after_seconds: 3\n",
+        )
+    )
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        ty.start()
+        event_id = ty.send({"zen": "slow", "behaviour": "slow"})["event_id"]
+        wait_for(lambda: bool(_lines(ty, "start", event_id)), 20, "the job to start")
+        ty.kill9()  # the serve process dies for good; nobody restarts it
+        cmd = [
+            sys.executable,
+            "-m",
+            "taskyard",
+            "worker",
+            "--config",
+            str(ty.config),
+            "--database-url",
+            pg_url,
+        ]
+        with (tmp_path / "worker.log").open("ab") as out:
+            worker = subprocess.Popen(cmd, env=ty.env, stdout=out, stderr=out)
+        wait_for(
+            lambda: ty.status(event_id) == EventStatus.PROCESSED,
+            60,
+            "the worker to take the job over",
+        )
+        assert len(_lines(ty, "start", event_id)) == 2
+        assert len(_lines(ty, "done", event_id)) == 1
+        assert "recovered jobs of silent workers" in (tmp_path / "worker.log").read_text()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(15)
