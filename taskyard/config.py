@@ -142,6 +142,8 @@ class QueueConfig(_Frozen):
     polling_interval_sec: float = Field(default=0.1, gt=0)
     concurrency: int = Field(default=8, ge=1)
     dispatch_batch: int = Field(default=200, ge=1)
+    max_in_flight: int = Field(default=64, ge=1)  # events queued or running at once
+    dispatch_poll_sec: float = Field(default=0.2, gt=0)
     # While deliveries arrive faster than this, the dispatcher hands over one batch per
     # interval, so queue work does not take the CPU from answering webhooks.
     busy_intake_per_second: int = Field(default=200, ge=1)

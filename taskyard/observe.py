@@ -61,6 +61,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def received(self, source: str, outcome: str) -> None:
+        """Count one delivery (labelled children cached: this runs on every request)."""
+        key = ("r", source, outcome)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.webhooks_received.labels(source, outcome)
+        child.inc()
+
+    def intake_took(self, source: str, seconds: float) -> None:
+        key = ("l", source)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.intake_latency.labels(source)
+        child.observe(seconds)
+
     def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepth(counts))
 

@@ -97,15 +97,15 @@ class IntakeApp:
             if source is None:
                 raise SourceNotFound(f"no enabled webhook source at /webhooks/{path}")
             reply, outcome = await self._handle(source, scope, receive)
-            self.metrics.webhooks_received.labels(label, outcome).inc()
+            self.metrics.received(label, outcome)
             await _answer(send, reply)
         except IntakeError as exc:
             await self._refuse(send, label, exc, scope)
         finally:
-            self.metrics.intake_latency.labels(label).observe(time.perf_counter() - started)
+            self.metrics.intake_took(label, time.perf_counter() - started)
 
     async def _refuse(self, send: Any, label: str, exc: IntakeError, scope: Scope) -> None:
-        self.metrics.webhooks_received.labels(label, exc.reason).inc()
+        self.metrics.received(label, exc.reason)
         log.warning(
             "delivery refused",
             extra={

@@ -43,6 +43,7 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._window = (0.0, 0)  # (start, events stored since): the intake's pressure
+        self._backlogged = False  # the queue was full at the last look
 
     def notify(self, stored: int = 1) -> None:
         """New events were stored: dispatch now rather than at the next poll."""
@@ -69,8 +70,13 @@ class Dispatcher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def dispatch_once(self) -> int:
-        """Hand one batch to the queue; return how many events it held."""
-        batch = self.store.events_to_dispatch(self.config.dispatch_batch)
+        """Hand one batch to the queue; return how many events it held. The queue is kept
+        at most `max_in_flight` deep: the rest waits, cheaply, in the events table."""
+        room = self.config.max_in_flight - self.store.count_in_flight()
+        self._backlogged = room <= 0
+        if self._backlogged:
+            return 0
+        batch = self.store.events_to_dispatch(min(room, self.config.dispatch_batch))
         if batch:
             self.queue.enqueue(ROUTE_JOB, batch)
             self.store.mark_dispatched(batch)
@@ -105,7 +111,8 @@ class Dispatcher:
                 log.error("dispatch failed; will retry", extra={"error": str(exc)})
             except Exception:  # the loop must outlive any one failure; log.exception records it
                 log.exception("dispatch failed unexpectedly; will retry")
-            await self._wait(1.0)
+            # A full queue frees room as jobs finish: look again soon.
+            await self._wait(0.05 if self._backlogged else self.config.dispatch_poll_sec)
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -81,6 +81,10 @@ class Store(abc.ABC):
     def count_events(self) -> dict[str, int]: ...
 
     @abc.abstractmethod
+    def count_in_flight(self) -> int:
+        """Events handed to the queue and not finished (queued or processing)."""
+
+    @abc.abstractmethod
     def add_dead_letter(self, letter: DeadLetter) -> None: ...
 
     @abc.abstractmethod

@@ -128,6 +128,11 @@ class MemoryStore(Store):
                 raise NotFound(f"no event {event_id}")
             self._dispatch_keys[event_id] = workflow_id
 
+    def count_in_flight(self) -> int:
+        with self._lock:
+            busy = (EventStatus.QUEUED, EventStatus.PROCESSING)
+            return sum(1 for e in self._events.values() if e.status in busy)
+
     def count_events(self) -> dict[str, int]:
         with self._lock:
             return dict(Counter(str(e.status) for e in self._events.values()))

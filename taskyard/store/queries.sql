@@ -36,6 +36,9 @@ UPDATE events SET status = :status, error = :error, processed_at = :now WHERE id
 -- name: requeue_event
 UPDATE events SET status = 'received', dispatch_key = :dispatch_key, error = NULL WHERE id = :id
 
+-- name: count_in_flight
+SELECT COUNT(*) AS n FROM events WHERE status IN ('queued', 'processing')
+
 -- name: count_events_by_status
 SELECT status, COUNT(*) AS n FROM events GROUP BY status
 

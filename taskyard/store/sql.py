@@ -192,6 +192,11 @@ class SQLStore(Store):
             if not tx.execute(Q["requeue_event"], {"id": event_id, "dispatch_key": workflow_id}):
                 raise NotFound(f"no event {event_id}")
 
+    def count_in_flight(self) -> int:
+        with self.backend.transaction() as tx:
+            row = tx.fetchone(Q["count_in_flight"])
+        return int(row["n"]) if row else 0
+
     def count_events(self) -> dict[str, int]:
         with self.backend.transaction() as tx:
             return {r["status"]: int(r["n"]) for r in tx.fetchall(Q["count_events_by_status"])}

@@ -301,6 +301,9 @@ def test_count_events_by_status(store: Store) -> None:
     store.mark_dispatched([Dispatch(b.id, 2, b.id), Dispatch(c.id, 2, c.id)])
     store.start_event(c.id)
     assert store.count_events() == {"received": 1, "queued": 1, "processing": 1}
+    assert store.count_in_flight() == 2
+    store.finish_event(c.id, EventStatus.PROCESSED, None, T0 + 1)
+    assert store.count_in_flight() == 1
 
 
 # --- dead letters -------------------------------------------------------------------------

@@ -289,3 +289,20 @@ async def test_dispatcher_yields_to_a_burst_but_still_hands_over_work() -> None:
 
 async def _noop(ctx: JobContext) -> None:
     return None
+
+
+def test_dispatcher_keeps_the_queue_at_most_max_in_flight_deep() -> None:
+    store = MemoryStore()
+    queue = MemoryQueue(JobRuntime(store, {ROUTE_JOB: _noop}, RetryConfig()))
+    dispatcher = Dispatcher(store, queue, QueueConfig(max_in_flight=3), "worker-1")
+    for n in range(5):
+        e = Event(
+            new_id(), "github", "github:ping", f"d{n}", None, None, 1.0, Priority.P2, {}, b"{}", "h"
+        )
+        store.insert_events([NewEvent(e, f"id:d{n}", FOREVER)], 1.0)
+    assert dispatcher.dispatch_once() == 3
+    assert dispatcher.dispatch_once() == 0  # full: the other two wait in the events table
+    first = sorted(queue.seen)[0]
+    store.finish_event(first, EventStatus.PROCESSED, None, 2.0)
+    assert dispatcher.dispatch_once() == 1
+    assert store.count_in_flight() == 3
