@@ -142,11 +142,12 @@ class QueueConfig(_Frozen):
     polling_interval_sec: float = Field(default=0.1, gt=0)
     concurrency: int = Field(default=8, ge=1)
     dispatch_batch: int = Field(default=200, ge=1)
-    max_in_flight: int = Field(default=64, ge=1)  # events queued or running at once
+    max_in_flight: int = Field(default=32, ge=1)  # events queued or running at once
     dispatch_poll_sec: float = Field(default=0.2, gt=0)
-    # While deliveries arrive faster than this, the dispatcher hands over one batch per
-    # interval, so queue work does not take the CPU from answering webhooks.
+    # While deliveries arrive faster than `busy_intake_per_second`, jobs start at only
+    # `busy_dispatch_per_second`, so queue work does not take the CPU from answering webhooks.
     busy_intake_per_second: int = Field(default=200, ge=1)
+    busy_dispatch_per_second: int = Field(default=5, ge=1)
     busy_dispatch_interval_sec: float = Field(default=0.5, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     dead_after_seconds: float = Field(default=30.0, gt=0)

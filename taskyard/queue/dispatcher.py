@@ -69,14 +69,15 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def dispatch_once(self) -> int:
-        """Hand one batch to the queue; return how many events it held. The queue is kept
-        at most `max_in_flight` deep: the rest waits, cheaply, in the events table."""
+    def dispatch_once(self, limit: int | None = None) -> int:
+        """Hand one batch (at most `limit`) to the queue; return how many events it held. The
+        queue is kept at most `max_in_flight` deep: the rest waits, cheaply, in the events table."""
         room = self.config.max_in_flight - self.store.count_in_flight()
         self._backlogged = room <= 0
         if self._backlogged:
             return 0
-        batch = self.store.events_to_dispatch(min(room, self.config.dispatch_batch))
+        size = min(room, self.config.dispatch_batch, limit or self.config.dispatch_batch)
+        batch = self.store.events_to_dispatch(size)
         if batch:
             self.queue.enqueue(ROUTE_JOB, batch)
             self.store.mark_dispatched(batch)
@@ -99,12 +100,16 @@ class Dispatcher:
                 if self.clock() - last_housekeeping > HOUSEKEEPING_SECONDS:
                     await asyncio.to_thread(self.housekeeping)
                     last_housekeeping = self.clock()
-                full = await asyncio.to_thread(self.dispatch_once) == self.config.dispatch_batch
                 if self.intake_busy():
-                    # A burst is arriving: answering it comes first. Hand over one batch per
-                    # interval; the backlog drains at full speed once the burst is over.
-                    await asyncio.sleep(self.config.busy_dispatch_interval_sec)
+                    # A burst is arriving: answering it comes first (platforms time out in
+                    # 1-10 s). Jobs still start, at `busy_dispatch_per_second`; the backlog
+                    # drains at full speed once the burst is over.
+                    interval = self.config.busy_dispatch_interval_sec
+                    share = max(1, int(self.config.busy_dispatch_per_second * interval))
+                    await asyncio.to_thread(self.dispatch_once, share)
+                    await asyncio.sleep(interval)
                     continue
+                full = await asyncio.to_thread(self.dispatch_once) == self.config.dispatch_batch
                 if full:
                     continue
             except StoreError as exc:

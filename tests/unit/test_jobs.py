@@ -264,7 +264,10 @@ async def test_dispatcher_yields_to_a_burst_but_still_hands_over_work() -> None:
     runtime = JobRuntime(store, {ROUTE_JOB: _noop}, RetryConfig())
     queue = MemoryQueue(runtime)
     config = QueueConfig(
-        dispatch_batch=2, busy_intake_per_second=50, busy_dispatch_interval_sec=0.2
+        dispatch_batch=2,
+        busy_intake_per_second=50,
+        busy_dispatch_per_second=10,
+        busy_dispatch_interval_sec=0.2,
     )
     dispatcher = Dispatcher(store, queue, config, "worker-1")
     assert not dispatcher.intake_busy()
