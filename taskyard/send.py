@@ -11,7 +11,7 @@ import orjson
 
 from taskyard.config import Settings
 from taskyard.exceptions import TaskyardError
-from taskyard.intake import make_adapter
+from taskyard.intake import make_adapter, source_key
 
 # GitHub and Sentry name the event in a header the payload cannot always tell; a guess by the
 # payload's keys is used only when --event is not given (first match wins).
@@ -88,7 +88,7 @@ def post_signed(
     event: str | None,
     environ: Mapping[str, str],
 ) -> tuple[int, bytes]:
-    key = "generic:" + source.split("/", 1)[1] if source.startswith("generic/") else source
+    key = source_key(source)
     adapter = make_adapter(key)
     signed = adapter.sign(
         _secret(settings, key, environ), body, time.time(), _event_headers(key, body, event)

@@ -19,6 +19,12 @@ ADAPTER_TYPES: dict[str, type[SourceAdapter]] = {
 GENERIC_PREFIX = "generic:"
 
 
+def source_key(path: str) -> str:
+    """The adapter key of a webhook path: `github` → `github`, `generic/x` → `generic:x`."""
+    kind, _, name = path.partition("/")
+    return f"{GENERIC_PREFIX}{name}" if kind == "generic" and name else path
+
+
 def make_adapter(source: str, max_skew_seconds: float | None = None) -> SourceAdapter:
     """The adapter of a built-in source (`github`, …) or of `generic:<name>`."""
     if source.startswith(GENERIC_PREFIX) and source != GENERIC_PREFIX:
@@ -46,4 +52,5 @@ __all__ = [
     "SourceAdapter",
     "assign_priority",
     "make_adapter",
+    "source_key",
 ]

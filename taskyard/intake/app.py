@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from taskyard.config import Settings, SourceConfig
+from taskyard.config import BUILTIN_SOURCES, Settings, SourceConfig
 from taskyard.exceptions import (
     IntakeError,
     MalformedPayload,
@@ -25,7 +25,7 @@ from taskyard.exceptions import (
     SourceNotFound,
     StoreUnavailable,
 )
-from taskyard.intake import make_adapter
+from taskyard.intake import make_adapter, source_key
 from taskyard.intake.base import Reply, SourceAdapter
 from taskyard.intake.limits import RateLimiter, check_address
 from taskyard.intake.priority import assign_priority
@@ -41,7 +41,6 @@ Scope = dict[str, Any]
 
 @dataclass(frozen=True)
 class _Source:
-    key: str  # "github", or "generic:<name>"
     name: str  # the Event.source value
     adapter: SourceAdapter
     config: SourceConfig
@@ -51,23 +50,13 @@ class _Source:
 def build_sources(settings: Settings) -> dict[str, _Source]:
     """Every enabled source, by the path that reaches it. Disabled ones are simply absent."""
     sources: dict[str, _Source] = {}
-    named = [
-        (n, n, settings.sources.get(n, SourceConfig()))
-        for n in ("github", "linear", "slack", "sentry", "discord")
-    ]
+    named = [(n, n, settings.sources.get(n, SourceConfig())) for n in BUILTIN_SOURCES]
     named += [(f"generic/{n}", n, c) for n, c in settings.generic.items()]
     for path, name, cfg in named:
         if cfg.enabled:
-            key = name if "/" not in path else f"generic:{name}"
-            adapter = make_adapter(key, cfg.max_skew_seconds)
+            adapter = make_adapter(source_key(path), cfg.max_skew_seconds)
             adapter.check_secrets(cfg.secrets)
-            sources[path] = _Source(
-                key,
-                name,
-                adapter,
-                cfg,
-                RateLimiter(cfg.rate_limit_per_hour),
-            )
+            sources[path] = _Source(name, adapter, cfg, RateLimiter(cfg.rate_limit_per_hour))
     return sources
 
 
