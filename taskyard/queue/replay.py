@@ -9,8 +9,7 @@ from taskyard.store.base import Store
 
 
 def replay_event(store: Store, event_id: str) -> str:
-    """Queue the event's job again; return the new workflow id."""
-    store.get_event(event_id)  # NotFound for an unknown id
+    """Queue the event's job again; return the new workflow id. NotFound for an unknown id."""
     workflow_id = _replay_id(event_id)
     store.requeue_event(event_id, workflow_id)
     return workflow_id

@@ -1,5 +1,8 @@
 -- Named queries shared by SQLite and PostgreSQL. Parameters are written :name.
 
+-- name: record_migration
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)
+
 -- name: upsert_dedup
 INSERT INTO dedup_keys (source, key, event_id, expires_at)
 VALUES (:source, :key, :event_id, :expires_at)

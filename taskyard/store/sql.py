@@ -49,6 +49,10 @@ def fresh_schema() -> str:
 Q = load_queries()
 
 
+def _record_migration(tx: Tx, version: int, name: str) -> None:
+    tx.execute(Q["record_migration"], {"v": version, "n": name, "t": time.time()})
+
+
 class SQLStore(Store):
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -76,10 +80,7 @@ class SQLStore(Store):
                 if version in done:
                     continue
                 tx.executescript(self._ddl(sql))
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)",
-                    {"v": version, "n": name, "t": time.time()},
-                )
+                _record_migration(tx, version, name)
                 applied.append(version)
         return applied
 
@@ -89,10 +90,7 @@ class SQLStore(Store):
             tx.execute(self._ddl(_MIGRATIONS_TABLE))
             tx.executescript(self._ddl(fresh_schema()))
             for version, name, _ in migrations():
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)",
-                    {"v": version, "n": name, "t": time.time()},
-                )
+                _record_migration(tx, version, name)
 
     def ping(self) -> None:
         with self.backend.transaction() as tx:
