@@ -78,6 +78,9 @@ class Metrics:
             child = self._children[key] = self.intake_latency.labels(source)
         child.observe(seconds)
 
+    def job_finished(self, job: str, result: str) -> None:
+        self.jobs.labels(job, result).inc()
+
     def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepth(counts))
 

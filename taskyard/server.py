@@ -69,6 +69,7 @@ async def running(settings: Settings, role: str, intake: bool) -> AsyncIterator[
     metrics = Metrics()
     metrics.watch_queue(store.count_events)
     runtime = JobRuntime(store, load_handlers(settings), settings.queue.retry)
+    runtime.on_outcome.append(metrics.job_finished)
     queue = DurableQueue(
         runtime,
         system_database_url(settings.store_url, str((settings.home / "queue.db").resolve())),

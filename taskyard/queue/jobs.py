@@ -61,6 +61,11 @@ class JobRuntime:
     clock: Callable[[], float] = time.time
     on_outcome: list[Callable[[str, str], None]] = field(default_factory=list)
 
+    def report(self, job: str, result: str) -> None:
+        """Tell the listeners (metrics) that a job finished: `processed` or `dead`."""
+        for listener in self.on_outcome:
+            listener(job, result)
+
     def handler(self, job: str) -> Handler:
         try:
             return self.handlers[job]
@@ -97,6 +102,7 @@ async def execute_attempt(rt: JobRuntime, job: str, ref: str, attempt: int) -> O
         )
         return Outcome(ok=False, permanent=False, error=_describe(exc))
     await asyncio.to_thread(rt.store.finish_event, ref, EventStatus.PROCESSED, None, rt.clock())
+    rt.report(job, "processed")
     return Outcome(ok=True)
 
 
@@ -118,6 +124,7 @@ async def dead_letter(rt: JobRuntime, job: str, ref: str, attempts: int, error: 
     )
     await asyncio.to_thread(rt.store.add_dead_letter, letter)
     await asyncio.to_thread(rt.store.finish_event, ref, EventStatus.DEAD, error, now)
+    rt.report(job, "dead")
     log.error(
         "job dead-lettered",
         extra={

@@ -39,6 +39,7 @@ class Harness:
     clock: Clock
     delays: list[float]
     calls: list[tuple[str, int]] = field(default_factory=list)  # (event id, attempt)
+    outcomes: list[tuple[str, str]] = field(default_factory=list)  # (job, result) reported
 
     def add_event(self, priority: Priority = Priority.P2) -> str:
         body = new_id().encode()
@@ -93,6 +94,7 @@ async def h(behaviour: list[Behaviour]) -> AsyncIterator[Harness]:
     queue = MemoryQueue(runtime, concurrency=1, sleep=fake_sleep)
     dispatcher = Dispatcher(store, queue, QueueConfig(), "worker-1", clock=clock)
     harness = Harness(store, queue, dispatcher, clock, delays)
+    runtime.on_outcome.append(lambda job, result: harness.outcomes.append((job, result)))
     await queue.start()
     yield harness
     await queue.stop()
@@ -122,6 +124,7 @@ async def test_transient_failures_are_retried_until_success(
     assert h.queue.results == {event_id: "processed"}
     event = h.store.get_event(event_id)
     assert (event.status, event.attempts, event.error) == (EventStatus.PROCESSED, 3, None)
+    assert h.outcomes == [(ROUTE_JOB, "processed")]
     assert event.processed_at == T0
     assert h.store.list_dead_letters(None, 10) == []
 
@@ -142,6 +145,7 @@ async def test_permanent_error_goes_to_dead_letters_at_once(
     assert letter.error == "PermanentError: issue #12 has no repository"
     event = h.store.get_event(event_id)
     assert (event.status, event.error) == (EventStatus.DEAD, letter.error)
+    assert h.outcomes == [(ROUTE_JOB, "dead")]
 
 
 async def test_exhausted_retries_dead_letter_with_the_last_error(
