@@ -16,7 +16,8 @@ in Redis.
 
 Run: python bench/baseline_rq.py --port 8001 \
          --database-url postgresql://postgres@127.0.0.1:5432/DB
-Same server stack as taskyard: uvicorn, one worker, httptools, uvloop, no access log.
+Same server stack as taskyard: uvicorn (`--workers` processes, as many as taskyard's intake
+processes in bench/intake.py), httptools, uvloop, no access log.
 """
 
 from __future__ import annotations
@@ -147,23 +148,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--queue", default="baseline", help="RQ queue name")
     parser.add_argument("--pool-size", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args(argv)
-    settings = Settings(
-        database_url=args.database_url,
-        secret=os.environ.get("BENCH_GITHUB_SECRET", DEFAULT_SECRET),
-        redis_url=args.redis_url,
-        queue_name=args.queue,
-        pool_size=args.pool_size,
-    )
+    # The workers (when more than one) build the app from these, by `app_from_env`.
+    os.environ["BENCH_BASELINE_DATABASE_URL"] = args.database_url
+    os.environ["BENCH_BASELINE_REDIS_URL"] = args.redis_url
+    os.environ["BENCH_BASELINE_QUEUE"] = args.queue
+    os.environ["BENCH_BASELINE_POOL_SIZE"] = str(args.pool_size)
     uvicorn.run(
-        create_app(settings),
+        "bench.baseline_rq:app_from_env" if args.workers > 1 else app_from_env(),
+        factory=args.workers > 1,
         host=args.host,
         port=args.port,
-        workers=1,
+        workers=args.workers,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_level="warning",
+    )
+
+
+def app_from_env() -> FastAPI:
+    return create_app(
+        Settings(
+            database_url=os.environ["BENCH_BASELINE_DATABASE_URL"],
+            secret=os.environ.get("BENCH_GITHUB_SECRET", DEFAULT_SECRET),
+            redis_url=os.environ["BENCH_BASELINE_REDIS_URL"],
+            queue_name=os.environ["BENCH_BASELINE_QUEUE"],
+            pool_size=int(os.environ["BENCH_BASELINE_POOL_SIZE"]),
+        )
     )
 
 

@@ -73,6 +73,7 @@ class Options:
     warmup: float
     settle: float
     wrk_threads: int
+    processes: int
     only: tuple[str, ...]
     taskyard: tuple[str, ...]
     postgres_url: str
@@ -124,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--warmup", type=float, default=2.0, help="seconds of wrk before measuring")
     add("--settle", type=float, default=2.0, help="idle seconds between runs")
     add("--wrk-threads", type=int, default=1)
+    add(
+        "--processes",
+        type=int,
+        default=2,
+        help="processes answering webhooks: taskyard's --intake-processes, the baseline's workers",
+    )
     add("--only", default=",".join(SCENARIOS), help="comma list of " + ", ".join(SCENARIOS))
     add("--taskyard", default=default_taskyard(), help="command that runs taskyard")
     add(
@@ -150,6 +157,7 @@ def parse_options(argv: list[str] | None) -> Options:
         warmup=args.warmup,
         settle=args.settle,
         wrk_threads=args.wrk_threads,
+        processes=args.processes,
         only=only,
         taskyard=tuple(shlex.split(args.taskyard)),
         postgres_url=args.postgres_url,
@@ -176,6 +184,7 @@ def taskyard_scenario(
     port = free_port()
     command = [*options.taskyard, "serve", "--config", str(config)]
     command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--intake-processes", str(options.processes)]
     command += ["--database-url", database_url] if database_url else []
     command += ["--verify-only"] if verify_only else []
     env = clean_env(TASKYARD_HOME=str(home), TASKYARD_GITHUB_SECRET=options.secret)
@@ -191,6 +200,7 @@ def baseline_scenario(options: Options, url: str) -> Scenario:
     queue_name = f"bench-baseline-{os.getpid()}"
     command = [sys.executable, str(BENCH_DIR / "baseline_rq.py"), "--port", str(port)]
     command += ["--database-url", url, "--redis-url", options.redis_url, "--queue", queue_name]
+    command += ["--workers", str(options.processes)]
 
     def finish() -> str:
         queue = Queue(queue_name, connection=redis.Redis.from_url(options.redis_url))
@@ -319,6 +329,10 @@ def print_header(options: Options) -> None:
     say(
         f"max run:  {max_tool(options)}, {options.connections} connections, "
         f"{options.seconds:g} s after a {options.warmup:g} s warm-up (closed loop)"
+    )
+    say(
+        f"servers:  taskyard serve --intake-processes {options.processes}; "
+        f"the baseline with {options.processes} uvicorn worker(s)"
     )
     say(
         f"fixed:    {options.rate:,.0f} requests/s for {options.seconds:g} s, open loop over "

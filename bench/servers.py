@@ -87,7 +87,8 @@ class Server:
 
 @dataclass(frozen=True)
 class CpuSample:
-    """CPU seconds used so far by one process (all threads) and by the whole machine."""
+    """CPU seconds used so far by one process with its children (all threads) and by the
+    whole machine."""
 
     wall: float
     process: float | None
@@ -102,7 +103,7 @@ class CpuSample:
         if self.process is None or before.process is None:
             return "not measurable (no /proc)"
         server = (self.process - before.process) / wall
-        text = f"server process {server:.2f} cores"
+        text = f"server processes {server:.2f} cores"
         if self.machine is not None and before.machine is not None:
             machine = (self.machine - before.machine) / wall
             text += f", whole machine {machine:.2f} of {os.cpu_count()} cores busy"
@@ -110,12 +111,22 @@ class CpuSample:
 
 
 def _process_cpu(pid: int) -> float | None:
-    """utime + stime of `pid` from /proc (Linux), in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    """utime + stime of `pid` and of its live children from /proc (Linux), in seconds."""
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    if pid not in stats:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, total = {pid}, 0
+    for child, fields in sorted(stats.items()):  # parents start before their children
+        if child in tree or int(fields[1]) in tree:
+            tree.add(child)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_cpu() -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,15 @@ def serve(
     database_url: DbOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    intake_processes: Annotated[
+        int | None,
+        typer.Option(
+            "--intake-processes",
+            min=1,
+            max=64,
+            help="Processes answering webhooks (default 1: this one, beside the queue).",
+        ),
+    ] = None,
     verify_only: Annotated[
         bool,
         typer.Option(
@@ -63,13 +73,30 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run everything in one process: webhooks, dispatcher, workers."""
-    from taskyard import server
+    """Run the server: webhooks, dispatcher, workers."""
+    s = settings_from(
+        config, database_url=database_url, host=host, port=port, intake_processes=intake_processes
+    )
+    metrics_dir = _shared_metrics_dir(s) if s.intake.processes > 1 else None
+    from taskyard import server  # imports prometheus_client: after _shared_metrics_dir
     from taskyard.observe import setup_logging
 
-    s = settings_from(config, database_url=database_url, host=host, port=port)
     setup_logging(s.log_level, s.log_format)
-    server.run(server.serve(s, verify_only=verify_only))
+    server.run(server.serve(s, verify_only=verify_only, metrics_dir=metrics_dir))
+
+
+def _shared_metrics_dir(s: Settings) -> Path:
+    """Where several processes keep their metrics (prometheus_client's multiprocess mode,
+    which it picks from PROMETHEUS_MULTIPROC_DIR when it is imported): a fresh directory
+    under $TASKYARD_HOME unless that variable names one."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        return Path(given)
+    directory = (s.home / "run" / "metrics").resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
 
 
 @app.command()

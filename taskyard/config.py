@@ -159,6 +159,10 @@ class IntakeConfig(_Frozen):
     dedup_window_seconds: float = Field(default=300.0, ge=0)
     write_batch_max: int = Field(default=512, ge=1)
     trust_forwarded_for: bool = False
+    # Processes answering webhooks. 1: the server's own process does it, beside the queue.
+    # More: that many processes share the port and only store events; the server's process
+    # keeps the dispatcher and workers. Python runs one request at a time per process.
+    processes: int = Field(default=1, ge=1, le=64)
 
 
 class Settings(_Frozen):
@@ -227,6 +231,9 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     for env, key in scalars.items():
         if environ.get(env):
             data[key] = environ[env]
+    if environ.get("TASKYARD_INTAKE_PROCESSES"):
+        intake = data.get("intake") or {}
+        data["intake"] = {**intake, "processes": environ["TASKYARD_INTAKE_PROCESSES"]}
     for source, env in _SECRET_ENV.items():
         if environ.get(env):
             _merge_source(data, "sources", source, _split_secrets(environ[env]))
@@ -254,7 +261,10 @@ def load_settings(
             raise ConfigError(f"config {path} must be a mapping at the top level")
         data = loaded
     _apply_env(data, environ)
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "intake_processes" in given:  # a flag for a nested setting
+        data["intake"] = {**(data.get("intake") or {}), "processes": given.pop("intake_processes")}
+    data.update(given)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

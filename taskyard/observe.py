@@ -6,12 +6,16 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+from taskyard.exceptions import ConfigError
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 EVENT_STATES = ("received", "queued", "processing", "processed", "dead")
@@ -37,28 +41,43 @@ class _QueueDepth(Collector):
 
 
 class Metrics:
-    """One registry per server, so tests can run several side by side."""
+    """One registry per server, so tests can run several side by side.
 
-    def __init__(self) -> None:
+    With `multiprocess_dir`, several processes count together (prometheus_client's
+    multiprocess mode: each writes its values to files there, and `registry` reads them all).
+    That mode is chosen when prometheus_client is imported, from `PROMETHEUS_MULTIPROC_DIR`,
+    so whoever starts the processes sets that variable first (see `taskyard serve`).
+    """
+
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry()
+        own: CollectorRegistry | None = self.registry
+        if multiprocess_dir is not None:
+            if values.ValueClass is values.MutexValue:
+                raise ConfigError(
+                    "metrics shared by several processes need PROMETHEUS_MULTIPROC_DIR set "
+                    "before prometheus_client is imported"
+                )
+            MultiProcessCollector(self.registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
+            own = None  # the values are read back from the files, not from these objects
         self.webhooks_received = Counter(
             "taskyard_webhooks_received_total",
             "Webhook deliveries by source and outcome (accepted, duplicate, or why refused).",
             ["source", "outcome"],
-            registry=self.registry,
+            registry=own,
         )
         self.intake_latency = Histogram(
             "taskyard_intake_latency_seconds",
             "Time from request start to answer, by source.",
             ["source"],
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=own,
         )
         self.jobs = Counter(
             "taskyard_jobs_total",
             "Finished jobs by name and result (processed, dead).",
             ["job", "result"],
-            registry=self.registry,
+            registry=own,
         )
 
         self._children: dict[tuple[str, ...], Any] = {}

@@ -11,13 +11,16 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
-from taskyard.intake.app import IntakeApp
+from taskyard.intake.app import IntakeApp, build_sources
+from taskyard.intake.pool import IntakePool, reserve_port
+from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
 from taskyard.observe import Metrics
 from taskyard.queue.dispatcher import Dispatcher
@@ -63,10 +66,12 @@ class Services:
 
 
 @asynccontextmanager
-async def running(settings: Settings, role: str, intake: bool) -> AsyncIterator[Services]:
+async def running(
+    settings: Settings, role: str, intake: bool, metrics_dir: Path | None = None
+) -> AsyncIterator[Services]:
     store = await asyncio.to_thread(open_migrated_store, settings)
     executor = claim_executor_id(settings.home, role, settings.worker_id)
-    metrics = Metrics()
+    metrics = Metrics(metrics_dir)
     metrics.watch_queue(store.count_events)
     runtime = JobRuntime(store, load_handlers(settings), settings.queue.retry)
     runtime.on_outcome.append(metrics.job_finished)
@@ -106,7 +111,12 @@ async def running(settings: Settings, role: str, intake: bool) -> AsyncIterator[
         executor.release()
 
 
-async def serve(settings: Settings, verify_only: bool = False) -> None:
+async def serve(
+    settings: Settings, verify_only: bool = False, metrics_dir: Path | None = None
+) -> None:
+    if settings.intake.processes > 1:
+        await _serve_with_intake_processes(settings, verify_only, metrics_dir)
+        return
     async with running(settings, "serve", intake=True) as services:
         intake = IntakeApp(settings, services.writer, services.metrics, verify_only=verify_only)
         app = build_app(services.store, services.metrics, intake)
@@ -125,6 +135,58 @@ async def serve(settings: Settings, verify_only: bool = False) -> None:
             "listening", extra={"host": settings.host, "port": settings.port, "sources": enabled}
         )
         await uvicorn.Server(config).serve()
+
+
+async def _serve_with_intake_processes(
+    settings: Settings, verify_only: bool, metrics_dir: Path | None
+) -> None:
+    """`intake.processes` processes answer webhooks; this one dispatches and runs jobs."""
+    sources = sorted(build_sources(settings))  # refuses unusable secrets before anything starts
+    store = await asyncio.to_thread(open_migrated_store, settings)  # before the intake opens it
+    store.close()
+    sock = reserve_port(settings.host, settings.port)
+    state = SharedIntakeState.create(
+        settings.home / "run" / "intake.state", sources, settings.intake.processes
+    )
+    pool = IntakePool(settings, sock.getsockname()[1], state, metrics_dir, verify_only)
+    try:
+        pool.start()
+        log.info(
+            "listening",
+            extra={
+                "host": settings.host,
+                "port": sock.getsockname()[1],
+                "sources": sorted(s.split("/")[-1] for s in sources),
+                "intake_processes": pool.size,
+            },
+        )
+        async with running(settings, "serve", intake=False, metrics_dir=metrics_dir) as services:
+            tasks = [
+                asyncio.create_task(pool.supervise(), name="intake-pool"),
+                asyncio.create_task(_feed_dispatcher(state, services.dispatcher), name="feed"),
+            ]
+            try:
+                await _forever()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                pool.stop()
+    finally:
+        pool.stop()
+        sock.close()
+        state.close()
+
+
+async def _feed_dispatcher(state: SharedIntakeState, dispatcher: Dispatcher) -> None:
+    """Tell the dispatcher what the intake processes stored (its burst policy needs the rate)."""
+    seen = state.stored_total()
+    while True:
+        await asyncio.sleep(0.05)
+        total = state.stored_total()
+        if total != seen:
+            dispatcher.notify(total - seen)
+            seen = total
 
 
 async def work(settings: Settings) -> None:

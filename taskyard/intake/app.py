@@ -28,7 +28,8 @@ from taskyard.exceptions import (
 from taskyard.intake import make_adapter, source_key
 from taskyard.intake.base import Reply, SourceAdapter
 from taskyard.intake.limits import RateLimiter, check_address
-from taskyard.intake.priority import assign_priority
+from taskyard.intake.priority import PriorityRules
+from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
 from taskyard.models import Event, new_id
 from taskyard.observe import Metrics
@@ -47,8 +48,11 @@ class _Source:
     limiter: RateLimiter
 
 
-def build_sources(settings: Settings) -> dict[str, _Source]:
-    """Every enabled source, by the path that reaches it. Disabled ones are simply absent."""
+def build_sources(
+    settings: Settings, shared: SharedIntakeState | None = None
+) -> dict[str, _Source]:
+    """Every enabled source, by the path that reaches it. Disabled ones are simply absent.
+    With `shared`, rate limits count the deliveries of every intake process together."""
     sources: dict[str, _Source] = {}
     named = [(n, n, settings.sources.get(n, SourceConfig())) for n in BUILTIN_SOURCES]
     named += [(f"generic/{n}", n, c) for n, c in settings.generic.items()]
@@ -56,7 +60,9 @@ def build_sources(settings: Settings) -> dict[str, _Source]:
         if cfg.enabled:
             adapter = make_adapter(source_key(path), cfg.max_skew_seconds)
             adapter.check_secrets(cfg.secrets)
-            sources[path] = _Source(name, adapter, cfg, RateLimiter(cfg.rate_limit_per_hour))
+            cell = shared.bucket(path) if shared is not None else None
+            limiter = RateLimiter(cfg.rate_limit_per_hour, cell=cell)
+            sources[path] = _Source(name, adapter, cfg, limiter)
     return sources
 
 
@@ -67,12 +73,14 @@ class IntakeApp:
         writer: EventWriter | None,
         metrics: Metrics,
         verify_only: bool = False,
+        shared: SharedIntakeState | None = None,
     ) -> None:
         self.settings = settings
         self.writer = writer
         self.metrics = metrics
         self.verify_only = verify_only
-        self.sources = build_sources(settings)
+        self.sources = build_sources(settings, shared)
+        self.priorities = PriorityRules(settings.priority_rules, settings.default_priority)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -139,13 +147,7 @@ class IntakeApp:
         now: float,
     ) -> Event:
         norm = src.adapter.normalise(headers, payload)
-        priority = assign_priority(
-            self.settings.priority_rules,
-            self.settings.default_priority,
-            src.name,
-            norm.type,
-            payload,
-        )
+        priority = self.priorities.assign(src.name, norm.type, payload)
         kept = {k: v for k, v in headers.items() if k not in src.adapter.signature_headers}
         return Event(
             id=new_id(),

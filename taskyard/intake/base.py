@@ -103,7 +103,7 @@ def dig(payload: Any, path: str) -> Any:
         key = part[:-2] if flatten else part
         nxt: list[Any] = []
         for item in current:
-            value = item.get(key) if isinstance(item, Mapping) else None
+            value = item.get(key) if isinstance(item, dict) else None
             if value is None:
                 continue
             if flatten:

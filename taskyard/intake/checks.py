@@ -96,7 +96,7 @@ def text_at(payload: Any, *keys: str) -> str | None:
     """`payload[k1][k2]...` when it is a non-empty string (ids given as ints become strings)."""
     value = payload
     for key in keys:
-        value = value.get(key) if isinstance(value, Mapping) else None
+        value = value.get(key) if isinstance(value, dict) else None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):

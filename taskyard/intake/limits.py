@@ -9,38 +9,52 @@ from collections.abc import Callable, Sequence
 
 from taskyard.config import IPNetwork
 from taskyard.exceptions import Forbidden, RateLimited
+from taskyard.intake.shared import BucketCell
 
 
 class RateLimiter:
     """A token bucket: `per_hour` deliveries an hour, up to `per_hour` at once after a quiet hour.
-    `check` refuses when the bucket is empty without spending; `spend` takes one token."""
+    `check` refuses when the bucket is empty without spending; `spend` takes one token. The
+    bucket's state lives in a `BucketCell`: this process's own, or one shared by every intake
+    process (see `taskyard.intake.shared`)."""
 
-    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_hour: int,
+        clock: Callable[[], float] = time.monotonic,
+        cell: BucketCell | None = None,
+    ) -> None:
         self.per_hour = per_hour
         self.clock = clock
-        self._tokens = float(per_hour)
-        self._at = clock()
+        self.cell = cell or BucketCell()
 
-    def _refill(self) -> None:
+    def _refilled(self) -> tuple[float, float]:
+        """Tokens now (call with the cell held)."""
         now = self.clock()
+        tokens, at = self.cell.read()
+        if math.isnan(tokens):
+            return float(self.per_hour), now
         rate = self.per_hour / 3600.0
-        self._tokens = min(float(self.per_hour), self._tokens + (now - self._at) * rate)
-        self._at = now
+        return min(float(self.per_hour), tokens + max(0.0, now - at) * rate), now
 
     def check(self, source: str) -> None:
         if self.per_hour <= 0:
             return
-        self._refill()
-        if self._tokens < 1.0:
-            wait = (1.0 - self._tokens) * 3600.0 / self.per_hour
+        with self.cell.held():
+            tokens, _ = self._refilled()
+        if tokens < 1.0:
+            wait = (1.0 - tokens) * 3600.0 / self.per_hour
             raise RateLimited(
                 f"source {source} is over its limit of {self.per_hour} deliveries an hour",
                 retry_after=max(1, math.ceil(wait)),
             )
 
     def spend(self) -> None:
-        if self.per_hour > 0:
-            self._tokens -= 1.0
+        if self.per_hour <= 0:
+            return
+        with self.cell.held():
+            tokens, now = self._refilled()
+            self.cell.write(tokens - 1.0, now)
 
 
 def check_address(source: str, client: str | None, allowed: Sequence[IPNetwork]) -> None:

@@ -21,6 +21,47 @@ from taskyard.intake.base import dig
 from taskyard.models import Priority
 
 
+class PriorityRules:
+    """Rules compiled for the hot path: which rules apply is worked out once per (source,
+    type) and remembered; a payload path read by several rules is read once per event."""
+
+    def __init__(self, rules: Sequence[PriorityRule], default: Priority) -> None:
+        self.rules = tuple(rules)
+        self.default = default
+        self._applicable: dict[tuple[str, str], tuple[PriorityRule, ...]] = {}
+
+    def applicable(self, source: str, event_type: str) -> tuple[PriorityRule, ...]:
+        key = (source, event_type)
+        found = self._applicable.get(key)
+        if found is None:
+            found = tuple(
+                rule
+                for rule in self.rules
+                if (rule.source is None or rule.source == source)
+                and (rule.type == "*" or fnmatchcase(event_type, rule.type))
+            )
+            if len(self._applicable) < _MAX_REMEMBERED:  # types come from payloads: bounded
+                self._applicable[key] = found
+        return found
+
+    def assign(self, source: str, event_type: str, payload: Mapping[str, Any]) -> Priority:
+        values: dict[str, Any] = {}  # several rules often read the same path (labels)
+        for rule in self.applicable(source, event_type):
+            value = values.get(rule.path, _UNREAD)
+            if value is _UNREAD:
+                value = values[rule.path] = _folded(dig(payload, rule.path))
+            if value is None or value == []:
+                continue
+            found = _rule_priority(rule, value)
+            if found is not None:
+                return found
+        return self.default
+
+
+_UNREAD = object()
+_MAX_REMEMBERED = 4096
+
+
 def assign_priority(
     rules: Sequence[PriorityRule],
     default: Priority,
@@ -28,18 +69,7 @@ def assign_priority(
     event_type: str,
     payload: Mapping[str, Any],
 ) -> Priority:
-    values: dict[str, Any] = {}  # several rules often read the same path (labels)
-    for rule in rules:
-        if rule.source is not None and rule.source != source:
-            continue
-        if rule.type != "*" and not fnmatchcase(event_type, rule.type):
-            continue
-        if rule.path not in values:
-            values[rule.path] = _folded(dig(payload, rule.path))
-        found = _rule_priority(rule, values[rule.path])
-        if found is not None:
-            return found
-    return default
+    return PriorityRules(rules, default).assign(source, event_type, payload)
 
 
 def _folded(value: Any) -> Any:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import abc
+import fcntl
+import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -67,6 +70,8 @@ class Backend(abc.ABC):
 
 # --- SQLite -------------------------------------------------------------------------------
 
+_SQLITE_LOCK_SECONDS = 10.0  # as long as SQLite's own busy timeout
+
 
 class _SqliteTx(Tx):
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -97,12 +102,17 @@ class SqliteBackend(Backend):
     dialect = "sqlite"
     types = {"blob": "BLOB", "float": "REAL"}
 
-    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: Path, synchronous: str = "FULL", lock_seconds: float = _SQLITE_LOCK_SECONDS
+    ) -> None:
         self.path = path
         self._synchronous = synchronous
+        self.lock_seconds = lock_seconds
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
+        self._lock_fds: list[int] = []
+        self._lock_path = path.with_name(path.name + ".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def _connection(self) -> sqlite3.Connection:
@@ -118,8 +128,47 @@ class SqliteBackend(Backend):
                 self._all.append(conn)
         return conn
 
+    def _write_lock(self) -> int:
+        """This thread's descriptor of the database's lock file (see `transaction`)."""
+        fd: int | None = getattr(self._local, "lock_fd", None)
+        if fd is None:
+            try:
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot open {self._lock_path}: {exc}") from exc
+            self._local.lock_fd = fd
+            with self._lock:
+                self._lock_fds.append(fd)
+        return fd
+
+    def _acquire(self, fd: int) -> None:
+        deadline = time.monotonic() + self.lock_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(
+                        f"sqlite database {self.path} is locked by another writer"
+                    ) from None
+                time.sleep(0.0002)
+
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
+        # Writers take turns on a lock file before SQLite's own lock: when several processes
+        # write (intake processes), SQLite's busy handler would make the loser sleep 1, 2, 5,
+        # 10… ms; here it waits only as long as the other transaction lasts.
+        lock = self._write_lock()
+        self._acquire(lock)
+        try:
+            with self._sqlite_transaction() as tx:
+                yield tx
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _sqlite_transaction(self) -> Iterator[Tx]:
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -170,6 +219,9 @@ class SqliteBackend(Backend):
             for conn in self._all:
                 conn.close()
             self._all.clear()
+            for fd in self._lock_fds:
+                os.close(fd)
+            self._lock_fds.clear()
         self._local = threading.local()
 
 

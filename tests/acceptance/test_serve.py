@@ -51,6 +51,7 @@ class Taskyard:
         self.config = home / "taskyard.yaml"
         self.config.write_text(CONFIG)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.serve_args: list[str] = []
         self.env = {
             **os.environ,
             "TASKYARD_HOME": str(home),
@@ -90,6 +91,7 @@ class Taskyard:
             "--config",
             str(self.config),
             *self._db(),
+            *self.serve_args,
         ]
         with (self.home / "serve.log").open("ab") as out:
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import itertools
 import os
@@ -421,3 +422,16 @@ def test_sqlite_failed_commit_releases_the_transaction(tmp_path: Path) -> None:
     insert(store, e)  # same thread, same connection
     assert store.get_event(e.id) == e
     store.close()
+
+
+def test_sqlite_writer_waits_for_the_lock_then_reports_unavailable(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    sql = SQLStore(SqliteBackend(db, lock_seconds=0.3))
+    sql.migrate()
+    with open(db.with_name("t.db.lock"), "a+") as held:  # another process's writer
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(StoreUnavailable, match="locked by another writer"):
+            sql.insert_events([keyed(event(), "delivery:locked")], T0)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert not sql.insert_events([keyed(event(), "delivery:locked")], T0)[0].duplicate
+    sql.close()

@@ -10,6 +10,7 @@ import pytest
 
 from taskyard.config import PriorityRule, default_priority_rules
 from taskyard.intake import assign_priority
+from taskyard.intake.priority import PriorityRules
 from taskyard.models import Priority
 
 DEFAULTS = default_priority_rules()
@@ -155,3 +156,22 @@ def test_first_matching_rule_wins_and_non_matching_ones_are_skipped() -> None:
     ]
     assert assign_priority(rules, Priority.P2, "src", "src:x", PAYLOAD) is Priority.P1
     assert assign_priority([], Priority.P2, "src", "src:x", PAYLOAD) is Priority.P2
+
+
+def test_compiled_rules_remember_which_apply_per_source_and_type() -> None:
+    rules = PriorityRules(DEFAULTS, Priority.P2)
+    applicable = rules.applicable("sentry", "sentry:metric_alert.critical")
+    assert [r.name for r in applicable] == [
+        "sentry-level",
+        "sentry-alert-level",
+        "sentry-metric-critical",
+    ]
+    assert rules.applicable("sentry", "sentry:metric_alert.critical") is applicable
+    assert [r.name for r in rules.applicable("sentry", "sentry:issue.created")] == [
+        "sentry-level",
+        "sentry-alert-level",
+    ]
+    assert rules.applicable("discord", "discord:interaction.command") == ()
+    labelled = {"pull_request": {"labels": [{"name": "Bug"}]}}
+    assert rules.assign("github", "github:pull_request.opened", labelled) == Priority.P1
+    assert rules.assign("github", "github:pull_request.opened", {}) == Priority.P2
