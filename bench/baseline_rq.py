@@ -30,6 +30,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 import uvicorn
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(
         "bench.baseline_rq:app_from_env" if args.workers > 1 else app_from_env(),
         factory=args.workers > 1,
+        app_dir=str(Path(__file__).resolve().parents[1]),  # workers import `bench.baseline_rq`
         host=args.host,
         port=args.port,
         workers=args.workers,
