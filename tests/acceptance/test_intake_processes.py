@@ -102,7 +102,9 @@ def test_kill9_of_the_server_takes_its_intake_processes_and_loses_nothing(
         wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 10, f"process {pid} to end")
     pooled.start()
     wait_for(lambda: all(pooled.status(i) == EventStatus.PROCESSED for i in ids), 40, "processing")
-    assert all(len(_lines(pooled, "done", i)) == 1 for i in ids)
+    # Every answered delivery ran. A job the kill caught between its last line and DBOS's
+    # checkpoint runs again (handlers are at least once), so "done" may appear twice for it.
+    assert all(_lines(pooled, "done", i) for i in ids)
 
 
 def test_a_dead_intake_process_is_replaced(pooled: Taskyard) -> None:
