@@ -82,3 +82,21 @@ UPDATE workers SET recovered_by = :by WHERE id = :id AND recovered_by IS NULL AN
 
 -- name: delete_expired_dedup
 DELETE FROM dedup_keys WHERE expires_at <= :now
+
+-- name: claim_and_insert_event
+-- PostgreSQL only: claim the dedup key and store the event in one statement (one round trip
+-- per event, pipelined over the batch). A row comes back when the event is new.
+WITH claim AS (
+    INSERT INTO dedup_keys (source, key, event_id, expires_at)
+    VALUES (:source, :key, :id, :expires_at)
+    ON CONFLICT (source, key) DO UPDATE
+        SET event_id = excluded.event_id, expires_at = excluded.expires_at
+        WHERE dedup_keys.expires_at <= :now
+    RETURNING event_id
+)
+INSERT INTO events (id, source, type, delivery_id, subject, actor, received_at, priority,
+                    headers, body, content_hash, status, dispatch_key)
+SELECT :id, :source, :type, :delivery_id, :subject, :actor, :received_at, :priority,
+       :headers, :body, :content_hash, :status, :dispatch_key
+FROM claim
+RETURNING id

@@ -104,6 +104,8 @@ class SQLStore(Store):
     def insert_events(self, batch: Sequence[NewEvent], now: float) -> list[StoreResult]:
         if not batch:
             return []
+        if self.backend.dialect == "postgresql":
+            return self._insert_events_claiming(batch, now)
         keys = [
             {
                 "source": n.event.source,
@@ -134,6 +136,32 @@ class SQLStore(Store):
                     results.append(
                         StoreResult(str(first["event_id"]) if first else n.event.id, duplicate=True)
                     )
+        return results
+
+    def _insert_events_claiming(self, batch: Sequence[NewEvent], now: float) -> list[StoreResult]:
+        """PostgreSQL: one statement per event claims its dedup key and stores it."""
+        rows = [
+            {
+                **_event_row(n.event),
+                "key": n.dedup_key,
+                "expires_at": n.dedup_expires_at,
+                "now": now,
+            }
+            for n in batch
+        ]
+        with self.backend.transaction() as tx:
+            stored = tx.executemany_returning(Q["claim_and_insert_event"], rows)
+            results = []
+            for n, row in zip(batch, stored, strict=True):
+                if row is not None:
+                    results.append(StoreResult(n.event.id, duplicate=False))
+                    continue
+                first = tx.fetchone(
+                    Q["dedup_owner"], {"source": n.event.source, "key": n.dedup_key}
+                )
+                results.append(
+                    StoreResult(str(first["event_id"]) if first else n.event.id, duplicate=True)
+                )
         return results
 
     def get_event(self, event_id: str) -> Event:
