@@ -165,6 +165,54 @@ class IntakeConfig(_Frozen):
     processes: int = Field(default=1, ge=1, le=64)
 
 
+class AgentConfig(_Frozen):
+    """One agent a route can name. `kind` picks the adapter: command, codex or claude."""
+
+    kind: str
+    binary: str | None = None  # codex/claude: a path, or a name looked up on PATH
+    argv: tuple[str, ...] = ()  # command: the argv to run
+    model: str | None = None
+    base_url: str | None = None  # the model provider's URL (codex: …/v1; claude: the root)
+    api_key: str | None = None  # the agent's own model key: the only secret it ever gets
+    max_concurrency: int | None = Field(default=None, ge=1)  # None: only the global cap
+    timeout_seconds: float | None = Field(default=None, gt=0)  # None: runs.timeout_seconds
+    max_tool_calls: int | None = Field(default=None, ge=1)  # None: runs.max_tool_calls
+    max_turns: int = Field(default=30, ge=1)
+    env: dict[str, str] = Field(default_factory=dict)  # extra variables passed to the agent
+    # Prices in USD per million tokens, for agents whose stream gives tokens but no cost.
+    input_usd_per_mtok: float | None = Field(default=None, ge=0)
+    cached_input_usd_per_mtok: float | None = Field(default=None, ge=0)
+    output_usd_per_mtok: float | None = Field(default=None, ge=0)
+    # Resource limits; None means the runs: defaults. 0 turns a limit off.
+    address_space_bytes: int | None = Field(default=None, ge=0)
+    cpu_seconds: int | None = Field(default=None, ge=0)
+
+
+def default_agents() -> dict[str, AgentConfig]:
+    return {
+        "codex": AgentConfig(kind="codex", binary="codex", model="gpt-5.5"),
+        "claude": AgentConfig(kind="claude", binary="claude", model="claude-sonnet-4-5"),
+    }
+
+
+class RunsConfig(_Frozen):
+    """How agents run: caps, limits, workspaces."""
+
+    concurrency: int = Field(default=3, ge=1)  # agents alive at once, over all agents
+    timeout_seconds: float = Field(default=300.0, gt=0)
+    kill_grace_seconds: float = Field(default=5.0, ge=0)  # TERM, then KILL after this
+    max_tool_calls: int = Field(default=50, ge=1)
+    address_space_bytes: int = Field(default=2 * 1024**3, ge=0)  # 0 = no limit
+    cpu_seconds: int = Field(default=600, ge=0)  # 0 = no limit
+    attempts: int = Field(default=2, ge=1)  # runs of a task cut short by a lost worker
+    workspace_root: Path | None = None  # default $TASKYARD_HOME/workspaces
+    keep_workspaces: bool = False
+    stale_workspace_hours: float = Field(default=6.0, gt=0)
+    prompts_dir: Path | None = None  # templates here override the shipped ones
+    env_allowlist: tuple[str, ...] = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
+    polling_interval_sec: float = Field(default=0.05, gt=0)
+
+
 class Settings(_Frozen):
     home: Path = Path(".taskyard")
     database_url: str | None = None
@@ -180,6 +228,8 @@ class Settings(_Frozen):
     priority_rules: tuple[PriorityRule, ...] = Field(default_factory=default_priority_rules)
     default_priority: Priority = Priority.P2
     handlers: dict[str, str] = Field(default_factory=dict)  # job name → "module:function"
+    agents: dict[str, AgentConfig] = Field(default_factory=default_agents)
+    runs: RunsConfig = RunsConfig()
 
     @field_validator("default_priority", mode="before")
     @classmethod

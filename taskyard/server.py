@@ -27,7 +27,7 @@ from taskyard.queue.dispatcher import Dispatcher
 from taskyard.queue.durable import DurableQueue, system_database_url
 from taskyard.queue.identity import claim_executor_id
 from taskyard.queue.jobs import ROUTE_JOB, Handler, JobRuntime
-from taskyard.routing import route_event
+from taskyard.pipeline import route_event
 from taskyard.store import SQLStore, Store
 from taskyard.store.backends import redact_url
 from taskyard.web.app import build_app

@@ -1,0 +1,113 @@
+"""The agent runner interface: one adapter per agent CLI, one supervisor for all of them.
+
+An adapter is pure: it says how to launch its CLI for a task (`launch`) and how to read what
+the CLI prints (`new_parser`, `outcome`). The supervisor (`taskyard.agents.supervisor`) does
+everything with processes: writes the adapter's files, spawns the argv in its own process
+group with a parent-death signal and resource limits, streams stdout lines into
+`outputs/log.jsonl`, counts tool calls, enforces the timeout and the tool-call budget, and
+asks the adapter for the outcome once the process has exited.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRequest:
+    """Everything an adapter needs to launch one run of one task."""
+
+    task_id: str
+    task_dir: Path  # <root>/task-<id>
+    workspace: Path  # <root>/task-<id>/workspace: the agent's cwd (repo/ inside when needed)
+    context_dir: Path  # <root>/task-<id>/context
+    output_dir: Path  # <root>/task-<id>/outputs
+    prompt_file: Path  # <root>/task-<id>/prompts/<name>.md
+    result_schema: Mapping[str, Any]  # JSON Schema the result must satisfy
+    timeout_seconds: float = 300.0
+    max_tool_calls: int = 50
+    # The environment the supervisor starts from (PATH, LANG, …, already allowlisted) plus
+    # CONTEXT_DIR, OUTPUT_DIR, TASK_ID, PROMPT_FILE. Never platform tokens or taskyard secrets.
+    base_env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How to start the agent: the supervisor writes `files`, then runs `argv` in `cwd` with
+    exactly `env`, feeding `stdin_file` (if any) on standard input."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: Path
+    stdin_file: Path | None = None
+    files: Mapping[Path, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost_usd": self.cost_usd,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """What one line of the agent's stdout meant to taskyard."""
+
+    kind: str  # "tool_call" | "message" | "usage" | "error" | "other"
+    detail: str = ""
+
+
+class StreamParser(abc.ABC):
+    """Reads the agent's stdout line by line, for one run. Keeps what `outcome` needs."""
+
+    @abc.abstractmethod
+    def feed(self, line: str) -> list[StreamEvent]:
+        """Interpret one line (without its newline). Never raises on odd input."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOutcome:
+    """How the run ended, by the agent's own account (not the exit code alone)."""
+
+    success: bool
+    result: Mapping[str, Any] | None  # the structured result, if the agent gave one
+    error: str | None  # why it failed, in words a person can act on
+    usage: Usage = Usage()
+    tool_calls: int = 0
+    session_id: str | None = None
+
+
+class AgentAdapter(abc.ABC):
+    """One agent CLI. Adapters are looked up by `kind` in `taskyard.agents.ADAPTERS`."""
+
+    kind: str = ""
+
+    @abc.abstractmethod
+    def launch(self, request: AgentRequest) -> Launch: ...
+
+    @abc.abstractmethod
+    def new_parser(self) -> StreamParser: ...
+
+    @abc.abstractmethod
+    def outcome(
+        self, request: AgentRequest, parser: StreamParser, exit_code: int, stderr_tail: str
+    ) -> AgentOutcome:
+        """Called once the process has exited on its own (not killed by the supervisor).
+        Reads `outputs/result.json` or the agent's structured output; does not validate it
+        against the schema (the caller does)."""
