@@ -18,13 +18,17 @@ from rich.table import Table
 
 from taskyard.config import Settings, load_settings
 from taskyard.exceptions import NotFound, TaskyardError
-from taskyard.models import DeadLetter, Event, EventStatus
+from taskyard.models import DeadLetter, Event, EventStatus, Task, TaskStatus
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 events_app = typer.Typer(no_args_is_help=True, help="Stored webhook events.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: jobs that failed for good.")
+tasks_app = typer.Typer(no_args_is_help=True, help="Tasks: agent runs started by routes.")
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+dev_app = typer.Typer(no_args_is_help=True, help="Tools for trying taskyard offline.")
+app.add_typer(dev_app, name="dev")
+app.add_typer(tasks_app, name="tasks")
 out = Console()
 err = Console(stderr=True)
 
@@ -82,7 +86,9 @@ def serve(
     from taskyard.observe import setup_logging
 
     setup_logging(s.log_level, s.log_format)
-    server.run(server.serve(s, verify_only=verify_only, metrics_dir=metrics_dir))
+    server.run(
+        server.serve(s, verify_only=verify_only, metrics_dir=metrics_dir, environ=os.environ)
+    )
 
 
 def _shared_metrics_dir(s: Settings) -> Path:
@@ -107,7 +113,7 @@ def worker(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
 
     s = settings_from(config, database_url=database_url)
     setup_logging(s.log_level, s.log_format)
-    server.run(server.work(s))
+    server.run(server.work(s, environ=os.environ))
 
 
 @app.command()
@@ -232,11 +238,16 @@ def events_show(
     event_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
 ) -> None:
     """One event with its headers and raw body."""
+    store = _store(config, database_url)
     try:
-        e = _store(config, database_url).get_event(event_id)
+        e = store.get_event(event_id)
     except NotFound as exc:
         raise _fail(str(exc)) from exc
     data = event_json(e, with_body=True)
+    data["routing"] = [
+        {"route": d.route, "decision": str(d.decision), "reason": d.reason, "task_id": d.task_id}
+        for d in store.decisions_for(event_id)
+    ]
     if as_json:
         _print_json(data)
         return
@@ -322,6 +333,191 @@ def dlq_replay(
         _print_json({"id": letter_id, "workflow_id": workflow, "queued": True})
     else:
         out.print(f"dead letter {letter_id} queued again as {workflow}")
+
+
+# --- tasks --------------------------------------------------------------------------------
+
+
+def task_json(t: Task) -> dict[str, Any]:
+    ended = t.finished_at if t.finished_at is not None else None
+    return {
+        "id": t.id,
+        "event_id": t.event_id,
+        "route": t.route,
+        "agent": t.agent,
+        "status": str(t.status),
+        "reason": t.reason,
+        "priority": t.priority.name,
+        "attempts": t.attempts,
+        "usage": t.usage,
+        "cost": t.cost_usd,
+        "workspace": t.workspace,
+        "created_at": _iso(t.created_at),
+        "started_at": _iso(t.started_at),
+        "finished_at": _iso(ended),
+        "duration_seconds": round(ended - t.started_at, 3)
+        if ended is not None and t.started_at is not None
+        else None,
+        "worker": t.worker,
+        "cancel_requested": t.cancel_requested,
+        "result": t.result,
+    }
+
+
+@tasks_app.command("list")
+def tasks_list(
+    status: Annotated[TaskStatus | None, typer.Option(help="Only this status.")] = None,
+    route: Annotated[str | None, typer.Option(help="Only this route.")] = None,
+    event: Annotated[str | None, typer.Option(help="Only the tasks of this event.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """The newest tasks first."""
+    from taskyard.store.base import TaskFilter
+
+    found = _store(config, database_url).list_tasks(
+        TaskFilter(status=status, route=route, event_id=event, limit=limit)
+    )
+    if as_json:
+        _print_json([task_json(t) for t in found])
+        return
+    table = Table("id", "created", "route", "agent", "status", "attempts", "reason")
+    for t in found:
+        table.add_row(
+            t.id,
+            _iso(t.created_at),
+            t.route,
+            t.agent,
+            str(t.status),
+            str(t.attempts),
+            (t.reason or "")[:80],
+        )
+    out.print(table)
+
+
+def _task(store: Any, task_id: str) -> Task:
+    try:
+        task: Task = store.get_task(task_id)
+    except NotFound as exc:
+        raise _fail(str(exc)) from exc
+    return task
+
+
+@tasks_app.command("show")
+def tasks_show(
+    task_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
+) -> None:
+    """One task: state, reason, attempts, usage, cost, workspace, result."""
+    data = task_json(_task(_store(config, database_url), task_id))
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"[bold]{key}[/bold]: {value}", markup=True, highlight=False)
+
+
+def _log_file(task: Task) -> Path | None:
+    if not task.workspace:
+        return None
+    path = Path(task.workspace) / "outputs" / "log.jsonl"
+    return path if path.exists() else None
+
+
+@tasks_app.command("logs")
+def tasks_logs(
+    task_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow a running task.")] = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """The agent's event stream (outputs/log.jsonl); with -f, until the task ends."""
+    store = _store(config, database_url)
+    task = _task(store, task_id)
+    offset = 0
+    seen = False
+    while True:
+        # An ended task's workspace may have moved to the archive: same file, same offset.
+        path = _log_file(task)
+        if path is not None:
+            seen = True
+            with path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            offset += len(chunk)
+            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.flush()
+        if not follow or task.status.terminal:
+            break
+        time.sleep(0.25)
+        task = _task(store, task_id)
+    if not seen:
+        raise _fail(f"task {task_id} has no log yet (status {task.status})")
+
+
+@tasks_app.command("cancel")
+def tasks_cancel(
+    task_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
+) -> None:
+    """Stop a queued or running task (its agent's whole process group is killed)."""
+    store = _store(config, database_url)
+    try:
+        asked = store.request_cancel(task_id, time.time())
+    except NotFound as exc:
+        raise _fail(str(exc)) from exc
+    if not asked:
+        raise _fail(f"task {task_id} has already ended ({_task(store, task_id).status})")
+    if as_json:
+        _print_json({"id": task_id, "cancel_requested": True})
+    else:
+        out.print(f"task {task_id}: cancel requested")
+
+
+@tasks_app.command("retry")
+def tasks_retry(
+    task_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
+) -> None:
+    """Run an ended task again (a new attempt, same route and event)."""
+    from taskyard.models import new_id
+
+    store = _store(config, database_url)
+    workflow = f"{task_id}-retry-{new_id()[-8:]}"
+    try:
+        queued = store.retry_task(task_id, workflow, time.time())
+    except NotFound as exc:
+        raise _fail(str(exc)) from exc
+    if not queued:
+        raise _fail(f"task {task_id} has not ended ({_task(store, task_id).status})")
+    if as_json:
+        _print_json({"id": task_id, "workflow_id": workflow, "queued": True})
+    else:
+        out.print(f"task {task_id} queued again as {workflow}")
+
+
+# --- dev tools ----------------------------------------------------------------------------
+
+
+@dev_app.command("model-server")
+def dev_model_server(
+    script: Annotated[Path, typer.Option("--script", help="Model script (YAML or JSON).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 0,
+) -> None:
+    """A scripted model server for the codex and claude CLIs: prints its URL, then serves
+    until SIGTERM or Ctrl-C. The script format: `taskyard.devtools.model_script`."""
+    from taskyard.devtools.model_script import load_script
+    from taskyard.devtools.model_server import serve_until_signalled
+    from taskyard.observe import setup_logging
+
+    setup_logging("INFO", "text")
+    loaded = load_script(script)
+
+    def ready(url: str) -> None:
+        sys.stdout.write(url + "\n")
+        sys.stdout.flush()
+
+    serve_until_signalled(loaded, host, port, ready)
 
 
 def main() -> None:

@@ -12,10 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from taskyard.exceptions import ConfigError
 from taskyard.models import Priority
+from taskyard.routing import Routes, RoutingSettings, default_routes, unknown_agents
 
 BUILTIN_SOURCES = ("github", "linear", "slack", "sentry", "discord")
 _GENERIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -209,11 +218,95 @@ class RunsConfig(_Frozen):
     keep_workspaces: bool = False
     stale_workspace_hours: float = Field(default=6.0, gt=0)
     prompts_dir: Path | None = None  # templates here override the shipped ones
+    # Where repositories are cloned from: repo_urls["owner/repo"] wins, then the template
+    # (placeholders {owner} and {repo}), then https://github.com/{owner}/{repo}.git.
+    git_url_template: str | None = None
+    repo_urls: dict[str, str] = Field(default_factory=dict)
     env_allowlist: tuple[str, ...] = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
     polling_interval_sec: float = Field(default=0.05, gt=0)
 
+    @field_validator("git_url_template")
+    @classmethod
+    def _url_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(owner="o", repo="r")
+            except (KeyError, IndexError, AttributeError, ValueError) as exc:
+                raise ValueError(f"git_url_template: only {{owner}} and {{repo}}: {exc}") from exc
+        return value
+
+
+class _Secretive(_Frozen):
+    """Holds credentials: validation errors never echo the input (it may be a key)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, hide_input_in_errors=True
+    )
+
+
+class GitHubPlatformConfig(_Secretive):
+    """GitHub reads: a GitHub App (preferred when configured) or a token (PAT)."""
+
+    token: SecretStr | None = None
+    app_id: str | None = None  # the App's id (or client id)
+    app_private_key: SecretStr | None = None  # PEM text
+    app_private_key_file: Path | None = None
+    installation_id: int | None = None  # else the event's installation.id, else looked up
+    base_url: str = "https://api.github.com"  # GitHub Enterprise: https://HOST/api/v3
+    token_refresh_margin_seconds: float = Field(default=300.0, ge=0)
+    max_diff_bytes: int = Field(default=1_000_000, gt=0)
+    max_files: int = Field(default=300, gt=0)
+
+    @model_validator(mode="after")
+    def _app_complete(self) -> GitHubPlatformConfig:
+        has_key = self.app_private_key is not None or self.app_private_key_file is not None
+        if self.app_private_key is not None and self.app_private_key_file is not None:
+            raise ValueError("github: give app_private_key or app_private_key_file, not both")
+        if bool(self.app_id) != has_key:
+            raise ValueError("github: a GitHub App needs both app_id and a private key")
+        return self
+
+
+class LinearPlatformConfig(_Secretive):
+    api_key: SecretStr | None = None  # a personal key as is; an OAuth token as "Bearer <token>"
+    url: str = "https://api.linear.app/graphql"
+    team_cache_seconds: float = Field(default=600.0, ge=0)
+    related_limit: int = Field(default=5, ge=1, le=50)
+
+
+class SlackPlatformConfig(_Secretive):
+    bot_token: SecretStr | None = None
+    base_url: str = "https://slack.com/api/"
+    thread_limit: int = Field(default=200, ge=1, le=1000)
+
+
+class SentryPlatformConfig(_Secretive):
+    token: SecretStr | None = None
+    base_url: str = "https://sentry.io"  # self-hosted: its root URL
+    organization: str | None = None  # when the payload does not name one
+
+
+class PlatformsConfig(_Frozen):
+    """Platform API clients (reads for context). A platform without credentials is off."""
+
+    github: GitHubPlatformConfig = GitHubPlatformConfig()
+    linear: LinearPlatformConfig = LinearPlatformConfig()
+    slack: SlackPlatformConfig = SlackPlatformConfig()
+    sentry: SentryPlatformConfig = SentryPlatformConfig()
+    request_timeout_seconds: float = Field(default=10.0, gt=0)  # one HTTP request
+    context_timeout_seconds: float = Field(default=30.0, gt=0)  # one fetcher, retries included
+    retry_attempts: int = Field(default=3, ge=1)  # 5xx / network errors
+    backoff_seconds: float = Field(default=0.5, ge=0)
+    backoff_max_seconds: float = Field(default=8.0, ge=0)
+    rate_limit_max_wait_seconds: float = Field(default=30.0, ge=0)  # total Retry-After waits
+
 
 class Settings(_Frozen):
+    # Validation errors never echo input values: they may be secrets or platform credentials.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, hide_input_in_errors=True
+    )
+
     home: Path = Path(".taskyard")
     database_url: str | None = None
     host: str = "127.0.0.1"
@@ -230,6 +323,16 @@ class Settings(_Frozen):
     handlers: dict[str, str] = Field(default_factory=dict)  # job name → "module:function"
     agents: dict[str, AgentConfig] = Field(default_factory=default_agents)
     runs: RunsConfig = RunsConfig()
+    platforms: PlatformsConfig = PlatformsConfig()
+    routes: Routes = Field(default_factory=default_routes)
+    routing: RoutingSettings = RoutingSettings()
+
+    @model_validator(mode="after")
+    def _route_agents(self) -> Settings:
+        problems = unknown_agents(self.routes, list(self.agents))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("default_priority", mode="before")
     @classmethod
@@ -270,6 +373,27 @@ def _merge_source(data: dict[str, Any], key: str, name: str, secrets: tuple[str,
     section[name] = entry
 
 
+_PLATFORM_ENV = {
+    "TASKYARD_GITHUB_TOKEN": ("github", "token"),
+    "TASKYARD_GITHUB_APP_ID": ("github", "app_id"),
+    "TASKYARD_GITHUB_APP_PRIVATE_KEY": ("github", "app_private_key"),
+    "TASKYARD_GITHUB_APP_PRIVATE_KEY_FILE": ("github", "app_private_key_file"),
+    "TASKYARD_GITHUB_INSTALLATION_ID": ("github", "installation_id"),
+    "TASKYARD_LINEAR_API_KEY": ("linear", "api_key"),
+    "TASKYARD_SLACK_BOT_TOKEN": ("slack", "bot_token"),
+    "TASKYARD_SENTRY_TOKEN": ("sentry", "token"),
+}
+
+
+def _apply_platform_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    platforms = dict(data.get("platforms") or {})
+    for env, (platform, key) in _PLATFORM_ENV.items():
+        if environ.get(env, "").strip():
+            platforms[platform] = {**(platforms.get(platform) or {}), key: environ[env].strip()}
+    if platforms:
+        data["platforms"] = platforms
+
+
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     scalars = {
         "TASKYARD_HOME": "home",
@@ -284,6 +408,9 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     if environ.get("TASKYARD_INTAKE_PROCESSES"):
         intake = data.get("intake") or {}
         data["intake"] = {**intake, "processes": environ["TASKYARD_INTAKE_PROCESSES"]}
+    if environ.get("TASKYARD_GIT_URL_TEMPLATE"):
+        runs = data.get("runs") or {}
+        data["runs"] = {**runs, "git_url_template": environ["TASKYARD_GIT_URL_TEMPLATE"]}
     for source, env in _SECRET_ENV.items():
         if environ.get(env):
             _merge_source(data, "sources", source, _split_secrets(environ[env]))
@@ -293,6 +420,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             name = match.group(1).lower()
             existing = {n.replace("-", "_"): n for n in data.get("generic", {}) or {}}
             _merge_source(data, "generic", existing.get(name, name), _split_secrets(value))
+    _apply_platform_env(data, environ)
 
 
 def load_settings(

@@ -12,6 +12,17 @@ TaskyardError
 ├── StoreError                  the database failed
 │   └── StoreUnavailable        cannot reach the database (intake answers 503)
 ├── NotFound                    no such event / dead letter / job
+├── WorkspaceError              a task workspace or its checkout failed (network, timeout, disk:
+│   │                           retried like any non-permanent error)
+│   ├── RepositoryNotFound      also a PermanentError: no such repository, no access, bad name
+│   └── RevisionNotFound        also a PermanentError: the sha / PR / ref is not in the repository
+├── PlatformError               a platform API read/write failed; the message names the platform,
+│   │                           the request and the status, never a credential
+│   ├── PlatformPermanentError  also a PermanentError: 401/403/404/410/422, a missing credential,
+│   │                           an answer of the wrong shape (a task fails with this reason)
+│   └── PlatformTransientError  also a TransientError: timeout, network, 5xx, rate limit beyond
+│       │                       the retry budget (the task is worth retrying later)
+│       └── PlatformRateLimited 429 or the platform's own signal; carries `retry_after` seconds
 └── JobError                    raised by job handlers
     ├── TransientError          retried with backoff
     └── PermanentError          straight to the dead letters
@@ -94,3 +105,50 @@ class TransientError(JobError):
 
 class PermanentError(JobError):
     """Retrying cannot help: bad input, a 4xx, a missing record."""
+
+
+class WorkspaceError(TaskyardError):
+    """A task workspace or its git checkout could not be made; worth retrying."""
+
+
+class RepositoryNotFound(WorkspaceError, PermanentError):
+    """The repository does not exist, cannot be read with the credentials given, or its
+    name is not a valid `owner/repo`."""
+
+
+class RevisionNotFound(WorkspaceError, PermanentError):
+    """The wanted commit, pull request head or ref is not in the repository (even after a
+    fetch): a force-pushed PR head, a deleted branch, a typo."""
+
+
+class PlatformError(TaskyardError):
+    """A call to a platform API failed. `platform` is "github", "linear", "slack" or "sentry";
+    `status` the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, platform: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.platform = platform
+        self.status = status
+
+
+class PlatformPermanentError(PlatformError, PermanentError):
+    """Retrying cannot help: not found, no permission, bad credentials, no credentials."""
+
+
+class PlatformTransientError(PlatformError, TransientError):
+    """Worth retrying later: a timeout, a network error, a 5xx, a rate limit."""
+
+
+class PlatformRateLimited(PlatformTransientError):
+    """The platform asked us to slow down; `retry_after` is its wait in seconds, if it gave one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str = "",
+        status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, platform=platform, status=status)
+        self.retry_after = retry_after

@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 class Priority(enum.IntEnum):
@@ -27,7 +28,8 @@ class EventStatus(enum.StrEnum):
     RECEIVED = "received"  # stored, not yet handed to the queue
     QUEUED = "queued"  # handed to the queue
     PROCESSING = "processing"
-    PROCESSED = "processed"
+    PROCESSED = "processed"  # routed: started one task or more
+    IGNORED = "ignored"  # routed: no task started (the route decisions say why)
     DEAD = "dead"  # in the dead letters
 
 
@@ -84,3 +86,72 @@ class StoreResult:
 
     event_id: str
     duplicate: bool
+
+
+class TaskStatus(enum.StrEnum):
+    """queued → preparing → running → succeeded | failed | timed_out | cancelled."""
+
+    QUEUED = "queued"
+    PREPARING = "preparing"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.CANCELLED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One route run for one event. `spec` is what the run needs (the route's settings and the
+    event's subject), fixed when the task is created, so a retry runs the same thing."""
+
+    id: str
+    event_id: str
+    route: str
+    agent: str
+    status: TaskStatus
+    priority: Priority
+    created_at: float
+    updated_at: float
+    workflow_id: str
+    spec: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    attempts: int = 0
+    started_at: float | None = None  # the agent of the latest attempt started
+    finished_at: float | None = None
+    workspace: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    cost_usd: float | None = None
+    result: dict[str, Any] | None = None
+    worker: str | None = None
+    process: dict[str, Any] | None = None  # the running agent's pid, pgid and start time
+    cancel_requested: bool = False
+    dispatched: bool = False
+
+
+class Decision(enum.StrEnum):
+    STARTED = "started"  # a task was created
+    SKIPPED = "skipped"  # the route's type matched, a filter, trigger or draft rule did not
+    FORBIDDEN = "forbidden"  # the actor may not trigger the route
+    IGNORED = "ignored"  # no route matched at all
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """What routing decided for one event and one route (route "*" when nothing matched)."""
+
+    event_id: str
+    route: str
+    decision: Decision
+    reason: str | None
+    task_id: str | None
+    decided_at: float

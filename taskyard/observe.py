@@ -16,6 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from taskyard.exceptions import ConfigError
+from taskyard.models import Task
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 EVENT_STATES = ("received", "queued", "processing", "processed", "dead")
@@ -79,6 +80,24 @@ class Metrics:
             ["job", "result"],
             registry=own,
         )
+        self.tasks = Counter(
+            "taskyard_tasks_total",
+            "Finished tasks by route, agent and final status.",
+            ["route", "agent", "status"],
+            registry=own,
+        )
+        self.task_cost = Counter(
+            "taskyard_task_cost_usd_total",
+            "Model cost reported or computed for finished tasks, by route and agent.",
+            ["route", "agent"],
+            registry=own,
+        )
+        self.task_tokens = Counter(
+            "taskyard_task_tokens_total",
+            "Model tokens used by finished tasks, by agent and kind (input, output).",
+            ["agent", "kind"],
+            registry=own,
+        )
 
         self._children: dict[tuple[str, ...], Any] = {}
 
@@ -99,6 +118,15 @@ class Metrics:
 
     def job_finished(self, job: str, result: str) -> None:
         self.jobs.labels(job, result).inc()
+
+    def task_finished(self, task: Task) -> None:
+        self.tasks.labels(task.route, task.agent, str(task.status)).inc()
+        if task.cost_usd:
+            self.task_cost.labels(task.route, task.agent).inc(task.cost_usd)
+        for kind in ("input", "output"):
+            tokens = int((task.usage or {}).get(f"{kind}_tokens") or 0)
+            if tokens:
+                self.task_tokens.labels(task.agent, kind).inc(tokens)
 
     def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepth(counts))

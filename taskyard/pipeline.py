@@ -1,22 +1,123 @@
-"""Routing: the job every stored event gets.
-
-This is the routing step's entry point. The "Run" issue turns events into tasks here (rules,
-who-may-trigger, context); until then an event is recorded as processed with no route.
+"""Routing job: the job every stored event gets. Rules pick its routes, the actor's right to
+trigger each is checked, and one task per allowed route is stored together with every
+decision (started, skipped, forbidden, or ignored when nothing matched), in one transaction.
+The dispatcher then hands the new tasks to the task queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
+from typing import Any
 
+from taskyard.config import Settings
+from taskyard.models import (
+    Decision,
+    Event,
+    EventStatus,
+    RouteDecision,
+    Task,
+    TaskStatus,
+    new_id,
+)
 from taskyard.queue.jobs import JobContext
+from taskyard.routing import PermissionLookup, RouteMatch, may_trigger, payload_of, select_routes
+from taskyard.taskspec import TaskSpec
 
 log = logging.getLogger(__name__)
 
 
-async def route_event(ctx: JobContext) -> None:
-    event = await asyncio.to_thread(ctx.store.get_event, ctx.ref)
-    log.info(
-        "event routed",
-        extra={"event_id": event.id, "type": event.type, "routes": 0, "attempt": ctx.attempt},
-    )
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        lookup: PermissionLookup | None,
+        on_tasks: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.lookup = lookup
+        self.on_tasks = on_tasks
+        self.clock = clock
+
+    async def route_event(self, ctx: JobContext) -> EventStatus:
+        event = await asyncio.to_thread(ctx.store.get_event, ctx.ref)
+        decisions, tasks = await self.decide(event)
+        stored = await asyncio.to_thread(ctx.store.record_routing, decisions, tasks)
+        if any(not t.dispatched for t in stored):
+            self.on_tasks()
+        log.info(
+            "event routed",
+            extra={
+                "event_id": event.id,
+                "type": event.type,
+                "tasks": [t.id for t in stored],
+                "decisions": {d.route: str(d.decision) for d in decisions},
+                "attempt": ctx.attempt,
+            },
+        )
+        return EventStatus.PROCESSED if stored else EventStatus.IGNORED
+
+    async def decide(self, event: Event) -> tuple[list[RouteDecision], list[Task]]:
+        payload = payload_of(event)
+        result = select_routes(event, payload, self.settings.routes, self.settings.routing)
+        now = self.clock()
+        decisions = [
+            RouteDecision(event.id, s.route, Decision.SKIPPED, s.reason, None, now)
+            for s in result.skipped
+        ]
+        tasks: list[Task] = []
+        for match in result.matched:
+            verdict = await may_trigger(match, self.lookup)
+            name = match.route.name
+            if not verdict.allowed:
+                decisions.append(
+                    RouteDecision(event.id, name, Decision.FORBIDDEN, verdict.reason, None, now)
+                )
+                continue
+            task = self._new_task(event, match, now)
+            tasks.append(task)
+            decisions.append(RouteDecision(event.id, name, Decision.STARTED, None, task.id, now))
+        if not decisions:
+            reason = result.ignored_reason or f"no route matches {event.type}"
+            decisions.append(RouteDecision(event.id, "*", Decision.IGNORED, reason, None, now))
+        return decisions, tasks
+
+    def _new_task(self, event: Event, match: RouteMatch, now: float) -> Task:
+        route = match.route
+        task_id = new_id()
+        spec = TaskSpec(
+            route=route.name,
+            agent=route.agent,
+            prompt=route.prompt or "default",
+            context=tuple(route.context),
+            repo=_repo(match) if route.repo else None,
+            result_schema=dict(route.result_schema) if route.result_schema else None,
+            timeout_seconds=route.timeout_seconds,
+            max_tool_calls=route.max_tool_calls,
+        )
+        return Task(
+            id=task_id,
+            event_id=event.id,
+            route=route.name,
+            agent=route.agent,
+            status=TaskStatus.QUEUED,
+            priority=event.priority,
+            created_at=now,
+            updated_at=now,
+            workflow_id=f"task-{task_id}",
+            spec=spec.to_json(),
+        )
+
+
+def _repo(match: RouteMatch) -> dict[str, Any] | None:
+    if not match.repo:
+        return None
+    return {
+        "full_name": match.repo,
+        "sha": match.head_sha,
+        "ref": match.head_ref,
+        "pr_number": match.number if match.is_pull_request else None,
+    }

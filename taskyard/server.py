@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,26 +18,31 @@ import uvicorn
 
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
+from taskyard.executor import TaskExecutor
 from taskyard.intake.app import IntakeApp, build_sources
 from taskyard.intake.pool import IntakePool, reserve_port
 from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
 from taskyard.observe import Metrics
+from taskyard.pipeline import Pipeline
+from taskyard.platforms import Platforms
 from taskyard.queue.dispatcher import Dispatcher
 from taskyard.queue.durable import DurableQueue, system_database_url
 from taskyard.queue.identity import claim_executor_id
 from taskyard.queue.jobs import ROUTE_JOB, Handler, JobRuntime
-from taskyard.pipeline import route_event
+from taskyard.routing import PermissionLookup
 from taskyard.store import SQLStore, Store
 from taskyard.store.backends import redact_url
+from taskyard.taskspec import ContextGatherer
 from taskyard.web.app import build_app
+from taskyard.workspace import Workspaces
 
 log = logging.getLogger(__name__)
 
 
-def load_handlers(settings: Settings) -> dict[str, Handler]:
+def load_handlers(settings: Settings, route: Handler) -> dict[str, Handler]:
     """The job handlers: routing by default; `handlers:` in config may name others."""
-    handlers: dict[str, Handler] = {ROUTE_JOB: route_event}
+    handlers: dict[str, Handler] = {ROUTE_JOB: route}
     for job, target in settings.handlers.items():
         module, _, name = target.partition(":")
         try:
@@ -65,28 +70,58 @@ class Services:
     writer: EventWriter | None
 
 
+def _permission_lookup(platforms: Platforms) -> PermissionLookup | None:
+    """GitHub's collaborator permission, when a GitHub client is configured; without one,
+    who-may-trigger decides from the payload's author association alone."""
+    return platforms.permission_lookup() if platforms.github is not None else None
+
+
 @asynccontextmanager
 async def running(
-    settings: Settings, role: str, intake: bool, metrics_dir: Path | None = None
+    settings: Settings,
+    role: str,
+    intake: bool,
+    metrics_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Services]:
+    environ = environ or {}
     store = await asyncio.to_thread(open_migrated_store, settings)
     executor = claim_executor_id(settings.home, role, settings.worker_id)
     metrics = Metrics(metrics_dir)
     metrics.watch_queue(store.count_events)
-    runtime = JobRuntime(store, load_handlers(settings), settings.queue.retry)
+    platforms = Platforms.from_settings(settings.platforms)
+    pipeline = Pipeline(settings, _permission_lookup(platforms))
+    workspaces = Workspaces.from_settings(settings, environ)
+    swept = await workspaces.sweep_stale()
+    if swept:
+        log.info("stale workspaces removed", extra={"count": len(swept)})
+    tasks = TaskExecutor(
+        settings,
+        store,
+        workspaces,
+        ContextGatherer(platforms, settings.platforms.context_timeout_seconds),
+        environ,
+        executor.value,
+    )
+    tasks.on_finished.append(metrics.task_finished)
+    runtime = JobRuntime(store, load_handlers(settings, pipeline.route_event), settings.queue.retry)
     runtime.on_outcome.append(metrics.job_finished)
+    runtime.run_task = tasks.run
     queue = DurableQueue(
         runtime,
         system_database_url(settings.store_url, str((settings.home / "queue.db").resolve())),
         executor.value,
         settings.queue.concurrency,
         settings.queue.polling_interval_sec,
+        task_concurrency=settings.runs.concurrency,
+        task_polling_interval_sec=settings.runs.polling_interval_sec,
     )
     await asyncio.to_thread(
         store.register_worker, executor.value, role, socket.gethostname(), os.getpid(), time.time()
     )
     await queue.start()
     dispatcher = Dispatcher(store, queue, settings.queue, executor.value)
+    pipeline.on_tasks = dispatcher.notify
     await dispatcher.start()
     writer = None
     if intake:
@@ -107,17 +142,21 @@ async def running(
             await writer.stop()
         await dispatcher.stop()
         await queue.stop()
+        await platforms.aclose()
         store.close()
         executor.release()
 
 
 async def serve(
-    settings: Settings, verify_only: bool = False, metrics_dir: Path | None = None
+    settings: Settings,
+    verify_only: bool = False,
+    metrics_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     if settings.intake.processes > 1:
-        await _serve_with_intake_processes(settings, verify_only, metrics_dir)
+        await _serve_with_intake_processes(settings, verify_only, metrics_dir, environ)
         return
-    async with running(settings, "serve", intake=True) as services:
+    async with running(settings, "serve", intake=True, environ=environ) as services:
         intake = IntakeApp(settings, services.writer, services.metrics, verify_only=verify_only)
         app = build_app(services.store, services.metrics, intake)
         config = uvicorn.Config(
@@ -138,7 +177,10 @@ async def serve(
 
 
 async def _serve_with_intake_processes(
-    settings: Settings, verify_only: bool, metrics_dir: Path | None
+    settings: Settings,
+    verify_only: bool,
+    metrics_dir: Path | None,
+    environ: Mapping[str, str] | None,
 ) -> None:
     """`intake.processes` processes answer webhooks; this one dispatches and runs jobs."""
     sources = sorted(build_sources(settings))  # refuses unusable secrets before anything starts
@@ -160,7 +202,9 @@ async def _serve_with_intake_processes(
                 "intake_processes": pool.size,
             },
         )
-        async with running(settings, "serve", intake=False, metrics_dir=metrics_dir) as services:
+        async with running(
+            settings, "serve", intake=False, metrics_dir=metrics_dir, environ=environ
+        ) as services:
             tasks = [
                 asyncio.create_task(pool.supervise(), name="intake-pool"),
                 asyncio.create_task(_feed_dispatcher(state, services.dispatcher), name="feed"),
@@ -189,8 +233,8 @@ async def _feed_dispatcher(state: SharedIntakeState, dispatcher: Dispatcher) -> 
             seen = total
 
 
-async def work(settings: Settings) -> None:
-    async with running(settings, "worker", intake=False):
+async def work(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    async with running(settings, "worker", intake=False, environ=environ):
         await _forever()
 
 

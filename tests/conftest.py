@@ -11,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+pytest_plugins = ["tests.model_server_fixture"]
 
 
 @pytest.fixture(scope="session")

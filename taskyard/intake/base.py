@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import orjson
 
 from taskyard.exceptions import MalformedPayload
+from taskyard.paths import dig as dig
 
 Headers = Mapping[str, str]
 
@@ -93,24 +94,3 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise MalformedPayload("body must be a JSON object")
     return payload
-
-
-def dig(payload: Any, path: str) -> Any:
-    """Value at a dotted path, or None. `a.b[].c` collects `c` from every item of list `b`."""
-    current: list[Any] = [payload]
-    for part in path.split("."):
-        flatten = part.endswith("[]")
-        key = part[:-2] if flatten else part
-        nxt: list[Any] = []
-        for item in current:
-            value = item.get(key) if isinstance(item, dict) else None
-            if value is None:
-                continue
-            if flatten:
-                nxt.extend(value if isinstance(value, list) else [])
-            else:
-                nxt.append(value)
-        current = nxt
-    if "[]" in path:
-        return current
-    return current[0] if current else None

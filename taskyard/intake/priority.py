@@ -17,8 +17,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from taskyard.config import PriorityRule
-from taskyard.intake.base import dig
 from taskyard.models import Priority
+from taskyard.paths import dig
 
 
 class PriorityRules:

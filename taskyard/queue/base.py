@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
+from taskyard.models import Task
 from taskyard.store.base import Dispatch
 
 
@@ -19,6 +20,11 @@ class JobQueue(abc.ABC):
     @abc.abstractmethod
     def enqueue(self, job: str, dispatches: Sequence[Dispatch]) -> None:
         """Queue each dispatch; a workflow id seen before is not queued again. Thread-safe."""
+
+    @abc.abstractmethod
+    def enqueue_tasks(self, tasks: Sequence[Task]) -> None:
+        """Queue each task's run under its workflow id (seen before: not queued again), the
+        most urgent first, at most `runs.concurrency` running at once. Thread-safe."""
 
     def recover(self, worker_ids: Sequence[str]) -> None:  # noqa: B027
         """Take over the interrupted jobs of workers that died."""

@@ -83,6 +83,16 @@ class Dispatcher:
             self.store.mark_dispatched(batch)
         return len(batch)
 
+    def dispatch_tasks(self) -> int:
+        """Hand tasks that routing created (or `tasks retry` requeued) to the queue. The task
+        queue's own concurrency limit holds them until a slot is free."""
+        tasks = self.store.tasks_to_dispatch(self.config.dispatch_batch)
+        if tasks:
+            self.queue.enqueue_tasks(tasks)
+            for t in tasks:
+                self.store.mark_task_dispatched(t.id, t.workflow_id)
+        return len(tasks)
+
     def housekeeping(self) -> None:
         now = self.clock()
         for letter in self.store.due_dead_letters(now, 100):
@@ -106,10 +116,11 @@ class Dispatcher:
                     # drains at full speed once the burst is over.
                     interval = self.config.busy_dispatch_interval_sec
                     share = max(1, int(self.config.busy_dispatch_per_second * interval))
+                    await asyncio.to_thread(self.dispatch_tasks)
                     await asyncio.to_thread(self.dispatch_once, share)
                     await asyncio.sleep(interval)
                     continue
-                full = await asyncio.to_thread(self.dispatch_once) == self.config.dispatch_batch
+                full = await asyncio.to_thread(self._dispatch_all)
                 if full:
                     continue
             except StoreError as exc:
@@ -118,6 +129,13 @@ class Dispatcher:
                 log.exception("dispatch failed unexpectedly; will retry")
             # A full queue frees room as jobs finish: look again soon.
             await self._wait(0.05 if self._backlogged else self.config.dispatch_poll_sec)
+
+    def _dispatch_all(self) -> bool:
+        """Tasks first (their events are already routed), then events. True when a batch
+        was full, so there is more to hand over at once."""
+        tasks = self.dispatch_tasks()
+        events = self.dispatch_once()
+        return self.config.dispatch_batch in (tasks, events)
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -15,6 +15,7 @@ from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._serialization import DBOSPortableJSONSerializer
 
 from taskyard.exceptions import StoreError, TaskyardError
+from taskyard.models import Task
 from taskyard.queue.base import JobQueue
 from taskyard.queue.jobs import JobRuntime, Outcome, dead_letter, execute_attempt, run_attempts
 from taskyard.store.base import Dispatch
@@ -22,6 +23,7 @@ from taskyard.store.base import Dispatch
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "taskyard-jobs"
+TASK_QUEUE_NAME = "taskyard-tasks"
 APP_NAME = "taskyard"
 APP_VERSION = "taskyard-1"  # bump only when the workflow's step sequence changes
 
@@ -73,6 +75,22 @@ async def job_workflow(job: str, ref: str) -> str:
     return await run_attempts(_rt().retry, attempt, DBOS.sleep_async, bury)
 
 
+@DBOS.step(name="taskyard.run_task", **_STORE_RETRIES)
+async def _run_task_step(task_id: str) -> str:
+    run_task = _rt().run_task
+    if run_task is None:
+        raise TaskyardError("this worker cannot run tasks: no task executor is configured")
+    return await run_task(task_id)
+
+
+@DBOS.workflow(name="taskyard.task")
+async def task_workflow(task_id: str) -> str:
+    """One run of a task. The step records its progress in the tasks table: a step re-run
+    after a crash finds the interrupted attempt there, kills its stale process group, and
+    runs attempt n+1 or ends the task `failed: worker lost`."""
+    return await _run_task_step(task_id)
+
+
 def system_database_url(store_url: str, home_queue_db: str) -> str:
     """DBOS keeps its tables beside ours on PostgreSQL, in its own file on SQLite."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
@@ -89,13 +107,18 @@ class DurableQueue(JobQueue):
         executor_id: str,
         concurrency: int,
         polling_interval_sec: float,
+        task_concurrency: int = 3,
+        task_polling_interval_sec: float = 0.05,
     ) -> None:
         self.runtime = runtime
         self.system_url = system_url
         self.executor_id = executor_id
         self.concurrency = concurrency
         self.polling_interval_sec = polling_interval_sec
+        self.task_concurrency = task_concurrency
+        self.task_polling_interval_sec = task_polling_interval_sec
         self._queue: Any = None
+        self._task_queue: Any = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._launch)
@@ -122,6 +145,13 @@ class DurableQueue(JobQueue):
             polling_interval_sec=self.polling_interval_sec,
             on_conflict="always_update",
         )
+        # `concurrency` is global: over every worker process sharing the database.
+        self._task_queue = DBOS.register_queue(
+            TASK_QUEUE_NAME,
+            concurrency=self.task_concurrency,
+            polling_interval_sec=self.task_polling_interval_sec,
+            on_conflict="always_update",
+        )
         log.info("durable queue started", extra={"executor_id": self.executor_id})
 
     async def stop(self) -> None:
@@ -133,6 +163,11 @@ class DurableQueue(JobQueue):
         for d in dispatches:
             with SetWorkflowID(d.workflow_id), SetEnqueueOptions(priority=d.priority + 1):
                 self._queue.enqueue(job_workflow, job, d.event_id)
+
+    def enqueue_tasks(self, tasks: Sequence[Task]) -> None:
+        for t in tasks:
+            with SetWorkflowID(t.workflow_id), SetEnqueueOptions(priority=int(t.priority) + 1):
+                self._task_queue.enqueue(task_workflow, t.id)
 
     def recover(self, worker_ids: Sequence[str]) -> None:
         if worker_ids:

@@ -34,7 +34,8 @@ class JobContext:
     store: Store
 
 
-Handler = Callable[[JobContext], Awaitable[None]]
+# A handler may say how the event ended (e.g. IGNORED); None means PROCESSED.
+Handler = Callable[[JobContext], Awaitable[EventStatus | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,8 @@ class JobRuntime:
     retry: RetryConfig
     clock: Callable[[], float] = time.time
     on_outcome: list[Callable[[str, str], None]] = field(default_factory=list)
+    # Runs one task to its end and returns its final status (set when the run stage is wired).
+    run_task: Callable[[str], Awaitable[str]] | None = None
 
     def report(self, job: str, result: str) -> None:
         """Tell the listeners (metrics) that a job finished: `processed` or `dead`."""
@@ -82,7 +85,7 @@ async def execute_attempt(rt: JobRuntime, job: str, ref: str, attempt: int) -> O
     """Run one attempt; never raises: the outcome says what happened."""
     await asyncio.to_thread(rt.store.start_event, ref)
     try:
-        await rt.handler(job)(JobContext(job, ref, attempt, rt.store))
+        status = await rt.handler(job)(JobContext(job, ref, attempt, rt.store))
     except PermanentError as exc:
         log.warning(
             "job failed permanently",
@@ -101,7 +104,8 @@ async def execute_attempt(rt: JobRuntime, job: str, ref: str, attempt: int) -> O
             },
         )
         return Outcome(ok=False, permanent=False, error=_describe(exc))
-    await asyncio.to_thread(rt.store.finish_event, ref, EventStatus.PROCESSED, None, rt.clock())
+    final = status or EventStatus.PROCESSED
+    await asyncio.to_thread(rt.store.finish_event, ref, final, None, rt.clock())
     rt.report(job, "processed")
     return Outcome(ok=True)
 

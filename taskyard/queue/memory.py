@@ -7,9 +7,13 @@ import heapq
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
 
+from taskyard.exceptions import TaskyardError
+from taskyard.models import Task
 from taskyard.queue.base import JobQueue
 from taskyard.queue.jobs import JobRuntime, dead_letter, execute_attempt, run_attempts
 from taskyard.store.base import Dispatch
+
+TASK_JOB = "task"  # a heap entry that runs a task rather than an event's job
 
 
 class MemoryQueue(JobQueue):
@@ -48,6 +52,16 @@ class MemoryQueue(JobQueue):
             )
         self._wakeup.set()
 
+    def enqueue_tasks(self, tasks: Sequence[Task]) -> None:
+        for t in tasks:
+            if t.workflow_id in self.seen:
+                continue
+            self.seen.add(t.workflow_id)
+            heapq.heappush(
+                self._heap, (int(t.priority), next(self._order), t.workflow_id, TASK_JOB, t.id)
+            )
+        self._wakeup.set()
+
     async def drain(self) -> None:
         """Wait until every queued job has finished."""
         while self._heap or self._running:
@@ -68,6 +82,10 @@ class MemoryQueue(JobQueue):
 
     async def _run(self, job: str, ref: str) -> str:
         rt = self.runtime
+        if job == TASK_JOB:
+            if rt.run_task is None:
+                raise TaskyardError("no task executor configured")
+            return await rt.run_task(ref)
         return await run_attempts(
             rt.retry,
             attempt=lambda n: execute_attempt(rt, job, ref, n),

@@ -8,10 +8,19 @@ StoreUnavailable; a missing record raises NotFound.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from taskyard.models import DeadLetter, Event, EventStatus, StoreResult
+from taskyard.models import (
+    DeadLetter,
+    Event,
+    EventStatus,
+    RouteDecision,
+    StoreResult,
+    Task,
+    TaskStatus,
+)
 
 FOREVER = 253402300799.0  # 9999-12-31: delivery ids deduplicate for good
 
@@ -38,6 +47,35 @@ class EventFilter:
     source: str | None = None
     type: str | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    status: TaskStatus | None = None
+    route: str | None = None
+    event_id: str | None = None
+    limit: int = 50
+
+
+# Columns `update_task` may change; JSON columns are serialised by the store.
+TASK_COLUMNS = frozenset(
+    {
+        "status",
+        "reason",
+        "attempts",
+        "started_at",
+        "finished_at",
+        "updated_at",
+        "workspace",
+        "usage",
+        "cost_usd",
+        "result",
+        "worker",
+        "process",
+        "cancel_requested",
+    }
+)
+TASK_JSON_COLUMNS = frozenset({"spec", "usage", "result", "process"})
 
 
 class Store(abc.ABC):
@@ -122,6 +160,52 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def delete_expired_dedup(self, now: float) -> int: ...
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def record_routing(
+        self, decisions: Sequence[RouteDecision], tasks: Sequence[Task]
+    ) -> list[Task]:
+        """In one transaction: store the tasks (one per event and route: a repeated routing
+        stores nothing new) and the decisions; return all tasks of those events."""
+
+    @abc.abstractmethod
+    def decisions_for(self, event_id: str) -> list[RouteDecision]: ...
+
+    @abc.abstractmethod
+    def get_task(self, task_id: str) -> Task: ...
+
+    @abc.abstractmethod
+    def list_tasks(self, flt: TaskFilter) -> list[Task]: ...
+
+    @abc.abstractmethod
+    def tasks_to_dispatch(self, limit: int) -> list[Task]:
+        """Queued tasks not yet handed to the queue under their current workflow id."""
+
+    @abc.abstractmethod
+    def mark_task_dispatched(self, task_id: str, workflow_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def update_task(
+        self,
+        task_id: str,
+        changes: Mapping[str, Any],
+        only_if: Sequence[TaskStatus] | None = None,
+    ) -> bool:
+        """Change the given columns (of TASK_COLUMNS); with `only_if`, only while the task is
+        in one of those states. True if the task was changed."""
+
+    @abc.abstractmethod
+    def request_cancel(self, task_id: str, now: float) -> bool:
+        """Ask a live task to stop; False if it has already ended."""
+
+    @abc.abstractmethod
+    def retry_task(self, task_id: str, workflow_id: str, now: float) -> bool:
+        """Queue an ended task again under a new workflow id; False if it has not ended."""
+
+    @abc.abstractmethod
+    def count_tasks(self) -> dict[str, int]: ...
 
     def close(self) -> None:  # noqa: B027
         """Release connections."""

@@ -7,13 +7,31 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from taskyard.exceptions import NotFound, StoreError
-from taskyard.models import DeadLetter, DeadLetterStatus, Event, EventStatus, StoreResult
-from taskyard.store.base import Dispatch, EventFilter, NewEvent, Store
+from taskyard.models import (
+    DeadLetter,
+    DeadLetterStatus,
+    Event,
+    EventStatus,
+    RouteDecision,
+    StoreResult,
+    Task,
+    TaskStatus,
+)
+from taskyard.store.base import (
+    TASK_COLUMNS,
+    Dispatch,
+    EventFilter,
+    NewEvent,
+    Store,
+    TaskFilter,
+)
+
+_LIVE = (TaskStatus.QUEUED, TaskStatus.PREPARING, TaskStatus.RUNNING)
 
 
 @dataclass(slots=True)
@@ -34,6 +52,8 @@ class MemoryStore(Store):
         self._dedup: dict[tuple[str, str], tuple[str, float]] = {}  # → (event id, expires at)
         self._letters: dict[str, DeadLetter] = {}
         self._workers: dict[str, _Worker] = {}
+        self._tasks: dict[str, Task] = {}
+        self._decisions: dict[tuple[str, str], RouteDecision] = {}
 
     def migrate(self) -> list[int]:
         return []
@@ -221,3 +241,109 @@ class MemoryStore(Store):
             for k in expired:
                 del self._dedup[k]
             return len(expired)
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    def record_routing(
+        self, decisions: Sequence[RouteDecision], tasks: Sequence[Task]
+    ) -> list[Task]:
+        with self._lock:
+            taken = {(t.event_id, t.route) for t in self._tasks.values()}
+            for t in tasks:
+                if (t.event_id, t.route) not in taken:
+                    self._tasks[t.id] = t
+                    taken.add((t.event_id, t.route))
+            for d in decisions:
+                self._decisions.setdefault((d.event_id, d.route), d)
+            events = {d.event_id for d in decisions} | {t.event_id for t in tasks}
+            found = [t for t in self._tasks.values() if t.event_id in events]
+            return sorted(found, key=lambda t: (t.event_id, t.route))
+
+    def decisions_for(self, event_id: str) -> list[RouteDecision]:
+        with self._lock:
+            found = [d for (e, _), d in self._decisions.items() if e == event_id]
+            return sorted(found, key=lambda d: d.route)
+
+    def get_task(self, task_id: str) -> Task:
+        with self._lock:
+            return self._task(task_id)
+
+    def _task(self, task_id: str) -> Task:
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise NotFound(f"no task {task_id}") from None
+
+    def list_tasks(self, flt: TaskFilter) -> list[Task]:
+        with self._lock:
+            found = [
+                t
+                for t in self._tasks.values()
+                if (flt.status is None or t.status == flt.status)
+                and (flt.route is None or t.route == flt.route)
+                and (flt.event_id is None or t.event_id == flt.event_id)
+            ]
+        found.sort(key=lambda t: (t.created_at, t.id), reverse=True)
+        return found[: flt.limit]
+
+    def tasks_to_dispatch(self, limit: int) -> list[Task]:
+        with self._lock:
+            found = [
+                t
+                for t in self._tasks.values()
+                if not t.dispatched and t.status == TaskStatus.QUEUED
+            ]
+        found.sort(key=lambda t: (t.priority, t.created_at))
+        return found[:limit]
+
+    def mark_task_dispatched(self, task_id: str, workflow_id: str) -> None:
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is not None and task.workflow_id == workflow_id:
+                self._tasks[task_id] = replace(task, dispatched=True)
+
+    def update_task(
+        self,
+        task_id: str,
+        changes: Mapping[str, Any],
+        only_if: Sequence[TaskStatus] | None = None,
+    ) -> bool:
+        unknown = set(changes) - TASK_COLUMNS
+        if unknown:
+            raise ValueError(f"update_task: not updatable: {sorted(unknown)}")
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None or (only_if and task.status not in only_if):
+                return False
+            self._tasks[task_id] = replace(task, **dict(changes))
+            return True
+
+    def request_cancel(self, task_id: str, now: float) -> bool:
+        with self._lock:
+            task = self._task(task_id)
+            if task.status not in _LIVE:
+                return False
+            self._tasks[task_id] = replace(task, cancel_requested=True, updated_at=now)
+            return True
+
+    def retry_task(self, task_id: str, workflow_id: str, now: float) -> bool:
+        with self._lock:
+            task = self._task(task_id)
+            if not task.status.terminal:
+                return False
+            self._tasks[task_id] = replace(
+                task,
+                status=TaskStatus.QUEUED,
+                reason=None,
+                workflow_id=workflow_id,
+                dispatched=False,
+                cancel_requested=False,
+                finished_at=None,
+                process=None,
+                updated_at=now,
+            )
+            return True
+
+    def count_tasks(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(str(t.status) for t in self._tasks.values()))

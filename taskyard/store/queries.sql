@@ -100,3 +100,43 @@ SELECT :id, :source, :type, :delivery_id, :subject, :actor, :received_at, :prior
        :headers, :body, :content_hash, :status, :dispatch_key
 FROM claim
 RETURNING id
+
+-- name: insert_task
+INSERT INTO tasks (id, event_id, route, agent, status, priority, created_at, updated_at,
+                   workflow_id, spec, attempts, cancel_requested, dispatched)
+VALUES (:id, :event_id, :route, :agent, :status, :priority, :created_at, :updated_at,
+        :workflow_id, :spec, 0, 0, 0)
+ON CONFLICT (event_id, route) DO NOTHING
+
+-- name: insert_decision
+INSERT INTO route_decisions (event_id, route, decision, reason, task_id, decided_at)
+VALUES (:event_id, :route, :decision, :reason, :task_id, :decided_at)
+ON CONFLICT (event_id, route) DO NOTHING
+
+-- name: decisions_for
+SELECT * FROM route_decisions WHERE event_id = :event_id ORDER BY route
+
+-- name: get_task
+SELECT * FROM tasks WHERE id = :id
+
+-- name: tasks_of_event
+SELECT * FROM tasks WHERE event_id = :event_id ORDER BY route
+
+-- name: tasks_to_dispatch
+SELECT * FROM tasks WHERE dispatched = 0 AND status = 'queued'
+ORDER BY priority, created_at LIMIT :limit
+
+-- name: mark_task_dispatched
+UPDATE tasks SET dispatched = 1 WHERE id = :id AND workflow_id = :workflow_id
+
+-- name: request_cancel
+UPDATE tasks SET cancel_requested = 1, updated_at = :now
+WHERE id = :id AND status IN ('queued', 'preparing', 'running')
+
+-- name: retry_task
+UPDATE tasks SET status = 'queued', reason = NULL, workflow_id = :workflow_id, dispatched = 0,
+    cancel_requested = 0, finished_at = NULL, process = NULL, updated_at = :now
+WHERE id = :id AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')
+
+-- name: count_tasks_by_status
+SELECT status, COUNT(*) AS n FROM tasks GROUP BY status

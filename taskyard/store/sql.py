@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
 import orjson
 
 from taskyard.exceptions import NotFound
-from taskyard.models import DeadLetter, DeadLetterStatus, Event, EventStatus, Priority, StoreResult
+from taskyard.models import (
+    DeadLetter,
+    DeadLetterStatus,
+    Decision,
+    Event,
+    EventStatus,
+    Priority,
+    RouteDecision,
+    StoreResult,
+    Task,
+    TaskStatus,
+)
 from taskyard.store.backends import Backend, Row, Tx, open_backend
-from taskyard.store.base import Dispatch, EventFilter, NewEvent, Store
+from taskyard.store.base import (
+    TASK_COLUMNS,
+    TASK_JSON_COLUMNS,
+    Dispatch,
+    EventFilter,
+    NewEvent,
+    Store,
+    TaskFilter,
+)
 
 _MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _MIGRATIONS_TABLE = (
@@ -309,6 +328,176 @@ class SQLStore(Store):
     def delete_expired_dedup(self, now: float) -> int:
         with self.backend.transaction() as tx:
             return tx.execute(Q["delete_expired_dedup"], {"now": now})
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    def record_routing(
+        self, decisions: Sequence[RouteDecision], tasks: Sequence[Task]
+    ) -> list[Task]:
+        events = sorted({d.event_id for d in decisions} | {t.event_id for t in tasks})
+        with self.backend.transaction() as tx:
+            if tasks:
+                tx.executemany(Q["insert_task"], [_task_row(t) for t in tasks])
+            if decisions:
+                tx.executemany(Q["insert_decision"], [_decision_row(d) for d in decisions])
+            found: list[Task] = []
+            for event_id in events:
+                rows = tx.fetchall(Q["tasks_of_event"], {"event_id": event_id})
+                found.extend(_task_from_row(r) for r in rows)
+        return found
+
+    def decisions_for(self, event_id: str) -> list[RouteDecision]:
+        with self.backend.transaction() as tx:
+            rows = tx.fetchall(Q["decisions_for"], {"event_id": event_id})
+        return [_decision_from_row(r) for r in rows]
+
+    def get_task(self, task_id: str) -> Task:
+        with self.backend.transaction() as tx:
+            row = tx.fetchone(Q["get_task"], {"id": task_id})
+        if row is None:
+            raise NotFound(f"no task {task_id}")
+        return _task_from_row(row)
+
+    def list_tasks(self, flt: TaskFilter) -> list[Task]:
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": flt.limit}
+        for column in ("status", "route", "event_id"):
+            value = getattr(flt, column)
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = str(value)
+        sql = "SELECT * FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT :limit"
+        with self.backend.transaction() as tx:
+            return [_task_from_row(r) for r in tx.fetchall(sql, params)]
+
+    def tasks_to_dispatch(self, limit: int) -> list[Task]:
+        with self.backend.transaction() as tx:
+            rows = tx.fetchall(Q["tasks_to_dispatch"], {"limit": limit})
+        return [_task_from_row(r) for r in rows]
+
+    def mark_task_dispatched(self, task_id: str, workflow_id: str) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute(Q["mark_task_dispatched"], {"id": task_id, "workflow_id": workflow_id})
+
+    def update_task(
+        self,
+        task_id: str,
+        changes: Mapping[str, Any],
+        only_if: Sequence[TaskStatus] | None = None,
+    ) -> bool:
+        unknown = set(changes) - TASK_COLUMNS
+        if unknown:
+            raise ValueError(f"update_task: not updatable: {sorted(unknown)}")
+        params = {f"c_{k}": _task_value(k, v) for k, v in changes.items()}
+        params["id"] = task_id
+        sql = "UPDATE tasks SET " + ", ".join(f"{k} = :c_{k}" for k in changes)
+        sql += " WHERE id = :id"
+        if only_if:
+            names = [f":s{i}" for i in range(len(only_if))]
+            sql += f" AND status IN ({', '.join(names)})"
+            params.update({f"s{i}": str(s) for i, s in enumerate(only_if)})
+        with self.backend.transaction() as tx:
+            return tx.execute(sql, params) == 1
+
+    def request_cancel(self, task_id: str, now: float) -> bool:
+        with self.backend.transaction() as tx:
+            changed = tx.execute(Q["request_cancel"], {"id": task_id, "now": now}) == 1
+            if not changed and tx.fetchone(Q["get_task"], {"id": task_id}) is None:
+                raise NotFound(f"no task {task_id}")
+        return changed
+
+    def retry_task(self, task_id: str, workflow_id: str, now: float) -> bool:
+        with self.backend.transaction() as tx:
+            params = {"id": task_id, "workflow_id": workflow_id, "now": now}
+            changed = tx.execute(Q["retry_task"], params) == 1
+            if not changed and tx.fetchone(Q["get_task"], {"id": task_id}) is None:
+                raise NotFound(f"no task {task_id}")
+        return changed
+
+    def count_tasks(self) -> dict[str, int]:
+        with self.backend.transaction() as tx:
+            return {r["status"]: int(r["n"]) for r in tx.fetchall(Q["count_tasks_by_status"])}
+
+
+def _task_value(column: str, value: Any) -> Any:
+    if column in TASK_JSON_COLUMNS:
+        return None if value is None else orjson.dumps(value).decode()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, TaskStatus):
+        return str(value)
+    return value
+
+
+def _task_row(t: Task) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "event_id": t.event_id,
+        "route": t.route,
+        "agent": t.agent,
+        "status": str(t.status),
+        "priority": int(t.priority),
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "workflow_id": t.workflow_id,
+        "spec": orjson.dumps(t.spec).decode(),
+    }
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if value is not None else None
+
+
+def _task_from_row(r: Row) -> Task:
+    return Task(
+        id=r["id"],
+        event_id=r["event_id"],
+        route=r["route"],
+        agent=r["agent"],
+        status=TaskStatus(r["status"]),
+        priority=Priority(int(r["priority"])),
+        created_at=float(r["created_at"]),
+        updated_at=float(r["updated_at"]),
+        workflow_id=r["workflow_id"],
+        spec=_json(r["spec"]) or {},
+        reason=r["reason"],
+        attempts=int(r["attempts"]),
+        started_at=_float(r["started_at"]),
+        finished_at=_float(r["finished_at"]),
+        workspace=r["workspace"],
+        usage=_json(r["usage"]) or {},
+        cost_usd=_float(r["cost_usd"]),
+        result=_json(r["result"]),
+        worker=r["worker"],
+        process=_json(r["process"]),
+        cancel_requested=bool(r["cancel_requested"]),
+        dispatched=bool(r["dispatched"]),
+    )
+
+
+def _decision_row(d: RouteDecision) -> dict[str, Any]:
+    return {
+        "event_id": d.event_id,
+        "route": d.route,
+        "decision": str(d.decision),
+        "reason": d.reason,
+        "task_id": d.task_id,
+        "decided_at": d.decided_at,
+    }
+
+
+def _decision_from_row(r: Row) -> RouteDecision:
+    return RouteDecision(
+        event_id=r["event_id"],
+        route=r["route"],
+        decision=Decision(r["decision"]),
+        reason=r["reason"],
+        task_id=r["task_id"],
+        decided_at=float(r["decided_at"]),
+    )
 
 
 def _event_row(e: Event) -> dict[str, Any]:

@@ -11,7 +11,15 @@ import pytest
 from taskyard.store import SQLStore
 from taskyard.store.sql import migrations
 
-TABLES = {"events", "dedup_keys", "dead_letters", "workers", "schema_migrations"}
+TABLES = {
+    "events",
+    "dedup_keys",
+    "dead_letters",
+    "workers",
+    "schema_migrations",
+    "tasks",
+    "route_decisions",
+}
 ALL_VERSIONS = [version for version, _, _ in migrations()]
 
 

@@ -1,0 +1,212 @@
+"""Claude Code (`claude -p --output-format stream-json`) as an agent runner.
+
+Each task gets its own `CLAUDE_CONFIG_DIR` (`<task>/claude-config`) and HOME; settings come
+only from there (`--setting-sources user`, so a repository's `.claude/settings.json` and its
+hooks are not loaded) and MCP servers only from the command line (`--strict-mcp-config`).
+Non-essential traffic and retries are off. Tools are an explicit allowlist, which also works
+as root (where skipping permissions refuses to start). The prompt goes in on stdin; the
+result comes back through claude's `StructuredOutput` tool (`--json-schema`).
+
+Success is the final `result` event's `is_error == false`, not its `subtype` nor the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from taskyard.agents.base import (
+    AgentAdapter,
+    AgentOutcome,
+    AgentRequest,
+    Launch,
+    StreamEvent,
+    StreamParser,
+    Usage,
+)
+from taskyard.agents.cli_support import (
+    as_dict,
+    as_int,
+    json_line,
+    json_object,
+    price,
+    resolve_binary,
+    shorten,
+)
+from taskyard.config import AgentConfig
+from taskyard.exceptions import ConfigError
+
+ALLOWED_TOOLS = ("Bash", "Write", "Edit", "Read")
+STRUCTURED_OUTPUT = "StructuredOutput"  # the tool --json-schema adds; the answer, not a tool call
+_API_ERROR_PREFIX = "API Error: "
+
+
+class ClaudeParser(StreamParser):
+    """Reads `claude -p --output-format stream-json --verbose` lines."""
+
+    def __init__(self) -> None:
+        self.session_id: str | None = None
+        self.result: dict[str, Any] | None = None  # the final `result` event
+        self.last_text: str | None = None
+        self.structured: dict[str, Any] | None = None  # the StructuredOutput tool's input
+        self.tool_calls = 0
+        self._handlers: dict[str, Callable[[dict[str, Any]], list[StreamEvent]]] = {
+            "system": self._system,
+            "assistant": self._assistant,
+            "result": self._result,
+        }
+
+    def feed(self, line: str) -> list[StreamEvent]:
+        if not line.strip():
+            return []
+        event = json_line(line)
+        if event is None:
+            return [StreamEvent("other", shorten(line, 200))]
+        handler = self._handlers.get(str(event.get("type")))
+        return handler(event) if handler else [StreamEvent("other", str(event.get("type")))]
+
+    def _system(self, event: dict[str, Any]) -> list[StreamEvent]:
+        if event.get("session_id"):
+            self.session_id = str(event["session_id"])
+        return [StreamEvent("other", f"system.{event.get('subtype')}")]
+
+    def _assistant(self, event: dict[str, Any]) -> list[StreamEvent]:
+        message = event.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        blocks = [b for b in content or [] if isinstance(b, dict)]
+        found = [e for block in blocks for e in self._block(block)]
+        if event.get("error"):
+            found.append(StreamEvent("error", f"{event['error']}: {shorten(self.last_text or '')}"))
+        return found or [StreamEvent("other", "assistant")]
+
+    def _block(self, block: dict[str, Any]) -> list[StreamEvent]:
+        kind = block.get("type")
+        if kind == "text":
+            self.last_text = str(block.get("text") or "")
+            return [StreamEvent("message", shorten(self.last_text, 200))]
+        if kind != "tool_use":
+            return []
+        name = str(block.get("name"))
+        tool_input = block.get("input")
+        tool_input = tool_input if isinstance(tool_input, dict) else {}
+        if name == STRUCTURED_OUTPUT:
+            self.structured = tool_input
+            return [StreamEvent("message", "structured output")]
+        self.tool_calls += 1
+        what = tool_input.get("command") or tool_input.get("file_path") or ""
+        return [StreamEvent("tool_call", f"{name}: {what}" if what else name)]
+
+    def _result(self, event: dict[str, Any]) -> list[StreamEvent]:
+        self.result = event
+        if event.get("session_id"):
+            self.session_id = str(event["session_id"])
+        usage = as_dict(event.get("usage"))
+        detail = (
+            f"input={as_int(usage.get('input_tokens'))} output={as_int(usage.get('output_tokens'))}"
+        )
+        found = [StreamEvent("usage", detail)]
+        if event.get("is_error") is not False:
+            found.append(
+                StreamEvent("error", shorten(str(event.get("result") or event.get("subtype"))))
+            )
+        return found
+
+
+class ClaudeAdapter(AgentAdapter):
+    kind = "claude"
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+
+    def launch(self, request: AgentRequest) -> Launch:
+        binary = resolve_binary(self.config, "claude", request.base_env)
+        if self.config.api_key is None and "ANTHROPIC_API_KEY" not in self.config.env:
+            raise ConfigError("agent claude: api_key (its model provider's key) is not set")
+        config_dir = request.task_dir / "claude-config"
+        argv = [binary, "-p", "--output-format", "stream-json", "--verbose"]
+        argv += ["--max-turns", str(self.config.max_turns)]
+        argv += ["--json-schema", json.dumps(dict(request.result_schema))]
+        argv += ["--setting-sources", "user", "--strict-mcp-config"]
+        argv += ["--model", self.config.model] if self.config.model else []
+        argv += ["--allowedTools", *ALLOWED_TOOLS]
+        env = {
+            **request.base_env,
+            "HOME": str(request.task_dir / "home"),
+            "CLAUDE_CONFIG_DIR": str(config_dir),
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "CLAUDE_CODE_MAX_RETRIES": "0",
+            **({"ANTHROPIC_BASE_URL": self.config.base_url} if self.config.base_url else {}),
+            **({"ANTHROPIC_API_KEY": self.config.api_key} if self.config.api_key else {}),
+            **self.config.env,
+        }
+        files = {
+            request.task_dir / "home" / ".taskyard": "the agent's HOME\n",
+            config_dir / "settings.json": "{}\n",
+        }
+        return Launch(tuple(argv), env, request.workspace, request.prompt_file, files)
+
+    def new_parser(self) -> StreamParser:
+        return ClaudeParser()
+
+    def outcome(
+        self, request: AgentRequest, parser: StreamParser, exit_code: int, stderr_tail: str
+    ) -> AgentOutcome:
+        if not isinstance(parser, ClaudeParser):
+            raise TypeError(f"claude outcome needs a ClaudeParser, got {type(parser).__name__}")
+        failed = AgentOutcome(
+            False,
+            None,
+            None,
+            self._usage(parser.result or {}),
+            parser.tool_calls,
+            parser.session_id,
+        )
+        error = self._failure(parser, exit_code, stderr_tail)
+        if error is not None:
+            return replace(failed, error=error)
+        result = _structured(parser)
+        if result is None:
+            text = str((parser.result or {}).get("result") or "(empty)")
+            return replace(failed, error=f"claude gave no structured result: {shorten(text)}")
+        return replace(failed, success=True, result=result)
+
+    def _failure(self, p: ClaudeParser, exit_code: int, stderr_tail: str) -> str | None:
+        event = p.result
+        if event is None:
+            why = stderr_tail or p.last_text or "(no output)"
+            return f"claude exited {exit_code} without a result: {shorten(why)}"
+        if event.get("is_error") is False:
+            return None
+        text = str(event.get("result") or "")
+        if event.get("subtype") == "error_max_turns":
+            return f"max turns exceeded ({self.config.max_turns})"
+        if event.get("api_error_status") is not None or text.startswith(_API_ERROR_PREFIX):
+            return f"model API error: {shorten(text.removeprefix(_API_ERROR_PREFIX))}"
+        errors = event.get("errors")
+        detail = "; ".join(map(str, errors)) if isinstance(errors, list) and errors else text
+        return f"claude failed ({event.get('subtype')}): {shorten(detail or stderr_tail)}"
+
+    def _usage(self, event: dict[str, Any]) -> Usage:
+        usage = as_dict(event.get("usage"))
+        cached = as_int(usage.get("cache_read_input_tokens"))
+        total_input = (
+            as_int(usage.get("input_tokens"))
+            + as_int(usage.get("cache_creation_input_tokens"))
+            + cached
+        )
+        output = as_int(usage.get("output_tokens"))
+        cost = price(self.config, total_input, cached, output)
+        reported = event.get("total_cost_usd")
+        if cost is None and isinstance(reported, int | float) and not isinstance(reported, bool):
+            cost = float(reported)
+        return Usage(total_input, cached, output, 0, cost)
+
+
+def _structured(p: ClaudeParser) -> dict[str, Any] | None:
+    event = p.result or {}
+    given = event.get("structured_output")
+    if isinstance(given, dict):
+        return given
+    return p.structured or json_object(str(event.get("result") or ""))

@@ -1,0 +1,83 @@
+"""Small pieces the agent CLI adapters (codex, claude) share: finding the binary, reading JSON
+lines and answers, pricing tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from taskyard.config import AgentConfig
+from taskyard.exceptions import ConfigError
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*)\n\s*```\s*$", re.DOTALL)
+
+
+def resolve_binary(config: AgentConfig, default: str, env: Mapping[str, str]) -> str:
+    """The agent's executable: `config.binary` (or `default`) as a path, or looked up on the
+    PATH the agent will run with."""
+    name = config.binary or default
+    if os.sep in name:
+        if os.access(name, os.X_OK) and Path(name).is_file():
+            return str(Path(name).resolve())
+        raise ConfigError(f"{config.kind} binary {name!r} is not an executable file")
+    search = env.get("PATH", "")
+    found = shutil.which(name, path=search)
+    if found is None:
+        raise ConfigError(
+            f"{config.kind} binary {name!r} not found on PATH={search!r}; "
+            "install it or set the agent's `binary` to its path"
+        )
+    return found
+
+
+def price(config: AgentConfig, input_tokens: int, cached: int, output: int) -> float | None:
+    """USD from the configured prices per million tokens; None unless input and output
+    prices are set. Cached input costs the cached price (default: the input price)."""
+    if config.input_usd_per_mtok is None or config.output_usd_per_mtok is None:
+        return None
+    cached_price = config.cached_input_usd_per_mtok
+    if cached_price is None:
+        cached_price = config.input_usd_per_mtok
+    fresh = max(input_tokens - cached, 0)
+    total = (
+        fresh * config.input_usd_per_mtok
+        + cached * cached_price
+        + output * config.output_usd_per_mtok
+    )
+    return round(total / 1_000_000, 6)
+
+
+def json_line(line: str) -> dict[str, Any] | None:
+    """One JSONL line as a mapping, or None if it is not one."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def json_object(text: str | None) -> dict[str, Any] | None:
+    """The JSON object an answer holds (bare, or in one ```json fence), or None."""
+    if not text or not text.strip():
+        return None
+    fenced = _FENCE.match(text)
+    return json_line(fenced.group(1) if fenced else text.strip())
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """One line, at most `limit` characters, for error messages."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def as_int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,593 @@
+"""Runs one agent process for one task, and makes sure nothing of it outlives the run.
+
+`supervise(adapter, request, limits)` writes the adapter's files, spawns its argv in a new
+session (so its own process group, pgid == pid) with a parent-death signal and resource
+limits, streams stdout line by line into `outputs/log.jsonl` (flushed per line) and through
+the adapter's parser, keeps the stderr tail (all of stderr goes to `outputs/stderr.log`), and
+stops the agent on timeout, tool-call budget or cancel by signalling the whole group: SIGTERM,
+then SIGKILL after `kill_grace_seconds`. It returns only once no live process of the group is
+left (a zombie waiting for its parent counts as gone: it runs nothing and holds nothing).
+
+`log.jsonl`: a stdout line that is a JSON object is written as it is; any other non-blank line
+becomes `{"stream": "stdout", "text": ...}`. The supervisor ends the file with one line of its
+own, `{"stream": "taskyard", "status": ..., "reason": ..., "exit_code": ..., "tool_calls": ...}`
+(status "interrupted" when the caller gave up: cancelled, or its `on_spawn` raised).
+
+Crash safety: the caller records the `ProcessRecord` given to `on_spawn` durably. If the
+taskyard process dies, the parent-death signal kills the agent's leader; anything else left in
+its group is killed by `kill_stale_group(record, grace)` before the interrupted step re-runs.
+The record's start time and boot id tell a recycled pid from the real one.
+
+Limits: RLIMIT_AS and RLIMIT_CPU are per process (each child inherits its own copy), not per
+group. A process that leaves the group (setsid/setpgid) escapes the group kill; taskyard stops
+waiting for its output after a short drain time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import math
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import orjson
+
+from taskyard.agents.base import AgentAdapter, AgentOutcome, AgentRequest, Launch, StreamParser
+from taskyard.agents.process import (
+    KILL_WAIT_SECONDS,
+    ProcessRecord,
+    boot_id,
+    child_setup,
+    group_alive,
+    kill_stale_group,
+    read_stat,
+    signal_group,
+    terminate_group,
+)
+from taskyard.config import AgentConfig, RunsConfig
+
+__all__ = [
+    "Limits",
+    "ProcessRecord",
+    "RunReport",
+    "RunStatus",
+    "Supervise",
+    "build_env",
+    "describe_exit",
+    "kill_stale_group",
+    "supervise",
+]
+
+logger = logging.getLogger(__name__)
+
+STDERR_TAIL_BYTES = 4096
+STDERR_LOG_MAX_BYTES = 8 * 1024 * 1024
+LINE_MAX_BYTES = 4 * 1024 * 1024  # a longer stdout line is cut into pieces
+DRAIN_SECONDS = 2.0  # how long to wait for the pipes to close once the group is gone
+_READ_CHUNK = 65536
+
+
+class RunStatus(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one run may use. `0` turns the address-space or CPU limit off."""
+
+    timeout_seconds: float = 300.0
+    kill_grace_seconds: float = 5.0
+    max_tool_calls: int = 50
+    address_space_bytes: int = 2 * 1024**3
+    cpu_seconds: int = 600
+
+    @classmethod
+    def from_config(
+        cls, runs: RunsConfig, agent: AgentConfig, request: AgentRequest | None = None
+    ) -> Limits:
+        """The runs: defaults, overridden by the agent's own values, then by the request's
+        timeout and tool budget (already resolved per task by the caller)."""
+        timeout = agent.timeout_seconds or runs.timeout_seconds
+        budget = agent.max_tool_calls or runs.max_tool_calls
+        if request is not None:
+            timeout, budget = request.timeout_seconds, request.max_tool_calls
+        space = agent.address_space_bytes
+        cpu = agent.cpu_seconds
+        return cls(
+            timeout_seconds=timeout,
+            kill_grace_seconds=runs.kill_grace_seconds,
+            max_tool_calls=budget,
+            address_space_bytes=runs.address_space_bytes if space is None else space,
+            cpu_seconds=runs.cpu_seconds if cpu is None else cpu,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """How one supervised run ended. `reason` is set whenever status is not succeeded."""
+
+    status: RunStatus
+    reason: str | None
+    exit_code: int | None  # negative: killed by that signal; None: never started
+    outcome: AgentOutcome | None  # the adapter's account; None when the run was stopped
+    started_at: datetime
+    ended_at: datetime
+    pgid: int | None
+    tool_calls: int = 0
+    stderr_tail: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is RunStatus.SUCCEEDED
+
+
+class Supervise(Protocol):
+    """The shape of `supervise`, for callers that take it as a dependency (and fakes)."""
+
+    def __call__(
+        self,
+        adapter: AgentAdapter,
+        request: AgentRequest,
+        limits: Limits,
+        *,
+        on_spawn: Callable[[ProcessRecord], Awaitable[None]] | None = None,
+        cancel: asyncio.Event | None = None,
+    ) -> Awaitable[RunReport]: ...
+
+
+def build_env(
+    allowlist: tuple[str, ...] | list[str], environ: Mapping[str, str], request: AgentRequest
+) -> dict[str, str]:
+    """The agent's base environment: the allowlisted variables of `environ` plus the task's
+    own. Nothing else: no platform tokens, no taskyard secrets, no model keys (an adapter adds
+    its own key explicitly)."""
+    env = {name: environ[name] for name in allowlist if name in environ}
+    env.update(
+        CONTEXT_DIR=str(request.context_dir),
+        OUTPUT_DIR=str(request.output_dir),
+        TASK_ID=request.task_id,
+        PROMPT_FILE=str(request.prompt_file),
+        HOME=str(request.task_dir / "home"),
+    )
+    return env
+
+
+def describe_exit(code: int) -> str:
+    """`exited 3`, or `was killed by SIGKILL` for a negative (Popen-style) code."""
+    if code >= 0:
+        return f"exited {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
+
+
+# --- one run ----------------------------------------------------------------------------
+
+
+class _Stop(enum.Enum):
+    TIMEOUT = "timeout"
+    BUDGET = "budget"
+    CANCEL = "cancel"
+
+
+_STOPS: dict[_Stop, Callable[[Limits], tuple[RunStatus, str]]] = {
+    _Stop.TIMEOUT: lambda lim: (RunStatus.TIMED_OUT, f"timed out after {lim.timeout_seconds:g} s"),
+    _Stop.BUDGET: lambda lim: (
+        RunStatus.FAILED,
+        f"tool-call budget of {lim.max_tool_calls} exceeded",
+    ),
+    _Stop.CANCEL: lambda lim: (RunStatus.CANCELLED, "cancelled"),
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _open_out(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+
+
+def _log_line(text: str) -> bytes:
+    """A stdout line as it goes into log.jsonl: a JSON object as is, anything else wrapped."""
+    try:
+        is_object = isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
+        is_object = False
+    if is_object:
+        return text.encode() + b"\n"
+    return orjson.dumps({"stream": "stdout", "text": text}) + b"\n"
+
+
+def _prepare(request: AgentRequest, launch: Launch) -> None:
+    request.output_dir.mkdir(parents=True, exist_ok=True)
+    Path(launch.env.get("HOME", request.task_dir / "home")).mkdir(parents=True, exist_ok=True)
+    (request.output_dir / "result.json").unlink(missing_ok=True)  # a stale attempt's result
+    for path, text in launch.files.items():
+        target = path if path.is_absolute() else request.task_dir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, text.encode())
+        finally:
+            os.close(fd)
+
+
+@dataclass
+class _Pipes:
+    """Our read ends of the child's stdout and stderr; each fd is ours until a transport
+    takes it over."""
+
+    stdout: int
+    stderr: int
+    owned: list[int] = field(default_factory=list)
+    transports: list[asyncio.ReadTransport] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.owned = [self.stdout, self.stderr]
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+        for fd in self.owned:
+            os.close(fd)
+        self.transports.clear()
+        self.owned.clear()
+
+
+def _spawn(launch: Launch, limits: Limits) -> tuple[subprocess.Popen[bytes], _Pipes]:
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    stdin: IO[bytes] | int = subprocess.DEVNULL
+    try:
+        if launch.stdin_file is not None:
+            stdin = launch.stdin_file.open("rb")
+        proc = subprocess.Popen(
+            launch.argv,
+            cwd=launch.cwd,
+            env=dict(launch.env),
+            stdin=stdin,
+            stdout=out_w,
+            stderr=err_w,
+            start_new_session=True,
+            preexec_fn=child_setup(
+                limits.address_space_bytes,
+                limits.cpu_seconds,
+                limits.cpu_seconds + max(1, math.ceil(limits.kill_grace_seconds)),
+            ),
+        )
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+        if not isinstance(stdin, int):
+            stdin.close()
+    return proc, _Pipes(out_r, err_r)
+
+
+class _Run:
+    """The state of one supervised run, from spawn to report."""
+
+    def __init__(
+        self, adapter: AgentAdapter, request: AgentRequest, limits: Limits, launch: Launch
+    ) -> None:
+        self.adapter, self.request, self.limits, self.launch = adapter, request, limits, launch
+        self.parser: StreamParser = adapter.new_parser()
+        self.started_at = _now()
+        self.tool_calls = 0
+        self.over_budget = asyncio.Event()
+        self.stderr_tail = bytearray()
+        self.stderr_written = 0
+        self.log_fd = _open_out(request.output_dir / "log.jsonl")
+        self.err_fd = _open_out(request.output_dir / "stderr.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pipes: _Pipes | None = None
+        self.exited: asyncio.Future[None] | None = None
+        self.pidfd: int | None = None
+        self.deadline = 0.0
+        self.pumps: list[asyncio.Task[None]] = []
+
+    @property
+    def pgid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid  # a new session: the leader's pid is the group id
+
+    # -- start
+
+    def spawn(self) -> None:
+        self.proc, self.pipes = _spawn(self.launch, self.limits)
+        self.deadline = time.monotonic() + self.limits.timeout_seconds
+
+    async def attach(self) -> ProcessRecord:
+        """Watches the spawned process: its exit, its output. Returns its record."""
+        assert self.proc is not None and self.pipes is not None
+        stat = read_stat(self.proc.pid)  # not reaped before we wait: always readable
+        record = ProcessRecord(
+            pid=self.proc.pid,
+            pgid=self.pgid,
+            start_time=stat.start_time if stat else 0,
+            boot_id=boot_id(),
+        )
+        self.exited = self._watch_exit(self.proc.pid)
+        await self._connect(self.pipes)
+        return record
+
+    def _watch_exit(self, pid: int) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self.pidfd = os.pidfd_open(pid)  # readable once the process has exited
+
+        def on_exit() -> None:
+            self._close_pidfd()
+            if not future.done():
+                future.set_result(None)
+
+        loop.add_reader(self.pidfd, on_exit)
+        return future
+
+    def _close_pidfd(self) -> None:
+        if self.pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+
+    async def _connect(self, pipes: _Pipes) -> None:
+        loop = asyncio.get_running_loop()
+        for fd, pump in ((pipes.stdout, self._pump_stdout), (pipes.stderr, self._pump_stderr)):
+            reader = asyncio.StreamReader(limit=LINE_MAX_BYTES, loop=loop)
+            pipe = os.fdopen(fd, "rb", buffering=0)
+            pipes.owned.remove(fd)
+            try:
+                transport, _ = await loop.connect_read_pipe(
+                    lambda r=reader: asyncio.StreamReaderProtocol(r, loop=loop),  # type: ignore[misc]
+                    pipe,
+                )
+            except BaseException:
+                pipe.close()
+                raise
+            pipes.transports.append(transport)
+            self.pumps.append(asyncio.create_task(pump(reader)))
+
+    # -- streams
+
+    async def _pump_stdout(self, reader: asyncio.StreamReader) -> None:
+        pending = b""
+        while chunk := await reader.read(_READ_CHUNK):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                self._line(raw)
+            while len(pending) > LINE_MAX_BYTES:
+                self._line(pending[:LINE_MAX_BYTES])
+                pending = pending[LINE_MAX_BYTES:]
+        if pending:
+            self._line(pending)
+
+    def _line(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        if not text.strip():
+            return
+        _write_all(self.log_fd, _log_line(text))
+        for event in self.parser.feed(text):
+            if event.kind == "tool_call":
+                self.tool_calls += 1
+        if self.tool_calls > self.limits.max_tool_calls:
+            self.over_budget.set()
+
+    async def _pump_stderr(self, reader: asyncio.StreamReader) -> None:
+        while chunk := await reader.read(_READ_CHUNK):
+            self.stderr_tail += chunk
+            del self.stderr_tail[:-STDERR_TAIL_BYTES]
+            room = STDERR_LOG_MAX_BYTES - self.stderr_written
+            if room > 0:
+                _write_all(self.err_fd, chunk[:room])
+                self.stderr_written += min(room, len(chunk))
+
+    # -- watching
+
+    async def watch(self, cancel: asyncio.Event | None) -> _Stop | None:
+        """Waits for the process to exit (None) or for a reason to stop it."""
+        assert self.exited is not None
+        budget = asyncio.create_task(self.over_budget.wait())
+        stop_tasks: dict[asyncio.Future[Any], _Stop] = {budget: _Stop.BUDGET}
+        if cancel is not None:
+            stop_tasks[asyncio.create_task(cancel.wait())] = _Stop.CANCEL
+        try:
+            while True:
+                waiting = {self.exited, *stop_tasks, *(p for p in self.pumps if not p.done())}
+                timeout = max(0.0, self.deadline - time.monotonic())
+                done, _ = await asyncio.wait(
+                    waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                _raise_failed(self.pumps)
+                stops = [stop_tasks[t] for t in done if t in stop_tasks]
+                if stops:
+                    return stops[0]
+                if self.exited in done:
+                    return None
+                if not done:
+                    return _Stop.TIMEOUT
+        finally:
+            for task in stop_tasks:
+                task.cancel()
+
+    # -- ending
+
+    async def end_group(self) -> None:
+        """Stops what is left of the group, then lets the pipes drain."""
+        await terminate_group(self.pgid, self.limits.kill_grace_seconds)
+        assert self.exited is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.exited), KILL_WAIT_SECONDS)
+        if self.pumps:
+            _, late = await asyncio.wait(self.pumps, timeout=DRAIN_SECONDS)
+            if late:
+                logger.warning(
+                    "agent output still open after its group ended",
+                    extra={"task_id": self.request.task_id, "pgid": self.pgid},
+                )
+        _raise_failed(self.pumps)
+
+    async def interrupt(self) -> None:
+        """The run cannot finish normally (caller cancelled, on_spawn or a stream reader
+        raised): stop the group, SIGKILL at once if this is cancelled in turn."""
+        try:
+            await terminate_group(self.pgid, self.limits.kill_grace_seconds)
+        finally:
+            if group_alive(self.pgid):
+                signal_group(self.pgid, signal.SIGKILL)
+            summary = {"stream": "taskyard", "status": "interrupted", "tool_calls": self.tool_calls}
+            _write_all(self.log_fd, orjson.dumps(summary) + b"\n")
+
+    def close(self) -> None:
+        """Releases fds, SIGKILLs anything left in the group, reaps the leader."""
+        for pump in self.pumps:
+            pump.cancel()
+        if self.pipes is not None:
+            self.pipes.close()
+        self._close_pidfd()
+        if self.exited is not None and not self.exited.done():
+            self.exited.cancel()
+        if self.proc is not None:
+            # Last resort for a path that could not wait (the coroutine closed mid-kill):
+            # while the leader is unreaped its pgid cannot be reused, so this hits only ours.
+            if group_alive(self.pgid):
+                signal_group(self.pgid, signal.SIGKILL)
+            if self.proc.poll() is None:
+                self.proc.wait(timeout=KILL_WAIT_SECONDS)
+        for fd in (self.log_fd, self.err_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def stderr_text(self) -> str:
+        return self.stderr_tail.decode("utf-8", "replace").strip()
+
+    def report(self, stop: _Stop | None) -> RunReport:
+        assert self.proc is not None
+        exit_code = self.proc.poll()
+        outcome: AgentOutcome | None = None
+        reason: str | None
+        if stop is not None:
+            status, reason = _STOPS[stop](self.limits)
+        else:
+            code = exit_code if exit_code is not None else -int(signal.SIGKILL)
+            outcome = self.adapter.outcome(self.request, self.parser, code, self.stderr_text())
+            status, reason = self._judge(outcome, code)
+        return self.finish(status, reason, exit_code, outcome)
+
+    def _judge(self, outcome: AgentOutcome, code: int) -> tuple[RunStatus, str | None]:
+        if self.tool_calls > self.limits.max_tool_calls:
+            return _STOPS[_Stop.BUDGET](self.limits)
+        if outcome.success:
+            return RunStatus.SUCCEEDED, None
+        tail = self.stderr_text()[-1000:]
+        return RunStatus.FAILED, outcome.error or f"agent {describe_exit(code)}: {tail}".strip()
+
+    def finish(
+        self,
+        status: RunStatus,
+        reason: str | None,
+        exit_code: int | None,
+        outcome: AgentOutcome | None,
+    ) -> RunReport:
+        summary: dict[str, Any] = {"stream": "taskyard", "status": str(status), "reason": reason}
+        summary |= {"exit_code": exit_code, "tool_calls": self.tool_calls}
+        _write_all(self.log_fd, orjson.dumps(summary) + b"\n")
+        return RunReport(
+            status=status,
+            reason=reason,
+            exit_code=exit_code,
+            outcome=outcome,
+            started_at=self.started_at,
+            ended_at=_now(),
+            pgid=self.pgid if self.proc is not None else None,
+            tool_calls=self.tool_calls,
+            stderr_tail=self.stderr_text(),
+        )
+
+
+def _raise_failed(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                raise error
+
+
+def _unstarted(status: RunStatus, reason: str, started_at: datetime) -> RunReport:
+    return RunReport(status, reason, None, None, started_at, _now(), None)
+
+
+async def supervise(
+    adapter: AgentAdapter,
+    request: AgentRequest,
+    limits: Limits,
+    *,
+    on_spawn: Callable[[ProcessRecord], Awaitable[None]] | None = None,
+    cancel: asyncio.Event | None = None,
+) -> RunReport:
+    """Run the adapter's agent for `request` within `limits`; see the module docstring.
+
+    Returns a report for every way the run can end, including an agent that cannot start.
+    Raises only what `on_spawn` or the adapter raise, or CancelledError; in every case the
+    agent's process group is gone before this returns or raises."""
+    launch = adapter.launch(request)
+    started_at = _now()
+    if cancel is not None and cancel.is_set():
+        return _unstarted(RunStatus.CANCELLED, "cancelled", started_at)
+    try:
+        _prepare(request, launch)
+        run = _Run(adapter, request, limits, launch)
+    except OSError as exc:
+        return _unstarted(RunStatus.FAILED, f"could not prepare the agent: {exc}", started_at)
+    try:
+        return await _supervise_run(run, on_spawn, cancel)
+    finally:
+        run.close()
+
+
+async def _supervise_run(
+    run: _Run,
+    on_spawn: Callable[[ProcessRecord], Awaitable[None]] | None,
+    cancel: asyncio.Event | None,
+) -> RunReport:
+    try:
+        run.spawn()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return run.finish(RunStatus.FAILED, f"could not start the agent: {exc}", None, None)
+    logger.info(
+        "agent spawned",
+        extra={"task_id": run.request.task_id, "pgid": run.pgid, "argv0": run.launch.argv[0]},
+    )
+    try:
+        record = await run.attach()
+        if on_spawn is not None:
+            await on_spawn(record)
+        stop = await run.watch(cancel)
+        await run.end_group()
+    except BaseException:
+        await run.interrupt()
+        raise
+    return run.report(stop)

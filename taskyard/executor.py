@@ -1,0 +1,341 @@
+"""Running one task: slot → workspace → context → prompt → agent → result → note.
+
+`TaskExecutor.run(task_id)` is the body of the durable `taskyard.task` workflow. Every state
+change is written to the tasks table first, so a run interrupted by a crash is found on
+re-entry: its stale process group is killed, and the task runs again as attempt n+1 or,
+past `runs.attempts`, ends `failed` with reason `worker lost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from taskyard.agents import build_adapter
+from taskyard.agents.base import AgentAdapter, AgentOutcome, AgentRequest
+from taskyard.agents.limiter import Limiter
+from taskyard.agents.process import ProcessRecord, kill_stale_group
+from taskyard.agents.supervisor import Limits, RunReport, build_env, supervise
+from taskyard.config import Settings
+from taskyard.exceptions import ConfigError, TaskyardError
+from taskyard.models import Event, Task, TaskStatus
+from taskyard.prompts import PromptLibrary
+from taskyard.results import (
+    DEFAULT_RESULT_SCHEMA,
+    note_path,
+    render_note,
+    validation_errors,
+)
+from taskyard.store.base import Store
+from taskyard.taskspec import ContextGatherer, TaskSpec, event_json, repo_spec
+from taskyard.workspace import TaskDirs, Workspaces
+
+log = logging.getLogger(__name__)
+
+_LIVE = (TaskStatus.PREPARING, TaskStatus.RUNNING)
+CANCEL_POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How an attempt ended, ready to be written to the task."""
+
+    status: TaskStatus
+    reason: str | None
+    outcome: AgentOutcome | None = None
+    result: Mapping[str, Any] | None = None
+
+
+class TaskExecutor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        workspaces: Workspaces,
+        context: ContextGatherer,
+        environ: Mapping[str, str],
+        worker_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.workspaces = workspaces
+        self.context = context
+        self.environ = dict(environ)
+        self.worker_id = worker_id
+        self.clock = clock
+        self.prompts = PromptLibrary(settings.runs.prompts_dir)
+        caps = {n: a.max_concurrency for n, a in settings.agents.items() if a.max_concurrency}
+        self.limiter = Limiter(settings.runs.concurrency, caps)
+        self._adapters: dict[str, AgentAdapter] = {}
+        self.notes_dir = settings.home / "tasks"
+        self.on_finished: list[Callable[[Task], None]] = []
+
+    # --- the workflow body ----------------------------------------------------------------
+
+    async def run(self, task_id: str) -> str:
+        task = await self._get(task_id)
+        if task.status.terminal:
+            return str(task.status)
+        if task.status in _LIVE:
+            task = await self._recover_interrupted(task)
+            if task.status.terminal:
+                return str(task.status)
+        if task.cancel_requested:
+            return str(
+                await self._end(task, Ending(TaskStatus.CANCELLED, "cancelled before start"))
+            )
+        async with self.limiter.slot(task.agent, int(task.priority)):
+            return str(await self._attempt(task))
+
+    async def _recover_interrupted(self, task: Task) -> Task:
+        """The previous attempt died with its worker: kill what it left, then decide."""
+        if task.process:
+            record = ProcessRecord.from_json(task.process)
+            killed = await asyncio.to_thread(
+                kill_stale_group, record, self.settings.runs.kill_grace_seconds
+            )
+            log.warning(
+                "stale agent of an interrupted attempt",
+                extra={"task_id": task.id, "pgid": record.pgid, "killed": killed},
+            )
+        if task.attempts >= self.settings.runs.attempts:
+            ending = Ending(
+                TaskStatus.FAILED,
+                f"worker lost: attempt {task.attempts} was interrupted "
+                f"(worker {task.worker or 'unknown'}) and no attempts are left",
+            )
+            await self._end(task, ending)
+            return await self._get(task.id)
+        log.warning(
+            "re-running an interrupted task",
+            extra={"task_id": task.id, "attempt": task.attempts + 1},
+        )
+        return task
+
+    async def _attempt(self, task: Task) -> TaskStatus:
+        attempt = task.attempts + 1
+        started = await asyncio.to_thread(
+            self.store.update_task,
+            task.id,
+            {
+                "status": TaskStatus.PREPARING,
+                "attempts": attempt,
+                "worker": self.worker_id,
+                "reason": None,
+                "process": None,
+                "updated_at": self.clock(),
+            },
+            (TaskStatus.QUEUED, *_LIVE),
+        )
+        if not started:  # cancelled or finished meanwhile
+            return (await self._get(task.id)).status
+        task = await self._get(task.id)
+        spec = TaskSpec.from_json(task.spec)
+        event = await asyncio.to_thread(self.store.get_event, task.event_id)
+        dirs: TaskDirs | None = None
+        try:
+            dirs = await self.workspaces.prepare(task.id, repo_spec(spec))
+            await asyncio.to_thread(self.store.update_task, task.id, {"workspace": str(dirs.root)})
+            ending = await self._prepare_and_run(task, spec, event, dirs)
+        except TaskyardError as exc:
+            ending = Ending(TaskStatus.FAILED, str(exc))
+        except asyncio.CancelledError:
+            raise
+        status = await self._end(task, ending, event, dirs, spec)
+        return status
+
+    async def _prepare_and_run(
+        self, task: Task, spec: TaskSpec, event: Event, dirs: TaskDirs
+    ) -> Ending:
+        payload = event_json(event)
+        (dirs.context / "event.json").write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+        failures = await self.context.gather(spec, event, dirs.context)
+        if failures:
+            return Ending(TaskStatus.FAILED, "context: " + "; ".join(failures))
+        schema = spec.result_schema or DEFAULT_RESULT_SCHEMA
+        prompt_file = self._render_prompt(task, spec, event, dirs, schema)
+        (dirs.root / "result-schema.json").write_bytes(orjson.dumps(schema))
+        agent = self.settings.agents.get(spec.agent)
+        if agent is None:
+            raise ConfigError(f"route {task.route!r} names unknown agent {spec.agent!r}")
+        request = AgentRequest(
+            task_id=task.id,
+            task_dir=dirs.root,
+            workspace=dirs.workspace,
+            context_dir=dirs.context,
+            output_dir=dirs.outputs,
+            prompt_file=prompt_file,
+            result_schema=schema,
+            timeout_seconds=spec.timeout_seconds
+            or agent.timeout_seconds
+            or self.settings.runs.timeout_seconds,
+            max_tool_calls=spec.max_tool_calls
+            or agent.max_tool_calls
+            or self.settings.runs.max_tool_calls,
+        )
+        request = _with_env(request, self.settings.runs.env_allowlist, self.environ)
+        limits = Limits.from_config(self.settings.runs, agent, request)
+        report = await self._supervise(task, self._adapter(spec.agent), request, limits)
+        return self._judge(report, schema)
+
+    def _render_prompt(
+        self, task: Task, spec: TaskSpec, event: Event, dirs: TaskDirs, schema: Mapping[str, Any]
+    ) -> Path:
+        context: dict[str, Any] = {}
+        for path in sorted(dirs.context.glob("*.json")):
+            if path.name != "event.json":
+                context[path.name.removesuffix(".json")] = orjson.loads(path.read_bytes())
+        event_data = event_json(event)
+        text = self.prompts.render(
+            spec.prompt,
+            {
+                "task_id": task.id,
+                "route": task.route,
+                "event": event_data,
+                "payload": event_data.get("payload") or {},
+                "context": context,
+                "workspace": str(dirs.workspace),
+                "repo": str(dirs.repo) if dirs.repo else None,
+                "context_dir": str(dirs.context),
+                "output_dir": str(dirs.outputs),
+                "result_schema": orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode(),
+            },
+        )
+        path = dirs.prompts / f"{spec.prompt}.md"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def _adapter(self, name: str) -> AgentAdapter:
+        if name not in self._adapters:
+            self._adapters[name] = build_adapter(self.settings.agents[name])
+        return self._adapters[name]
+
+    async def _supervise(
+        self, task: Task, adapter: AgentAdapter, request: AgentRequest, limits: Limits
+    ) -> RunReport:
+        cancel = asyncio.Event()
+
+        async def spawned(record: ProcessRecord) -> None:
+            now = self.clock()
+            await asyncio.to_thread(
+                self.store.update_task,
+                task.id,
+                {
+                    "status": TaskStatus.RUNNING,
+                    "process": record.to_json(),
+                    "started_at": now,
+                    "updated_at": now,
+                },
+            )
+            log.info(
+                "agent started",
+                extra={"task_id": task.id, "agent": task.agent, "pid": record.pid},
+            )
+
+        watcher = asyncio.create_task(self._watch_cancel(task.id, cancel))
+        try:
+            return await supervise(adapter, request, limits, on_spawn=spawned, cancel=cancel)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _watch_cancel(self, task_id: str, cancel: asyncio.Event) -> None:
+        while not cancel.is_set():
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            with contextlib.suppress(TaskyardError):
+                task = await self._get(task_id)
+                if task.cancel_requested:
+                    cancel.set()
+
+    def _judge(self, report: RunReport, schema: Mapping[str, Any]) -> Ending:
+        outcome = report.outcome
+        status = TaskStatus(report.status)
+        if status is not TaskStatus.SUCCEEDED:
+            return Ending(status, report.reason, outcome)
+        if outcome is None or outcome.result is None:
+            return Ending(TaskStatus.FAILED, "the agent returned no result", outcome)
+        errors = validation_errors(outcome.result, schema)
+        if errors:
+            reason = "invalid result: " + "; ".join(errors)
+            return Ending(TaskStatus.FAILED, reason, outcome, outcome.result)
+        return Ending(TaskStatus.SUCCEEDED, None, outcome, outcome.result)
+
+    # --- ending -----------------------------------------------------------------------------
+
+    async def _end(
+        self,
+        task: Task,
+        ending: Ending,
+        event: Event | None = None,
+        dirs: TaskDirs | None = None,
+        spec: TaskSpec | None = None,
+    ) -> TaskStatus:
+        now = self.clock()
+        changes: dict[str, Any] = {
+            "status": ending.status,
+            "reason": ending.reason,
+            "finished_at": now,
+            "updated_at": now,
+        }
+        if ending.outcome is not None:
+            changes["usage"] = ending.outcome.usage.to_json() | {
+                "tool_calls": ending.outcome.tool_calls
+            }
+            changes["cost_usd"] = ending.outcome.usage.cost_usd
+        if ending.result is not None:
+            changes["result"] = dict(ending.result)
+        if dirs is not None:
+            kept = await self._finish_workspace(task, ending, dirs)
+            changes["workspace"] = kept
+        await asyncio.to_thread(self.store.update_task, task.id, changes)
+        done = await self._get(task.id)
+        if event is not None:
+            await asyncio.to_thread(self._write_note, done, event, spec)
+        log_fn = log.info if ending.status is TaskStatus.SUCCEEDED else log.warning
+        log_fn(
+            "task finished",
+            extra={
+                "task_id": task.id,
+                "route": task.route,
+                "status": str(ending.status),
+                "reason": ending.reason,
+                "attempt": done.attempts,
+            },
+        )
+        for listener in self.on_finished:
+            listener(done)
+        return ending.status
+
+    async def _finish_workspace(self, task: Task, ending: Ending, dirs: TaskDirs) -> str | None:
+        keep = self.settings.runs.keep_workspaces or ending.status is not TaskStatus.SUCCEEDED
+        try:
+            kept = await self.workspaces.finish(task.id, keep=keep)
+        except TaskyardError as exc:
+            log.error("workspace cleanup failed", extra={"task_id": task.id, "error": str(exc)})
+            return str(dirs.root)
+        return str(kept) if kept is not None else None
+
+    def _write_note(self, task: Task, event: Event, spec: TaskSpec | None) -> None:
+        self.notes_dir.mkdir(parents=True, exist_ok=True)
+        path = note_path(self.notes_dir, task, event)
+        path.write_text(render_note(task, event, list(spec.context if spec else ())), "utf-8")
+
+    async def _get(self, task_id: str) -> Task:
+        return await asyncio.to_thread(self.store.get_task, task_id)
+
+
+def _with_env(
+    request: AgentRequest, allowlist: tuple[str, ...], environ: Mapping[str, str]
+) -> AgentRequest:
+    """The agent starts from the allowlisted variables only (see `build_env`)."""
+    return replace(request, base_env=build_env(allowlist, environ, request))

@@ -1,0 +1,125 @@
+"""The small interfaces every platform client implements, and what they share.
+
+Reads come first (context for tasks); writes (labels, comments) are added later as further
+protocol methods beside these, so a client, its fake and its callers grow together.
+
+Every method raises `PlatformPermanentError` (retrying cannot help: 401/403/404, a missing
+credential, an answer of the wrong shape) or `PlatformTransientError` (timeout, network, 5xx,
+a rate limit beyond the retry budget) and nothing else from the libraries underneath. No
+message ever holds a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+JSONObject = dict[str, Any]
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a client retries one call. 5xx/network errors: `attempts` tries with exponential
+    backoff. Rate limits: wait what the platform asks (Retry-After), at most
+    `rate_limit_max_wait` seconds in all and `rate_limit_attempts` times; beyond that the call
+    fails as transient."""
+
+    attempts: int = 3
+    backoff: float = 0.5
+    backoff_max: float = 8.0
+    rate_limit_max_wait: float = 30.0
+    rate_limit_attempts: int = 5
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the `failures`-th transient failure (1-based)."""
+        return float(min(self.backoff_max, self.backoff * 2 ** (failures - 1)))
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with every non-trivial secret replaced by `***`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+class PermissionLookup(Protocol):
+    """Who may trigger: a user's permission on a repository, and team membership."""
+
+    async def permission(self, repo_full_name: str, login: str) -> str | None:
+        """The role: admin, maintain, write, triage, read or none (a custom role counts as
+        its base permission); None if `login` is not a collaborator (404)."""
+        ...
+
+    async def in_team(self, org: str, team_slug: str, login: str) -> bool:
+        """True when `login` is an active member of the team (pending invitations are not)."""
+        ...
+
+
+class GitHubReader(Protocol):
+    """GitHub reads. `installation_id` picks the App installation (ignored with a token)."""
+
+    async def pull_request(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> JSONObject: ...
+
+    async def pull_request_diff(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> JSONObject: ...
+
+    async def pull_request_files(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> JSONObject: ...
+
+    async def issue(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> JSONObject: ...
+
+    async def issue_comments(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> JSONObject: ...
+
+    async def permission(
+        self, repo_full_name: str, login: str, *, installation_id: int | None = None
+    ) -> str | None: ...
+
+    async def in_team(
+        self, org: str, team_slug: str, login: str, *, installation_id: int | None = None
+    ) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LinearReader(Protocol):
+    async def issue(self, issue_id: str) -> JSONObject: ...
+
+    async def related(
+        self, issue_id: str, *, title: str | None = None, team_id: str | None = None
+    ) -> JSONObject: ...
+
+    async def team(self, team_id: str) -> JSONObject: ...
+
+    async def issue_team(self, issue_id: str) -> str:
+        """The id of the team an issue belongs to."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class SlackReader(Protocol):
+    async def thread(self, channel: str, thread_ts: str) -> JSONObject: ...
+
+    async def aclose(self) -> None: ...
+
+
+class SentryReader(Protocol):
+    async def issue(self, issue_id: str, *, organization: str | None = None) -> JSONObject: ...
+
+    async def latest_event(
+        self, issue_id: str, *, organization: str | None = None
+    ) -> JSONObject: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,94 @@
+"""What a task needs to run, fixed when routing creates it (stored as the task's `spec`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from taskyard.models import Event
+from taskyard.platforms import ContextSubject, Platforms, subject_from_payload
+from taskyard.platforms.context import FetchStatus, gather_context
+from taskyard.workspace import RepoSpec
+
+__all__ = ["ContextGatherer", "ContextSubject", "TaskSpec", "event_json", "repo_spec"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    route: str
+    agent: str
+    prompt: str
+    context: tuple[str, ...] = ()
+    repo: dict[str, Any] | None = None  # full_name, sha, ref, pr_number
+    result_schema: dict[str, Any] | None = None  # None: the default result shape
+    timeout_seconds: float | None = None
+    max_tool_calls: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["context"] = list(self.context)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskSpec:
+        return cls(
+            route=str(data["route"]),
+            agent=str(data["agent"]),
+            prompt=str(data["prompt"]),
+            context=tuple(data.get("context") or ()),
+            repo=data.get("repo"),
+            result_schema=data.get("result_schema"),
+            timeout_seconds=data.get("timeout_seconds"),
+            max_tool_calls=data.get("max_tool_calls"),
+        )
+
+
+def repo_spec(spec: TaskSpec) -> RepoSpec | None:
+    if not spec.repo:
+        return None
+    r = spec.repo
+    return RepoSpec(
+        full_name=str(r["full_name"]),
+        ref=r.get("ref"),
+        sha=r.get("sha"),
+        pr_number=r.get("pr_number"),
+    )
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """The event as the agent sees it in `context/event.json` (no headers: they may name
+    internal hosts; no signature headers were ever kept)."""
+    from taskyard.routing import payload_of
+
+    return {
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "delivery_id": event.delivery_id,
+        "subject": event.subject,
+        "actor": event.actor,
+        "priority": f"P{int(event.priority)}",
+        "received_at": event.received_at,
+        "payload": payload_of(event),
+    }
+
+
+class ContextGatherer:
+    """Runs a task's context fetchers into `context/`; returns what failed, in words."""
+
+    def __init__(self, platforms: Platforms, timeout: float) -> None:
+        self.platforms = platforms
+        self.timeout = timeout
+
+    async def gather(self, spec: TaskSpec, event: Event, context_dir: Path) -> list[str]:
+        if not spec.context:
+            return []
+        from taskyard.routing import payload_of
+
+        subject = subject_from_payload(event.source, payload_of(event))
+        report = await gather_context(
+            spec.context, subject, self.platforms, context_dir, self.timeout
+        )
+        return [f"{r.name}: {r.error}" for r in report.results if r.status is not FetchStatus.OK]

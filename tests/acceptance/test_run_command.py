@@ -1,0 +1,231 @@
+"""The Run stage end to end with the real CLI and a `command` agent: routing, workspaces with
+a real git worktree, results, failures, the concurrency cap and kill -9 of the worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.run_harness import RunYard, make_repository, pr_opened, python_agent
+from tests.acceptance.test_serve import wait_for
+
+pytestmark = pytest.mark.slow
+
+REVIEWER = r"""
+import json, os, subprocess, pathlib
+out = pathlib.Path(os.environ["OUTPUT_DIR"])
+log = subprocess.run(["git", "-C", "repo", "log", "--format=%s"], capture_output=True, text=True)
+prompt = pathlib.Path(os.environ["PROMPT_FILE"]).read_text()
+(out / "result.json").write_text(json.dumps({
+    "success": True,
+    "actions": [{"type": "comment", "params": {"body": "looks fine"}, "reasoning": "small"}],
+    "analysis": "commits: " + log.stdout.replace("\n", ", ") + " prompt has schema: "
+        + str('"summary"' in prompt),
+    "summary": "reviewed " + os.environ["TASK_ID"],
+}))
+"""
+
+SLEEPER = r"""
+import os, subprocess, time, pathlib
+child = subprocess.Popen(["sleep", "300"])
+pathlib.Path(os.environ["OUTPUT_DIR"], "pids").write_text(f"{os.getpid()} {child.pid}")
+time.sleep(300)
+"""
+
+CRASHER = r"""
+import sys
+print("starting", flush=True)
+sys.stderr.write("Traceback: boom, the agent fell over\n")
+sys.exit(3)
+"""
+
+INVALID = r"""
+import json, os, pathlib
+pathlib.Path(os.environ["OUTPUT_DIR"], "result.json").write_text(json.dumps({"success": "yes"}))
+"""
+
+CONFIG = """
+queue:
+  polling_interval_sec: 0.05
+runs:
+  concurrency: {concurrency}
+  timeout_seconds: {timeout}
+  kill_grace_seconds: 1
+agents:
+  agent: {agent}
+routes:
+  - name: pr-review
+    on: ["github:pull_request.opened"]
+    agent: agent
+    prompt: pr-review
+    repo: true
+  - name: linear-triage
+    on: ["linear:Issue.create"]
+    agent: agent
+    prompt: linear-triage
+log_level: INFO
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest) -> str | None:
+    return request.getfixturevalue("pg_url") if request.param == "postgres" else None
+
+
+def yard(tmp_path: Path, db: str | None, script: str, **kw: object) -> RunYard:
+    env = kw.get("env")
+    config = CONFIG.format(
+        agent=python_agent(script, env if isinstance(env, dict) else None),
+        concurrency=kw.get("concurrency", 3),
+        timeout=kw.get("timeout", 60),
+    )
+    return RunYard(tmp_path, db, config)
+
+
+@pytest.fixture
+def reviewer(tmp_path: Path, db: str | None) -> Iterator[tuple[RunYard, str]]:
+    ty = yard(tmp_path, db, REVIEWER)
+    head = make_repository(tmp_path)
+    ty.start()
+    yield ty, head
+    ty.stop()
+
+
+def test_pull_request_becomes_a_succeeded_review_in_a_worktree(
+    reviewer: tuple[RunYard, str],
+) -> None:
+    ty, head = reviewer
+    event_id = ty.send_file("github", pr_opened(head), "pull_request")
+    task = ty.wait_task_end(event_id)
+    assert (task["route"], task["status"], task["reason"]) == ("pr-review", "succeeded", None)
+    assert task["attempts"] == 1
+    assert "commits: add greet, first" in task["result"]["analysis"]
+    assert "prompt has schema: True" in task["result"]["analysis"]
+    assert task["workspace"] is None  # removed after success
+    notes = list((ty.home / "tasks").glob("*-github-*-pr-review-*.md"))
+    assert len(notes) == 1 and "looks fine" in notes[0].read_text()
+    event = ty.event(event_id)
+    assert event["status"] == "processed"
+    assert event["routing"] == [
+        {"route": "pr-review", "decision": "started", "reason": None, "task_id": task["id"]}
+    ]
+
+
+def test_ignored_draft_and_forbidden_events_start_no_agent(
+    reviewer: tuple[RunYard, str],
+) -> None:
+    ty, head = reviewer
+    ignored = ty.send_file("github", {"zen": "hi", "hook_id": 1}, "ping")
+    draft = pr_opened(head)
+    draft["pull_request"]["draft"] = True
+    draft_id = ty.send_file("github", draft, "pull_request")
+    outsider = pr_opened(head)
+    outsider["pull_request"]["author_association"] = "CONTRIBUTOR"
+    outsider["pull_request"]["title"] = "from a stranger"
+    forbidden_id = ty.send_file("github", outsider, "pull_request")
+    for eid in (ignored, draft_id, forbidden_id):
+        wait_for(lambda e=eid: ty.event(e)["status"] == "ignored", 20, f"{eid} to be ignored")
+        assert ty.tasks(eid) == []
+    [d] = ty.event(ignored)["routing"]
+    assert d["decision"] == "ignored" and "no route matches github:ping" in d["reason"]
+    [d] = ty.event(draft_id)["routing"]
+    assert d["decision"] == "skipped" and "draft" in d["reason"]
+    [d] = ty.event(forbidden_id)["routing"]
+    assert d["decision"] == "forbidden" and "CONTRIBUTOR" in d["reason"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_hung_agent_is_killed_with_its_children(tmp_path: Path, db: str | None) -> None:
+    ty = yard(tmp_path, db, SLEEPER, timeout=3)
+    head = make_repository(tmp_path)
+    ty.start()
+    try:
+        event_id = ty.send_file("github", pr_opened(head), "pull_request")
+        task = ty.wait_task_end(event_id, 40)
+        assert task["status"] == "timed_out" and "timed out" in task["reason"]
+        pids = Path(task["workspace"], "outputs", "pids").read_text().split()
+        assert pids and not any(_alive(int(p)) for p in pids)
+    finally:
+        ty.stop()
+
+
+def test_crash_and_invalid_result_fail_with_reasons(tmp_path: Path, db: str | None) -> None:
+    ty = yard(tmp_path, db, CRASHER)
+    head = make_repository(tmp_path)
+    ty.start()
+    try:
+        task = ty.wait_task_end(ty.send_file("github", pr_opened(head), "pull_request"))
+        assert task["status"] == "failed"
+        assert "exited 3" in task["reason"] and "the agent fell over" in task["reason"]
+        assert Path(task["workspace"], "outputs", "log.jsonl").exists()  # archived
+    finally:
+        ty.stop()
+    (tmp_path / "b").mkdir()
+    ty2 = yard(tmp_path / "b", db, INVALID)
+    head = make_repository(tmp_path / "b")
+    ty2.start()
+    try:
+        task = ty2.wait_task_end(ty2.send_file("github", pr_opened(head), "pull_request"))
+        assert task["status"] == "failed" and task["reason"].startswith("invalid result:")
+        assert "is not of type 'boolean'" in task["reason"] and "'actions'" in task["reason"]
+    finally:
+        ty2.stop()
+
+
+WAITER = r"""
+import json, os, pathlib, time
+out = pathlib.Path(os.environ["OUTPUT_DIR"])
+mark = pathlib.Path(os.environ["MARKS"])
+mark.mkdir(exist_ok=True)
+me = mark / os.environ["TASK_ID"]
+me.write_text(str(time.time()))
+alive = len(list(mark.iterdir()))
+peak = mark.parent / "peak"
+with open(peak, "a") as f:
+    f.write(f"{alive}\n")
+time.sleep(0.4)
+me.unlink()
+(out / "result.json").write_text(json.dumps(
+    {"success": True, "actions": [], "analysis": "", "summary": str(alive)}))
+"""
+
+
+def test_twenty_events_never_exceed_the_cap(tmp_path: Path, db: str | None) -> None:
+    # MARKS reaches the agent only because the agent's config lists it: taskyard passes an
+    # allowlisted environment.
+    ty = yard(tmp_path, db, WAITER, concurrency=3, env={"MARKS": str(tmp_path / "marks/alive")})
+    (tmp_path / "marks").mkdir()
+    ty.start()
+    try:
+        linear = json.loads(
+            (
+                Path(__file__).resolve().parents[3] / "shared/webhooks/linear/issue.create.json"
+            ).read_text()
+        )
+        ids = []
+        for n in range(20):
+            linear["data"]["id"] = f"issue-{n}"
+            linear["data"]["title"] = f"issue number {n}"
+            linear["webhookTimestamp"] = int(time.time() * 1000)
+            ids.append(ty.send_file("linear", linear))
+        assert len(set(ids)) == 20
+        for eid in ids:
+            assert ty.wait_task_end(eid, 120)["status"] == "succeeded"
+        peaks = [int(x) for x in (tmp_path / "marks" / "peak").read_text().split()]
+        assert len(peaks) == 20 and max(peaks) <= 3
+        assert max(peaks) >= 2  # they did run side by side
+    finally:
+        ty.stop()
