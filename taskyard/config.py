@@ -200,7 +200,14 @@ class AgentConfig(_Frozen):
 def default_agents() -> dict[str, AgentConfig]:
     return {
         "codex": AgentConfig(kind="codex", binary="codex", model="gpt-5.5"),
-        "claude": AgentConfig(kind="claude", binary="claude", model="claude-sonnet-4-5"),
+        # Claude Code's runtime reserves more address space than 2 GiB at start (it aborts
+        # with "MemoryExhaustion" below about 2.2 GiB), so its own default is 4 GiB.
+        "claude": AgentConfig(
+            kind="claude",
+            binary="claude",
+            model="claude-sonnet-4-5",
+            address_space_bytes=4 * 1024**3,
+        ),
     }
 
 

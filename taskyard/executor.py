@@ -52,6 +52,7 @@ class Ending:
     reason: str | None
     outcome: AgentOutcome | None = None
     result: Mapping[str, Any] | None = None
+    agent_seconds: float | None = None  # the agent's own wall time
 
 
 class TaskExecutor:
@@ -122,6 +123,7 @@ class TaskExecutor:
         return task
 
     async def _attempt(self, task: Task) -> TaskStatus:
+        began = time.monotonic()
         attempt = task.attempts + 1
         started = await asyncio.to_thread(
             self.store.update_task,
@@ -150,7 +152,7 @@ class TaskExecutor:
             ending = Ending(TaskStatus.FAILED, str(exc))
         except asyncio.CancelledError:
             raise
-        status = await self._end(task, ending, event, dirs, spec)
+        status = await self._end(task, ending, event, dirs, spec, began)
         return status
 
     async def _prepare_and_run(
@@ -260,15 +262,16 @@ class TaskExecutor:
     def _judge(self, report: RunReport, schema: Mapping[str, Any]) -> Ending:
         outcome = report.outcome
         status = TaskStatus(report.status)
+        took = (report.ended_at - report.started_at).total_seconds()
         if status is not TaskStatus.SUCCEEDED:
-            return Ending(status, report.reason, outcome)
+            return Ending(status, report.reason, outcome, agent_seconds=took)
         if outcome is None or outcome.result is None:
-            return Ending(TaskStatus.FAILED, "the agent returned no result", outcome)
+            return Ending(TaskStatus.FAILED, "the agent returned no result", outcome, None, took)
         errors = validation_errors(outcome.result, schema)
         if errors:
             reason = "invalid result: " + "; ".join(errors)
-            return Ending(TaskStatus.FAILED, reason, outcome, outcome.result)
-        return Ending(TaskStatus.SUCCEEDED, None, outcome, outcome.result)
+            return Ending(TaskStatus.FAILED, reason, outcome, outcome.result, took)
+        return Ending(TaskStatus.SUCCEEDED, None, outcome, outcome.result, took)
 
     # --- ending -----------------------------------------------------------------------------
 
@@ -279,6 +282,7 @@ class TaskExecutor:
         event: Event | None = None,
         dirs: TaskDirs | None = None,
         spec: TaskSpec | None = None,
+        began: float | None = None,
     ) -> TaskStatus:
         now = self.clock()
         changes: dict[str, Any] = {
@@ -310,6 +314,7 @@ class TaskExecutor:
                 "status": str(ending.status),
                 "reason": ending.reason,
                 "attempt": done.attempts,
+                **_timings(began, ending.agent_seconds),
             },
         )
         for listener in self.on_finished:
@@ -332,6 +337,18 @@ class TaskExecutor:
 
     async def _get(self, task_id: str) -> Task:
         return await asyncio.to_thread(self.store.get_task, task_id)
+
+
+def _timings(began: float | None, agent_seconds: float | None) -> dict[str, float]:
+    """The attempt's wall time and taskyard's own share of it (all but the agent's run)."""
+    if began is None:
+        return {}
+    total = time.monotonic() - began
+    return {
+        "seconds": round(total, 4),
+        "agent_seconds": round(agent_seconds or 0.0, 4),
+        "overhead_ms": round((total - (agent_seconds or 0.0)) * 1000, 2),
+    }
 
 
 def _with_env(

@@ -41,6 +41,7 @@ from taskyard.exceptions import ConfigError
 ALLOWED_TOOLS = ("Bash", "Write", "Edit", "Read")
 STRUCTURED_OUTPUT = "StructuredOutput"  # the tool --json-schema adds; the answer, not a tool call
 _API_ERROR_PREFIX = "API Error: "
+_OUT_OF_MEMORY = "MemoryExhaustion"  # how Bun's JavaScriptCore aborts under a low RLIMIT_AS
 
 
 class ClaudeParser(StreamParser):
@@ -175,6 +176,11 @@ class ClaudeAdapter(AgentAdapter):
     def _failure(self, p: ClaudeParser, exit_code: int, stderr_tail: str) -> str | None:
         event = p.result
         if event is None:
+            if _OUT_OF_MEMORY in stderr_tail:
+                return (
+                    f"claude exited {exit_code}: out of memory ({_OUT_OF_MEMORY}); it needs "
+                    "about 2.5 GiB of address space: raise the agent's address_space_bytes"
+                )
             why = stderr_tail or p.last_text or "(no output)"
             return f"claude exited {exit_code} without a result: {shorten(why)}"
         if event.get("is_error") is False:

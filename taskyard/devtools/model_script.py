@@ -21,7 +21,8 @@ Turn kinds, one key per turn:
   `StructuredOutput` tool (`--json-schema`; the server ends the turn afterwards by itself). A
   string is a plain text answer.
 - `error: {status: 500, message: "overloaded"}` — the HTTP request fails with this status.
-- `hang: true` — the request is accepted and never answered, until the client goes away.
+- `hang: true` — the request is accepted and never answered, until the client goes away
+  (or the server stops: then it gets a 503).
 
 Turns are chosen without server-side state: the turn number of a request is the number of
 model turns already in the conversation it sends (function calls for codex, assistant messages

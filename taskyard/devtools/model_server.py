@@ -41,8 +41,8 @@ from starlette.routing import Route
 
 from taskyard.devtools.model_script import (
     EXHAUSTED,
-    Conversation,
     Script,
+    ScriptedError,
     ScriptedUsage,
     Turn,
     TurnKind,
@@ -266,6 +266,17 @@ def messages_error(status: int, message: str) -> Response:
     return JSONResponse({"type": "error", "error": {"type": kind, "message": message}}, status)
 
 
+def messages_final(text: str, final: Any, ex: Exchange, usage: ScriptedUsage) -> Response:
+    """A structured result goes through claude's StructuredOutput tool when it offers one."""
+    if isinstance(final, dict) and STRUCTURED_OUTPUT_TOOL in ex.tools:
+        return messages_tool_use(STRUCTURED_OUTPUT_TOOL, final, ex, usage)
+    return messages_text(text, ex, usage)
+
+
+def responses_final(text: str, final: Any, ex: Exchange, usage: ScriptedUsage) -> Response:
+    return responses_text(text, ex, usage)  # with --output-schema the message text is the JSON
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """How one API reads a conversation and writes each kind of answer."""
@@ -273,12 +284,24 @@ class Dialect:
     exchange: Callable[[Mapping[str, Any]], Exchange]
     shell: Callable[[str, Exchange, ScriptedUsage], Response]
     text: Callable[[str, Exchange, ScriptedUsage], Response]
+    final: Callable[[str, Any, Exchange, ScriptedUsage], Response]
     error: Callable[[int, str], Response]
-    structured: bool = False  # a mapping `final` goes through the StructuredOutput tool
+
+    def answer(self, turn: Turn, ex: Exchange, usage: ScriptedUsage) -> Response:
+        """The answer to a shell, final or error turn."""
+        error = turn.error or ScriptedError()
+        writers: dict[TurnKind, Callable[[], Response]] = {
+            TurnKind.SHELL: lambda: self.shell(turn.shell or "", ex, usage),
+            TurnKind.FINAL: lambda: self.final(turn.final_text(), turn.final, ex, usage),
+            TurnKind.ERROR: lambda: self.error(error.status, error.message),
+        }
+        return writers[turn.kind]()
 
 
-RESPONSES = Dialect(responses_exchange, responses_shell, responses_text, responses_error)
-MESSAGES = Dialect(messages_exchange, messages_shell, messages_text, messages_error, True)
+RESPONSES = Dialect(
+    responses_exchange, responses_shell, responses_text, responses_final, responses_error
+)
+MESSAGES = Dialect(messages_exchange, messages_shell, messages_text, messages_final, messages_error)
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -296,11 +319,13 @@ class ModelServer:
         self.script = as_script(script)
         self.requests: list[RecordedRequest] = []
         self._host = host
-        self._sock = _listen(host, port)
+        self._port = port
+        self._sock: socket.socket | None = None
         self._closing = False
         self._uvicorn: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.app = Starlette(
             routes=[
                 Route("/", self._probe, methods=["GET", "HEAD"]),
@@ -315,6 +340,8 @@ class ModelServer:
 
     @property
     def url(self) -> str:
+        if self._sock is None:
+            raise RuntimeError("the model server is not started")
         port = self._sock.getsockname()[1]
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{port}"
@@ -326,6 +353,7 @@ class ModelServer:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._sock = _listen(self._host, self._port)
         config = uvicorn.Config(
             self.app,
             access_log=False,
@@ -338,6 +366,7 @@ class ModelServer:
         while not self._uvicorn.started and not self._task.done():
             await asyncio.sleep(0.005)
         if self._task.done():
+            self._sock.close()
             self._task.result()  # raises what stopped it
         log.info("model server listening on %s", self.url, extra={"url": self.url})
 
@@ -346,7 +375,8 @@ class ModelServer:
         if self._uvicorn is not None and self._task is not None:
             self._uvicorn.should_exit = True
             await self._task
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
 
     async def wait_closed(self) -> None:
         """Until the server stops (for the CLI: on SIGINT or SIGTERM)."""
@@ -363,35 +393,33 @@ class ModelServer:
         await self.stop()
 
     def __enter__(self) -> ModelServer:
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        async def run() -> None:
-            try:
-                await self.start()
-            except Exception as exc:  # handed to the starting thread, which raises it
-                failure.append(exc)
-                raise
-            finally:
-                started.set()
-            await self.wait_closed()
-
-        self._thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+        loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="model-server", daemon=True)
         self._thread.start()
-        started.wait()
-        if failure:
-            raise failure[0]
+        self._loop = loop
+        try:
+            asyncio.run_coroutine_threadsafe(self.start(), loop).result()
+        except BaseException:
+            self._close_loop()
+            raise
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._closing = True
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
-        if self._thread is not None:
-            self._thread.join()
-        self._sock.close()
+        if self._loop is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result()
+            finally:
+                self._close_loop()
+
+    def _close_loop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        self._loop = None
 
     # -- requests -------------------------------------------------------------------------
 
@@ -418,7 +446,10 @@ class ModelServer:
         return JSONResponse({"input_tokens": len(json.dumps(body)) // 4})
 
     async def _turn(self, request: Request, body: Any, dialect: Dialect) -> Response:
-        ex = dialect.exchange(body if isinstance(body, dict) else {})
+        if not isinstance(body, dict):
+            self._record(request, body)
+            return dialect.error(400, "the request body is not a JSON object")
+        ex = dialect.exchange(body)
         conversation = self.script.pick(ex.prompt)
         if conversation is None:
             self._record(request, body)
@@ -443,24 +474,9 @@ class ModelServer:
             turn.kind,
             extra={"script": conversation.name, "turn": ex.turn, "kind": str(turn.kind)},
         )
-        return await self._answer(request, turn, ex, conversation, dialect)
-
-    async def _answer(
-        self, request: Request, turn: Turn, ex: Exchange, c: Conversation, dialect: Dialect
-    ) -> Response:
         if turn.kind is TurnKind.HANG:
             return await self._hang(request)
-        if turn.error is not None:
-            return dialect.error(turn.error.status, turn.error.message)
-        if turn.shell is not None:
-            return dialect.shell(turn.shell, ex, c.usage)
-        if (
-            dialect.structured
-            and isinstance(turn.final, dict)
-            and STRUCTURED_OUTPUT_TOOL in ex.tools
-        ):
-            return messages_tool_use(STRUCTURED_OUTPUT_TOOL, turn.final, ex, c.usage)
-        return dialect.text(turn.final_text(), ex, c.usage)
+        return dialect.answer(turn, ex, conversation.usage)
 
     async def _hang(self, request: Request) -> Response:
         while not self._closing and not await request.is_disconnected():

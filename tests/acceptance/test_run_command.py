@@ -229,3 +229,43 @@ def test_twenty_events_never_exceed_the_cap(tmp_path: Path, db: str | None) -> N
         assert max(peaks) >= 2  # they did run side by side
     finally:
         ty.stop()
+
+
+LONG = r"""
+import json, os, pathlib, subprocess, sys, time
+out = pathlib.Path(os.environ["OUTPUT_DIR"])
+marks = pathlib.Path(os.environ["MARKS"])
+marks.mkdir(parents=True, exist_ok=True)
+attempt = len(list(marks.glob("start-*"))) + 1
+child = subprocess.Popen(["sleep", "300"])
+(marks / f"start-{attempt}").write_text(f"{os.getpid()} {child.pid}")
+if attempt == 1:
+    time.sleep(300)  # the worker is killed while this attempt runs
+child.kill()
+(out / "result.json").write_text(json.dumps(
+    {"success": True, "actions": [], "analysis": "", "summary": f"attempt {attempt}"}))
+"""
+
+
+def test_worker_killed_mid_run_reruns_the_task(tmp_path: Path, db: str | None) -> None:
+    marks = tmp_path / "marks"
+    ty = yard(tmp_path, db, LONG, env={"MARKS": str(marks)})
+    head = make_repository(tmp_path)
+    ty.start()
+    try:
+        event_id = ty.send_file("github", pr_opened(head), "pull_request")
+        wait_for(lambda: (marks / "start-1").exists(), 30, "the first attempt to start")
+        wait_for(lambda: ty.tasks(event_id)[0]["status"] == "running", 10, "running")
+        first = [int(p) for p in (marks / "start-1").read_text().split()]
+        ty.kill9()
+        # The agent dies with its worker (parent-death signal); its child is killed on
+        # recovery, before the task runs again.
+        ty.start()
+        task = ty.wait_task_end(event_id, 60)
+        assert task["status"] == "succeeded" and task["attempts"] == 2
+        assert task["result"]["summary"] == "attempt 2"
+        assert not any(_alive(p) for p in first)
+        assert ty.event(event_id)["status"] == "processed"
+        assert len(ty.tasks()) == 1
+    finally:
+        ty.stop()

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from taskyard.devtools.model_server import ModelServer
+from taskyard.exceptions import ConfigError
 
 ServerFactory = Callable[[Any], ModelServer]
 RESULT = {"success": True, "actions": [], "analysis": "a", "summary": "s"}
@@ -284,6 +285,24 @@ def test_script_file_is_served(model_server: ServerFactory, tmp_path: Path) -> N
     response = httpx.post(f"{server.url}/v1/responses", json=responses_body("go"))
 
     assert responses_item(response)["content"][0]["text"] == "from a file"
+
+
+def test_a_body_that_is_not_json_is_400(model_server: ServerFactory) -> None:
+    server = model_server(TWO_TURNS)
+    response = httpx.post(f"{server.url}/v1/responses", content=b"{not json")
+
+    assert response.status_code == 400
+    assert server.turn_requests() == []
+
+
+def test_a_busy_port_is_a_config_error(model_server: ServerFactory) -> None:
+    busy = model_server(TWO_TURNS)
+    port = int(busy.url.rsplit(":", 1)[1])
+    with (
+        pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"),
+        ModelServer(TWO_TURNS, port=port),
+    ):
+        pass
 
 
 # --- the CLI -------------------------------------------------------------------------------
