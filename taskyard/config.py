@@ -428,6 +428,32 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             existing = {n.replace("-", "_"): n for n in data.get("generic", {}) or {}}
             _merge_source(data, "generic", existing.get(name, name), _split_secrets(value))
     _apply_platform_env(data, environ)
+    _apply_model_env(data, environ)
+
+
+# The agents' model providers: when set, these win over the config for every agent of a kind.
+_MODEL_ENV = {
+    "codex": ("OPENAI_BASE_URL", "OPENAI_API_KEY"),
+    "claude": ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"),
+}
+
+
+def _apply_model_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    if not any(environ.get(v) for pair in _MODEL_ENV.values() for v in pair):
+        return
+    agents = data.get("agents")
+    if agents is None:
+        agents = {n: a.model_dump(exclude_unset=True) for n, a in default_agents().items()}
+    merged: dict[str, Any] = {}
+    for name, agent in dict(agents).items():
+        entry = dict(agent or {})
+        url_env, key_env = _MODEL_ENV.get(str(entry.get("kind")), ("", ""))
+        if url_env and environ.get(url_env):
+            entry["base_url"] = environ[url_env]
+        if key_env and environ.get(key_env):
+            entry["api_key"] = environ[key_env]
+        merged[name] = entry
+    data["agents"] = merged
 
 
 def load_settings(
