@@ -230,7 +230,6 @@ class RunsConfig(_Frozen):
     git_url_template: str | None = None
     repo_urls: dict[str, str] = Field(default_factory=dict)
     env_allowlist: tuple[str, ...] = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
-    polling_interval_sec: float = Field(default=0.05, gt=0)
 
     @field_validator("git_url_template")
     @classmethod

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from taskyard.results import (
     render_note,
     validation_errors,
 )
+from taskyard.routing import RouteConfig
 from taskyard.store.base import Store
 from taskyard.taskspec import ContextGatherer, TaskSpec, event_json, repo_spec
 from taskyard.workspace import TaskDirs, Workspaces
@@ -79,6 +80,22 @@ class TaskExecutor:
         self._adapters: dict[str, AgentAdapter] = {}
         self.notes_dir = settings.home / "tasks"
         self.on_finished: list[Callable[[Task], None]] = []
+
+    def warm_up(self, routes: Sequence[RouteConfig]) -> None:
+        """Before the first event: compile every route's prompt (a missing one is a
+        ConfigError now, not a failed task later) and build its agent's adapter (a missing
+        binary is only a warning: the route's tasks will fail saying so)."""
+        for route in routes:
+            self.prompts.check(route.prompt or "default")
+            if route.agent not in self.settings.agents:
+                raise ConfigError(f"route {route.name!r} names unknown agent {route.agent!r}")
+            try:
+                self._adapter(route.agent)
+            except ConfigError as exc:
+                log.warning(
+                    "agent not usable yet",
+                    extra={"route": route.name, "agent": route.agent, "error": str(exc)},
+                )
 
     # --- the workflow body ----------------------------------------------------------------
 
@@ -146,7 +163,6 @@ class TaskExecutor:
         dirs: TaskDirs | None = None
         try:
             dirs = await self.workspaces.prepare(task.id, repo_spec(spec))
-            await asyncio.to_thread(self.store.update_task, task.id, {"workspace": str(dirs.root)})
             ending = await self._prepare_and_run(task, spec, event, dirs)
         except TaskyardError as exc:
             ending = Ending(TaskStatus.FAILED, str(exc))
@@ -186,7 +202,8 @@ class TaskExecutor:
         )
         request = _with_env(request, self.settings.runs.env_allowlist, self.environ)
         limits = Limits.from_config(self.settings.runs, agent, request)
-        report = await self._supervise(task, self._adapter(spec.agent), request, limits)
+        adapter = self._adapter(spec.agent)
+        report = await self._supervise(task, adapter, request, limits, dirs)
         return self._judge(report, schema)
 
     def _render_prompt(
@@ -222,7 +239,12 @@ class TaskExecutor:
         return self._adapters[name]
 
     async def _supervise(
-        self, task: Task, adapter: AgentAdapter, request: AgentRequest, limits: Limits
+        self,
+        task: Task,
+        adapter: AgentAdapter,
+        request: AgentRequest,
+        limits: Limits,
+        dirs: TaskDirs,
     ) -> RunReport:
         cancel = asyncio.Event()
 
@@ -233,6 +255,7 @@ class TaskExecutor:
                 task.id,
                 {
                     "status": TaskStatus.RUNNING,
+                    "workspace": str(dirs.root),
                     "process": record.to_json(),
                     "started_at": now,
                     "updated_at": now,

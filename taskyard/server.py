@@ -104,6 +104,7 @@ async def running(
         executor.value,
     )
     tasks.on_finished.append(metrics.task_finished)
+    tasks.warm_up(settings.routes)
     runtime = JobRuntime(store, load_handlers(settings, pipeline.route_event), settings.queue.retry)
     runtime.on_outcome.append(metrics.job_finished)
     runtime.run_task = tasks.run
@@ -113,8 +114,6 @@ async def running(
         executor.value,
         settings.queue.concurrency,
         settings.queue.polling_interval_sec,
-        task_concurrency=settings.runs.concurrency,
-        task_polling_interval_sec=settings.runs.polling_interval_sec,
     )
     await asyncio.to_thread(
         store.register_worker, executor.value, role, socket.gethostname(), os.getpid(), time.time()

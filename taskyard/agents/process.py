@@ -108,7 +108,17 @@ def group_members(pgid: int) -> list[int]:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any live process is left in the group."""
+    """Whether any live process is left in the group. One signal-0 probe answers the usual
+    case (nothing left at all); only a group that still has members, maybe all zombies, is
+    looked up in /proc."""
+    if pgid <= 1:
+        raise ValueError(f"refusing to look at process group {pgid}")
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process holds the id: look closer
     return next(_members(pgid), None) is not None
 
 

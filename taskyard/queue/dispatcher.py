@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 60.0
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -44,9 +51,15 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._window = (0.0, 0)  # (start, events stored since): the intake's pressure
         self._backlogged = False  # the queue was full at the last look
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self, stored: int = 1) -> None:
-        """New events were stored: dispatch now rather than at the next poll."""
+        """New events (or tasks) were stored: dispatch now rather than at the next poll.
+        Safe from any thread (routing jobs run on the queue engine's own event loop)."""
+        loop = self._loop
+        if loop is not None and _running_loop() is not loop:
+            loop.call_soon_threadsafe(self.notify, stored)
+            return
         now = time.monotonic()
         if now - self._window[0] > 1.0:
             self._window = (now, 0)
@@ -59,6 +72,7 @@ class Dispatcher:
         return time.monotonic() - started <= 1.0 and stored >= self.config.busy_intake_per_second
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="dispatch"),
             asyncio.create_task(self._liveness_loop(), name="liveness"),

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS, SetWorkflowID
 from dbos._serialization import DBOSPortableJSONSerializer
 
 from taskyard.exceptions import StoreError, TaskyardError
@@ -23,7 +23,6 @@ from taskyard.store.base import Dispatch
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "taskyard-jobs"
-TASK_QUEUE_NAME = "taskyard-tasks"
 APP_NAME = "taskyard"
 APP_VERSION = "taskyard-1"  # bump only when the workflow's step sequence changes
 
@@ -107,18 +106,13 @@ class DurableQueue(JobQueue):
         executor_id: str,
         concurrency: int,
         polling_interval_sec: float,
-        task_concurrency: int = 3,
-        task_polling_interval_sec: float = 0.05,
     ) -> None:
         self.runtime = runtime
         self.system_url = system_url
         self.executor_id = executor_id
         self.concurrency = concurrency
         self.polling_interval_sec = polling_interval_sec
-        self.task_concurrency = task_concurrency
-        self.task_polling_interval_sec = task_polling_interval_sec
         self._queue: Any = None
-        self._task_queue: Any = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._launch)
@@ -145,13 +139,6 @@ class DurableQueue(JobQueue):
             polling_interval_sec=self.polling_interval_sec,
             on_conflict="always_update",
         )
-        # `concurrency` is global: over every worker process sharing the database.
-        self._task_queue = DBOS.register_queue(
-            TASK_QUEUE_NAME,
-            concurrency=self.task_concurrency,
-            polling_interval_sec=self.task_polling_interval_sec,
-            on_conflict="always_update",
-        )
         log.info("durable queue started", extra={"executor_id": self.executor_id})
 
     async def stop(self) -> None:
@@ -160,14 +147,23 @@ class DurableQueue(JobQueue):
         _runtime = None
 
     def enqueue(self, job: str, dispatches: Sequence[Dispatch]) -> None:
+        """Start each job's workflow at once: the dispatcher already hands events over most
+        urgent first and keeps at most `max_in_flight` of them running, so a queue poll
+        would only add its interval to every event's latency. Durable from here on; a
+        workflow id seen before starts nothing. Call from a thread (see `enqueue_tasks`)."""
         for d in dispatches:
-            with SetWorkflowID(d.workflow_id), SetEnqueueOptions(priority=d.priority + 1):
-                self._queue.enqueue(job_workflow, job, d.event_id)
+            with SetWorkflowID(d.workflow_id):
+                DBOS.start_workflow(job_workflow, job, d.event_id)
 
     def enqueue_tasks(self, tasks: Sequence[Task]) -> None:
+        """Start each task's workflow at once (durably: it runs to its end even if this
+        process dies, and a workflow id seen before starts nothing). The workflow then waits
+        for an agent slot in the executor's limiter, which serves the most urgent first; a
+        queue poll would add 50-100 ms before every agent start. Call from a thread: DBOS
+        runs the workflow on its own event loop, like every other workflow here."""
         for t in tasks:
-            with SetWorkflowID(t.workflow_id), SetEnqueueOptions(priority=int(t.priority) + 1):
-                self._task_queue.enqueue(task_workflow, t.id)
+            with SetWorkflowID(t.workflow_id):
+                DBOS.start_workflow(task_workflow, t.id)
 
     def recover(self, worker_ids: Sequence[str]) -> None:
         if worker_ids:

@@ -58,6 +58,10 @@ class Backend(abc.ABC):
     def transaction(self) -> AbstractContextManager[Tx]:
         """Commit on normal exit, roll back on error."""
 
+    def reading(self) -> AbstractContextManager[Tx]:
+        """A transaction that only reads (a consistent snapshot); it takes no writer's turn."""
+        return self.transaction()
+
     @abc.abstractmethod
     def table_columns(self) -> dict[str, list[tuple[str, str, bool]]]:
         """Every table with its (column, type, nullable), for schema comparisons."""
@@ -111,6 +115,9 @@ class SqliteBackend(Backend):
         self.lock_seconds = lock_seconds
         self._local = threading.local()
         self._lock = threading.Lock()
+        # This process's writers queue here, asleep, so that only one of its threads at a
+        # time polls the lock file (many polling threads fight over the GIL).
+        self._writers = threading.Lock()
         self._all: list[sqlite3.Connection] = []
         self._lock_fds: list[int] = []
         self._lock_path = path.with_name(path.name + ".lock")
@@ -160,19 +167,30 @@ class SqliteBackend(Backend):
         # Writers take turns on a lock file before SQLite's own lock: when several processes
         # write (intake processes), SQLite's busy handler would make the loser sleep 1, 2, 5,
         # 10… ms; here it waits only as long as the other transaction lasts.
-        lock = self._write_lock()
-        self._acquire(lock)
+        if not self._writers.acquire(timeout=self.lock_seconds):
+            raise StoreUnavailable(f"sqlite database {self.path} is locked by another writer")
         try:
-            with self._sqlite_transaction() as tx:
-                yield tx
+            lock = self._write_lock()
+            self._acquire(lock)
+            try:
+                with self._sqlite_transaction() as tx:
+                    yield tx
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            self._writers.release()
 
     @contextmanager
-    def _sqlite_transaction(self) -> Iterator[Tx]:
+    def reading(self) -> Iterator[Tx]:
+        # WAL: a reader sees the last commit and never waits for a writer.
+        with self._sqlite_transaction("BEGIN") as tx:
+            yield tx
+
+    @contextmanager
+    def _sqlite_transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[Tx]:
         try:
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"sqlite database {self.path} unavailable: {exc}") from exc
         try:

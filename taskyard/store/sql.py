@@ -184,7 +184,7 @@ class SQLStore(Store):
         return results
 
     def get_event(self, event_id: str) -> Event:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             row = tx.fetchone(Q["get_event"], {"id": event_id})
         if row is None:
             raise NotFound(f"no event {event_id}")
@@ -202,11 +202,11 @@ class SQLStore(Store):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY received_at DESC, id DESC LIMIT :limit"
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             return [_event_from_row(r) for r in tx.fetchall(sql, params)]
 
     def events_to_dispatch(self, limit: int) -> list[Dispatch]:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             rows = tx.fetchall(Q["events_to_dispatch"], {"limit": limit})
         return [Dispatch(r["id"], int(r["priority"]), r["dispatch_key"]) for r in rows]
 
@@ -238,12 +238,12 @@ class SQLStore(Store):
                 raise NotFound(f"no event {event_id}")
 
     def count_in_flight(self) -> int:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             row = tx.fetchone(Q["count_in_flight"])
         return int(row["n"]) if row else 0
 
     def count_events(self) -> dict[str, int]:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             return {r["status"]: int(r["n"]) for r in tx.fetchall(Q["count_events_by_status"])}
 
     # --- dead letters ---------------------------------------------------------------------
@@ -265,7 +265,7 @@ class SQLStore(Store):
             )
 
     def get_dead_letter(self, letter_id: str) -> DeadLetter:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             row = tx.fetchone(Q["get_dead_letter"], {"id": letter_id})
         if row is None:
             raise NotFound(f"no dead letter {letter_id}")
@@ -278,11 +278,11 @@ class SQLStore(Store):
             sql += " WHERE status = :status"
             params["status"] = status
         sql += " ORDER BY failed_at DESC, id DESC LIMIT :limit"
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             return [_letter_from_row(r) for r in tx.fetchall(sql, params)]
 
     def replays_of(self, job: str, ref: str) -> int:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             row = tx.fetchone(Q["replays_of"], {"job": job, "ref": ref})
         return int(row["n"]) if row else 0
 
@@ -299,7 +299,7 @@ class SQLStore(Store):
             return True
 
     def due_dead_letters(self, now: float, limit: int) -> list[DeadLetter]:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             rows = tx.fetchall(Q["due_dead_letters"], {"now": now, "limit": limit})
         return [_letter_from_row(r) for r in rows]
 
@@ -347,12 +347,12 @@ class SQLStore(Store):
         return found
 
     def decisions_for(self, event_id: str) -> list[RouteDecision]:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             rows = tx.fetchall(Q["decisions_for"], {"event_id": event_id})
         return [_decision_from_row(r) for r in rows]
 
     def get_task(self, task_id: str) -> Task:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             row = tx.fetchone(Q["get_task"], {"id": task_id})
         if row is None:
             raise NotFound(f"no task {task_id}")
@@ -370,11 +370,11 @@ class SQLStore(Store):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id DESC LIMIT :limit"
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             return [_task_from_row(r) for r in tx.fetchall(sql, params)]
 
     def tasks_to_dispatch(self, limit: int) -> list[Task]:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             rows = tx.fetchall(Q["tasks_to_dispatch"], {"limit": limit})
         return [_task_from_row(r) for r in rows]
 
@@ -418,7 +418,7 @@ class SQLStore(Store):
         return changed
 
     def count_tasks(self) -> dict[str, int]:
-        with self.backend.transaction() as tx:
+        with self.backend.reading() as tx:
             return {r["status"]: int(r["n"]) for r in tx.fetchall(Q["count_tasks_by_status"])}
 
 
