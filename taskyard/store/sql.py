@@ -191,17 +191,7 @@ class SQLStore(Store):
         return _event_from_row(row)
 
     def list_events(self, flt: EventFilter) -> list[Event]:
-        where: list[str] = []
-        params: dict[str, Any] = {"limit": flt.limit}
-        for column in ("status", "source", "type"):
-            value = getattr(flt, column)
-            if value is not None:
-                where.append(f"{column} = :{column}")
-                params[column] = str(value)
-        sql = "SELECT * FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY received_at DESC, id DESC LIMIT :limit"
+        sql, params = _newest_first("events", "received_at", flt, ("status", "source", "type"))
         with self.backend.reading() as tx:
             return [_event_from_row(r) for r in tx.fetchall(sql, params)]
 
@@ -359,17 +349,7 @@ class SQLStore(Store):
         return _task_from_row(row)
 
     def list_tasks(self, flt: TaskFilter) -> list[Task]:
-        where: list[str] = []
-        params: dict[str, Any] = {"limit": flt.limit}
-        for column in ("status", "route", "event_id"):
-            value = getattr(flt, column)
-            if value is not None:
-                where.append(f"{column} = :{column}")
-                params[column] = str(value)
-        sql = "SELECT * FROM tasks"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT :limit"
+        sql, params = _newest_first("tasks", "created_at", flt, ("status", "route", "event_id"))
         with self.backend.reading() as tx:
             return [_task_from_row(r) for r in tx.fetchall(sql, params)]
 
@@ -420,6 +400,23 @@ class SQLStore(Store):
     def count_tasks(self) -> dict[str, int]:
         with self.backend.reading() as tx:
             return {r["status"]: int(r["n"]) for r in tx.fetchall(Q["count_tasks_by_status"])}
+
+
+def _newest_first(
+    table: str, time_column: str, flt: Any, columns: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    """`SELECT *` of `table` where each of `columns` set on the filter matches, newest first."""
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": flt.limit}
+    for column in columns:
+        value = getattr(flt, column)
+        if value is not None:
+            where.append(f"{column} = :{column}")
+            params[column] = str(value)
+    sql = f"SELECT * FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY {time_column} DESC, id DESC LIMIT :limit", params
 
 
 def _task_value(column: str, value: Any) -> Any:

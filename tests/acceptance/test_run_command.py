@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
+from taskyard.intake.app import make_adapter
 from tests.acceptance.run_harness import RunYard, make_repository, pr_opened, python_agent
-from tests.acceptance.test_serve import wait_for
+from tests.acceptance.test_serve import SECRET, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -196,11 +201,27 @@ alive = len(list(mark.iterdir()))
 peak = mark.parent / "peak"
 with open(peak, "a") as f:
     f.write(f"{alive}\n")
-time.sleep(0.4)
+time.sleep(1.0)
 me.unlink()
 (out / "result.json").write_text(json.dumps(
     {"success": True, "actions": [], "analysis": "", "summary": str(alive)}))
 """
+
+
+def post_at_once(ty: RunYard, source: str, bodies: list[bytes]) -> list[str]:
+    """Sign each body as the platform would and post them all at the same moment."""
+    adapter = make_adapter(source)
+
+    def post(body: bytes) -> str:
+        signed = adapter.sign(SECRET, body, time.time(), {})
+        r = httpx.post(
+            f"{ty.url}/webhooks/{source}", content=signed.body, headers=signed.headers, timeout=30
+        )
+        assert r.status_code == 202, r.text
+        return str(r.json()["event_id"])
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(post, bodies))
 
 
 def test_twenty_events_never_exceed_the_cap(tmp_path: Path, db: str | None) -> None:
@@ -215,12 +236,13 @@ def test_twenty_events_never_exceed_the_cap(tmp_path: Path, db: str | None) -> N
                 Path(__file__).resolve().parents[3] / "shared/webhooks/linear/issue.create.json"
             ).read_text()
         )
-        ids = []
+        bodies = []
         for n in range(20):
             linear["data"]["id"] = f"issue-{n}"
             linear["data"]["title"] = f"issue number {n}"
             linear["webhookTimestamp"] = int(time.time() * 1000)
-            ids.append(ty.send_file("linear", linear))
+            bodies.append(json.dumps(linear).encode())
+        ids = post_at_once(ty, "linear", bodies)
         assert len(set(ids)) == 20
         for eid in ids:
             assert ty.wait_task_end(eid, 120)["status"] == "succeeded"
@@ -267,5 +289,53 @@ def test_worker_killed_mid_run_reruns_the_task(tmp_path: Path, db: str | None) -
         assert not any(_alive(p) for p in first)
         assert ty.event(event_id)["status"] == "processed"
         assert len(ty.tasks()) == 1
+    finally:
+        ty.stop()
+
+
+SECOND_TIME_LUCKY = r"""
+import json, os, pathlib, time
+marks = pathlib.Path(os.environ["MARKS"])
+marks.mkdir(parents=True, exist_ok=True)
+if (marks / "first").exists():
+    pathlib.Path(os.environ["OUTPUT_DIR"], "result.json").write_text(json.dumps(
+        {"success": True, "actions": [], "analysis": "", "summary": "second run"}))
+else:
+    (marks / "first").write_text("x")
+    for n in range(3):
+        print(json.dumps({"type": "message", "text": f"working {n}"}), flush=True)
+    time.sleep(300)
+"""
+
+
+def test_tasks_cli_follows_cancels_and_retries(tmp_path: Path, db: str | None) -> None:
+    ty = yard(tmp_path, db, SECOND_TIME_LUCKY, env={"MARKS": str(tmp_path / "marks")})
+    head = make_repository(tmp_path)
+    ty.start()
+    try:
+        event_id = ty.send_file("github", pr_opened(head), "pull_request")
+        wait_for(lambda: ty.tasks(event_id)[0]["status"] == "running", 30, "running")
+        task_id = ty.tasks(event_id)[0]["id"]
+        follow = subprocess.Popen(
+            [sys.executable, "-m", "taskyard", "tasks", "logs", task_id, "-f",
+             "--config", str(ty.config), *ty._db()],
+            env=ty.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(1.5)
+        assert "cancel requested" in ty.cli("tasks", "cancel", task_id).stdout
+        task = ty.wait_task_end(event_id, 30)
+        assert (task["status"], task["reason"]) == ("cancelled", "cancelled")
+        out, _ = follow.communicate(timeout=15)
+        assert follow.returncode == 0
+        assert '"working 0"' in out and '"working 2"' in out  # followed, then stopped
+        again = ty.cli("tasks", "cancel", task_id, check=False)
+        assert again.returncode == 1 and "already ended" in again.stderr
+        queued = json.loads(ty.cli("tasks", "retry", task_id, "--json").stdout)
+        assert queued["queued"] is True
+        task = ty.wait_task_end(event_id, 30)
+        assert (task["status"], task["attempts"]) == ("succeeded", 2)
+        assert task["result"]["summary"] == "second run"
+        missing = ty.cli("tasks", "retry", "no-such-task", check=False)
+        assert missing.returncode == 1 and "no task no-such-task" in missing.stderr
     finally:
         ty.stop()
