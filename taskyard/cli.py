@@ -352,6 +352,7 @@ def task_json(t: Task) -> dict[str, Any]:
         "usage": t.usage,
         "cost": t.cost_usd,
         "workspace": t.workspace,
+        "workspace_exists": t.workspace is not None and Path(t.workspace).is_dir(),
         "created_at": _iso(t.created_at),
         "started_at": _iso(t.started_at),
         "finished_at": _iso(ended),
@@ -383,16 +384,17 @@ def tasks_list(
     if as_json:
         _print_json([task_json(t) for t in found])
         return
-    table = Table("id", "created", "route", "agent", "status", "attempts", "reason")
+    table = Table("created", "route", "agent", "status", "attempts", "reason")
+    table.add_column("id", no_wrap=True, min_width=32)  # people copy it into `tasks show`
     for t in found:
         table.add_row(
-            t.id,
             _iso(t.created_at),
             t.route,
             t.agent,
             str(t.status),
             str(t.attempts),
             (t.reason or "")[:80],
+            t.id,
         )
     out.print(table)
 

@@ -323,7 +323,8 @@ class TaskExecutor:
             changes["result"] = dict(ending.result)
         if dirs is not None:
             kept = await self._finish_workspace(task, ending, dirs)
-            changes["workspace"] = kept
+            # Where the workspace is now (archived), or where it was (removed after success).
+            changes["workspace"] = kept or str(dirs.root)
         await asyncio.to_thread(self.store.update_task, task.id, changes)
         done = await self._get(task.id)
         if event is not None:

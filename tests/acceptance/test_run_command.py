@@ -111,7 +111,8 @@ def test_pull_request_becomes_a_succeeded_review_in_a_worktree(
     assert task["attempts"] == 1
     assert "commits: add greet, first" in task["result"]["analysis"]
     assert "prompt has schema: True" in task["result"]["analysis"]
-    assert task["workspace"] is None  # removed after success
+    assert task["workspace"].endswith(f"task-{task['id']}")
+    assert task["workspace_exists"] is False  # removed after success
     notes = list((ty.home / "tasks").glob("*-github-*-pr-review-*.md"))
     assert len(notes) == 1 and "looks fine" in notes[0].read_text()
     event = ty.event(event_id)

@@ -87,7 +87,8 @@ async def test_a_task_runs_to_success_and_leaves_a_note(tmp_path: Path) -> None:
     assert (done.status, done.attempts, done.result, done.worker) == (
         TaskStatus.SUCCEEDED, 1, GOOD, "worker-1"
     )  # fmt: skip
-    assert done.workspace is None and done.started_at and done.finished_at
+    assert done.workspace and not Path(done.workspace).exists()  # removed after success
+    assert done.started_at and done.finished_at
     assert finished == [done]
     [note] = (settings.home / "tasks").glob("*-github-acme-api-1-r-*.md")
     assert "**succeeded**" in note.read_text()
