@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -108,13 +110,35 @@ def wait_tasks(url: str, count: int, seconds: float) -> list[Any]:
         store.close()
 
 
+@contextlib.contextmanager
+def worker_process(serve_cmd: list[str], env: dict[str, str], home: Path, n: int) -> Any:
+    """`taskyard worker` beside the server, with a data directory of its own."""
+    cmd = [c for c in serve_cmd if c != "serve"]
+    at = cmd.index("--port")
+    cmd = [*cmd[:at], "worker", *cmd[at + 2 :]]
+    own = {**env, "TASKYARD_HOME": str(home / f"worker-{n}")}
+    with (home / f"worker-{n}.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, env=own, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        try:
+            time.sleep(3)  # let it start before the load
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def run_phase(
-    db_url: str | None, home: Path, cap: int, count: int, rate: float | None
+    db_url: str | None,
+    home: Path,
+    cap: int,
+    count: int,
+    rate: float | None,
+    workers: int = 0,
 ) -> dict[str, Any]:
     home.mkdir(parents=True)
     (home / "taskyard.yaml").write_text(CONFIG.format(cap=cap, agent=json.dumps(AGENT)))
@@ -124,7 +148,10 @@ def run_phase(
            "--config", str(home / "taskyard.yaml"),
            *(["--database-url", db_url] if db_url else [])]  # fmt: skip
     url = db_url or f"sqlite:///{home / 'taskyard.db'}"
-    with running_server(cmd, env, port, home / "serve.log", REPO) as server:
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(running_server(cmd, env, port, home / "serve.log", REPO))
+        for n in range(workers):  # scale-out: more processes on the same database
+            stack.enter_context(worker_process(cmd, env, home, n))
         # Warm-up: the first deliveries pay for imports and first connections.
         asyncio.run(send(server.url, WARM_UP, 5.0))
         warm = {t.id for t, _ in wait_tasks(url, WARM_UP, 60)}
@@ -156,6 +183,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--burst", type=int, default=300)
     parser.add_argument("--cap", type=int, default=16)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="extra `taskyard worker` processes (PostgreSQL)"
+    )
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     dbs = Databases(args.pg)
@@ -173,13 +203,15 @@ def main() -> None:
                     )
 
                 lat = run_phase(url("lat"), Path(tmp) / "lat", 3, args.events, args.rate)
-                thr = run_phase(url("thr"), Path(tmp) / "thr", args.cap, args.burst, None)
+                extra = args.workers if kind == "postgres" else 0
+                thr = run_phase(url("thr"), Path(tmp) / "thr", args.cap, args.burst, None, extra)
             print(
                 f"{kind:9s} event→agent started p50 {pct(lat['latency'], 0.5):6.1f} ms "
                 f"p99 {pct(lat['latency'], 0.99):6.1f} ms | overhead/task median "
                 f"{statistics.median(lat['overhead']):5.1f} ms "
                 f"p99 {pct(lat['overhead'], 0.99):5.1f} ms "
-                f"| {args.burst} tasks at cap {args.cap}: {thr['tasks_per_s']:6.1f} tasks/s"
+                f"| {args.burst} tasks at cap {args.cap}"
+                f"{f' x {extra + 1} processes' if extra else ''}: {thr['tasks_per_s']:6.1f} tasks/s"
             )  # fmt: skip
     finally:
         dbs.drop_all()
