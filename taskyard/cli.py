@@ -134,7 +134,7 @@ def doctor(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
 
     s = settings_from(config, database_url=database_url)
     problems = 0
-    for ok, line in run_checks(s):
+    for ok, line in run_checks(s, os.environ):
         problems += not ok
         out.print(("[green]ok[/green]   " if ok else "[red]FAIL[/red] ") + line)
     raise typer.Exit(1 if problems else 0)

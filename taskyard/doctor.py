@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from taskyard.config import BUILTIN_SOURCES, Settings
 from taskyard.exceptions import TaskyardError
@@ -11,7 +11,9 @@ from taskyard.store import SQLStore
 from taskyard.store.backends import redact_url
 
 
-def run_checks(settings: Settings) -> Iterator[tuple[bool, str]]:
+def run_checks(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> Iterator[tuple[bool, str]]:
     home = settings.home.resolve()
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -44,3 +46,29 @@ def run_checks(settings: Settings) -> Iterator[tuple[bool, str]]:
                     f"allowlist {', '.join(map(str, cfg.allow_ips)) or 'any address'}"
                 ),
             )
+    yield from _route_checks(settings, environ or {})
+
+
+def _route_checks(settings: Settings, environ: Mapping[str, str]) -> Iterator[tuple[bool, str]]:
+    """Each route's prompt and agent: the binary found, a model provider and key set."""
+    from taskyard.agents.cli_support import resolve_binary
+    from taskyard.prompts import PromptLibrary
+
+    prompts = PromptLibrary(settings.runs.prompts_dir)
+    path = {"PATH": environ.get("PATH", "")}
+    for route in settings.routes:
+        try:
+            prompts.check(route.prompt or "default")
+            agent = settings.agents[route.agent]
+            where = ", ".join(route.on)
+            if agent.kind in ("codex", "claude"):
+                binary = resolve_binary(agent, agent.kind, path)
+                if not agent.api_key:
+                    raise TaskyardError(
+                        f"agent {route.agent!r} has no model key (agents.{route.agent}.api_key, "
+                        f"or {'OPENAI' if agent.kind == 'codex' else 'ANTHROPIC'}_API_KEY)"
+                    )
+                where += f" → {agent.kind} {binary} at {agent.base_url or 'the default URL'}"
+            yield True, f"route {route.name}: {where}"
+        except (TaskyardError, KeyError) as exc:
+            yield False, f"route {route.name}: {exc}"
