@@ -157,7 +157,7 @@ class TaskExecutor:
         )
         if not started:  # cancelled or finished meanwhile
             return (await self._get(task.id)).status
-        task = await self._get(task.id)
+        task = replace(task, status=TaskStatus.PREPARING, attempts=attempt, worker=self.worker_id)
         spec = TaskSpec.from_json(task.spec)
         event = await asyncio.to_thread(self.store.get_event, task.event_id)
         dirs: TaskDirs | None = None
@@ -166,21 +166,24 @@ class TaskExecutor:
             ending = await self._prepare_and_run(task, spec, event, dirs)
         except TaskyardError as exc:
             ending = Ending(TaskStatus.FAILED, str(exc))
-        except asyncio.CancelledError:
-            raise
+        except Exception as exc:  # a bug must still end the task in a clear state
+            log.exception("task attempt crashed", extra={"task_id": task.id})
+            ending = Ending(TaskStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         status = await self._end(task, ending, event, dirs, spec, began)
         return status
 
     async def _prepare_and_run(
         self, task: Task, spec: TaskSpec, event: Event, dirs: TaskDirs
     ) -> Ending:
-        payload = event_json(event)
-        (dirs.context / "event.json").write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+        event_data = event_json(event)
+        (dirs.context / "event.json").write_bytes(
+            orjson.dumps(event_data, option=orjson.OPT_INDENT_2)
+        )
         failures = await self.context.gather(spec, event, dirs.context)
         if failures:
             return Ending(TaskStatus.FAILED, "context: " + "; ".join(failures))
         schema = spec.result_schema or DEFAULT_RESULT_SCHEMA
-        prompt_file = self._render_prompt(task, spec, event, dirs, schema)
+        prompt_file = self._render_prompt(task, spec, event_data, dirs, schema)
         (dirs.root / "result-schema.json").write_bytes(orjson.dumps(schema))
         agent = self.settings.agents.get(spec.agent)
         if agent is None:
@@ -207,13 +210,17 @@ class TaskExecutor:
         return self._judge(report, schema)
 
     def _render_prompt(
-        self, task: Task, spec: TaskSpec, event: Event, dirs: TaskDirs, schema: Mapping[str, Any]
+        self,
+        task: Task,
+        spec: TaskSpec,
+        event_data: Mapping[str, Any],
+        dirs: TaskDirs,
+        schema: Mapping[str, Any],
     ) -> Path:
         context: dict[str, Any] = {}
         for path in sorted(dirs.context.glob("*.json")):
             if path.name != "event.json":
                 context[path.name.removesuffix(".json")] = orjson.loads(path.read_bytes())
-        event_data = event_json(event)
         text = self.prompts.render(
             spec.prompt,
             {

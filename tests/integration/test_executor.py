@@ -158,3 +158,17 @@ def test_warm_up_refuses_a_route_with_an_unknown_prompt(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no prompt template 'no-such-template'"):
         ex.warm_up([bad])
     ex.warm_up(settings.routes)
+
+
+async def test_an_unexpected_error_still_ends_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex, store, _ = make(tmp_path, writes(GOOD))
+
+    def broken(*args: object) -> Path:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ex, "_render_prompt", broken)
+    task = queue_task(store)
+    assert await ex.run(task.id) == "failed"
+    assert store.get_task(task.id).reason == "internal error: OSError: disk full"
