@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from taskyard.actions.models import ALIASES, REGISTRY
+from taskyard.actions.policy import DEFAULT_ALLOW
 from taskyard.exceptions import ConfigError
 from taskyard.models import Priority
 from taskyard.routing import Routes, RoutingSettings, default_routes, unknown_agents
@@ -306,6 +308,42 @@ class PlatformsConfig(_Frozen):
     backoff_max_seconds: float = Field(default=8.0, ge=0)
     rate_limit_max_wait_seconds: float = Field(default=30.0, ge=0)  # total Retry-After waits
 
+    @property
+    def can_write(self) -> bool:
+        """A write credential for GitHub, Linear or Slack is configured."""
+        gh, linear, slack = self.github, self.linear, self.slack
+        return any((gh.token, gh.app_id, linear.api_key, slack.bot_token))
+
+
+class ActionsConfig(_Frozen):
+    """Applying the actions tasks propose. `dry_run`: true/false for every route, or None
+    (automatic: dry-run while no platform write credential is configured); routes in
+    `dry_run_routes` always run in shadow mode. `allow`: route → the action types it may apply,
+    merged over the shipped routes' defaults; a route not listed applies nothing."""
+
+    dry_run: bool | None = None
+    dry_run_routes: tuple[str, ...] = ()
+    allow: dict[str, tuple[str, ...]] = Field(default_factory=lambda: dict(DEFAULT_ALLOW))
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _merge_defaults(cls, value: Any) -> Any:
+        return {**DEFAULT_ALLOW, **dict(value or {})}
+
+    @field_validator("allow")
+    @classmethod
+    def _known_types(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        fixed = {r: tuple(ALIASES.get(t, t) for t in types) for r, types in value.items()}
+        unknown = sorted({t for types in fixed.values() for t in types} - set(REGISTRY))
+        if unknown:
+            raise ValueError(f"actions.allow: unknown action types {unknown}")
+        return fixed
+
+    def dry_run_for(self, route: str, can_write: bool) -> bool:
+        if route in self.dry_run_routes:
+            return True
+        return (not can_write) if self.dry_run is None else self.dry_run
+
 
 class Settings(_Frozen):
     # Validation errors never echo input values: they may be secrets or platform credentials.
@@ -332,6 +370,7 @@ class Settings(_Frozen):
     platforms: PlatformsConfig = PlatformsConfig()
     routes: Routes = Field(default_factory=default_routes)
     routing: RoutingSettings = RoutingSettings()
+    actions: ActionsConfig = ActionsConfig()
 
     @model_validator(mode="after")
     def _route_agents(self) -> Settings:

@@ -23,6 +23,8 @@ TaskyardError
 │   └── PlatformTransientError  also a TransientError: timeout, network, 5xx, rate limit beyond
 │       │                       the retry budget (the task is worth retrying later)
 │       └── PlatformRateLimited 429 or the platform's own signal; carries `retry_after` seconds
+├── ActionError                 an action cannot be planned for its target (recorded `failed`)
+├── ToolBridgeError             the MCP server lost or could not reach the task's tool socket
 └── JobError                    raised by job handlers
     ├── TransientError          retried with backoff
     └── PermanentError          straight to the dead letters
@@ -99,6 +101,10 @@ class JobError(TaskyardError):
     pass
 
 
+class ActionError(TaskyardError):
+    """An action cannot be planned for its target (e.g. `set_check` on a Slack thread)."""
+
+
 class TransientError(JobError):
     """Worth retrying: a timeout, a 5xx, a lock."""
 
@@ -152,3 +158,7 @@ class PlatformRateLimited(PlatformTransientError):
     ) -> None:
         super().__init__(message, platform=platform, status=status)
         self.retry_after = retry_after
+
+
+class ToolBridgeError(TaskyardError):
+    """The stdio MCP server could not reach the worker's tool socket, or it broke."""

@@ -18,6 +18,21 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
+class McpLaunch:
+    """How the agent CLI starts taskyard's per-task MCP server as a stdio subprocess (see
+    `taskyard.tools`). `env` is the server's whole environment: never a token."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    tools: tuple[str, ...] = ()  # the tool names, for allowlists (claude's --allowedTools)
+    name: str = "taskyard"  # the server's name in the agent's config
+
+    def argv(self) -> tuple[str, ...]:
+        return (self.command, *self.args)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentRequest:
     """Everything an adapter needs to launch one run of one task."""
 
@@ -33,6 +48,8 @@ class AgentRequest:
     # The environment the supervisor starts from (PATH, LANG, …, already allowlisted) plus
     # CONTEXT_DIR, OUTPUT_DIR, TASK_ID, PROMPT_FILE. Never platform tokens or taskyard secrets.
     base_env: Mapping[str, str] = field(default_factory=dict)
+    # taskyard's MCP server for this run (tools for actions and reads), if it offers one.
+    mcp: McpLaunch | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from taskyard.agents.base import (
     AgentOutcome,
     AgentRequest,
     Launch,
+    McpLaunch,
     StreamEvent,
     StreamParser,
     Usage,
@@ -126,12 +127,14 @@ class ClaudeAdapter(AgentAdapter):
         if self.config.api_key is None and "ANTHROPIC_API_KEY" not in self.config.env:
             raise ConfigError("agent claude: api_key (its model provider's key) is not set")
         config_dir = request.task_dir / "claude-config"
+        mcp_file = request.task_dir / "mcp-config.json"
         argv = [binary, "-p", "--output-format", "stream-json", "--verbose"]
         argv += ["--max-turns", str(self.config.max_turns)]
         argv += ["--json-schema", json.dumps(dict(request.result_schema))]
         argv += ["--setting-sources", "user", "--strict-mcp-config"]
         argv += ["--model", self.config.model] if self.config.model else []
-        argv += ["--allowedTools", *ALLOWED_TOOLS]
+        argv += ["--allowedTools", *ALLOWED_TOOLS, *_mcp_tools(request.mcp)]
+        argv += ["--mcp-config", str(mcp_file)] if request.mcp is not None else []
         env = {
             **request.base_env,
             "HOME": str(request.task_dir / "home"),
@@ -145,6 +148,7 @@ class ClaudeAdapter(AgentAdapter):
         files = {
             request.task_dir / "home" / ".taskyard": "the agent's HOME\n",
             config_dir / "settings.json": "{}\n",
+            **({mcp_file: _mcp_config(request.mcp)} if request.mcp is not None else {}),
         }
         return Launch(tuple(argv), env, request.workspace, request.prompt_file, files)
 
@@ -208,6 +212,17 @@ class ClaudeAdapter(AgentAdapter):
         if cost is None and isinstance(reported, int | float) and not isinstance(reported, bool):
             cost = float(reported)
         return Usage(total_input, cached, output, 0, cost)
+
+
+def _mcp_tools(mcp: McpLaunch | None) -> list[str]:
+    """claude names an MCP tool `mcp__<server>__<tool>`; each must be allowed by name."""
+    return [f"mcp__{mcp.name}__{tool}" for tool in mcp.tools] if mcp is not None else []
+
+
+def _mcp_config(mcp: McpLaunch) -> str:
+    """The `--mcp-config` file: taskyard's stdio MCP server and nothing else."""
+    server = {"type": "stdio", "command": mcp.command, "args": list(mcp.args), "env": dict(mcp.env)}
+    return json.dumps({"mcpServers": {mcp.name: server}}, indent=2) + "\n"
 
 
 def _structured(p: ClaudeParser) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from taskyard.agents.base import (
     AgentOutcome,
     AgentRequest,
     Launch,
+    McpLaunch,
     StreamEvent,
     StreamParser,
     Usage,
@@ -47,15 +48,34 @@ PROVIDER = "taskyard"
 TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call", "file_change", "web_search"})
 
 
-def _toml(value: str | bool | int) -> str:
+TomlValue = str | bool | int | tuple[str, ...]
+
+
+def _toml(value: TomlValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(json.dumps, value)) + "]"
     return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
 
 
-def config_toml(config: AgentConfig) -> str:
+def _mcp_tables(mcp: McpLaunch) -> dict[str, dict[str, TomlValue]]:
+    """taskyard's MCP server; its tools run without asking (approval is taskyard's job)."""
+    server = f"mcp_servers.{mcp.name}"
+    return {
+        server: {
+            "command": mcp.command,
+            "args": mcp.args,
+            "default_tools_approval_mode": "approve",
+            "required": True,
+        },
+        f"{server}.env": {json.dumps(k): v for k, v in mcp.env.items()},
+    }
+
+
+def config_toml(config: AgentConfig, mcp: McpLaunch | None = None) -> str:
     """`config.toml` for one task's CODEX_HOME."""
     top: dict[str, str | bool | int] = {"model_provider": PROVIDER}
     if config.model:
@@ -65,7 +85,7 @@ def config_toml(config: AgentConfig) -> str:
         "sandbox_mode": "workspace-write",
         "check_for_update_on_startup": False,
     }
-    tables: dict[str, dict[str, str | bool | int]] = {
+    tables: dict[str, dict[str, TomlValue]] = {
         f"model_providers.{PROVIDER}": {
             "name": PROVIDER,
             "base_url": config.base_url or DEFAULT_BASE_URL,
@@ -76,6 +96,7 @@ def config_toml(config: AgentConfig) -> str:
         },
         "analytics": {"enabled": False},
         "features": {"plugins": False},
+        **(_mcp_tables(mcp) if mcp is not None else {}),
     }
     lines = ["# Written by taskyard for one task."]
     lines += [f"{key} = {_toml(value)}" for key, value in top.items()]
@@ -213,7 +234,7 @@ class CodexAdapter(AgentAdapter):
             **self.config.env,
         }
         files = {
-            codex_home / "config.toml": config_toml(self.config),
+            codex_home / "config.toml": config_toml(self.config, request.mcp),
             schema_file: json.dumps(dict(request.result_schema), indent=2),
             last_message: "",  # a run never reads an earlier run's answer
             request.task_dir / "home" / ".taskyard": "the agent's HOME\n",

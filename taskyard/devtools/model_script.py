@@ -16,6 +16,10 @@ Turn kinds, one key per turn:
 
 - `shell: COMMAND` — the model calls its shell tool (codex: `exec_command`; claude: `Bash`)
   with this command, and reads the output on the next turn.
+- `tool: {name: add_labels, arguments: {labels: [bug]}, server: taskyard}` — the model calls
+  a tool of an MCP server (`server` defaults to `taskyard`; `arguments` to `{}`): codex gets a
+  `function_call` in the namespace `mcp__<server>`, claude a `tool_use` of
+  `mcp__<server>__<name>`. The tool's answer comes back on the next turn.
 - `final: MAPPING | STRING` — the model's final answer. A mapping is the structured result:
   codex gets it as the JSON text of the final message (`--output-schema`), claude through its
   `StructuredOutput` tool (`--json-schema`; the server ends the turn afterwards by itself). A
@@ -55,6 +59,7 @@ class _Frozen(BaseModel):
 
 class TurnKind(enum.StrEnum):
     SHELL = "shell"
+    TOOL = "tool"
     FINAL = "final"
     ERROR = "error"
     HANG = "hang"
@@ -63,6 +68,14 @@ class TurnKind(enum.StrEnum):
 class ScriptedError(_Frozen):
     status: int = Field(default=500, ge=400, le=599)
     message: str = "scripted error"
+
+
+class ScriptedTool(_Frozen):
+    """A call of an MCP tool."""
+
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    server: str = Field(default="taskyard", min_length=1)
 
 
 class ScriptedUsage(_Frozen):
@@ -75,6 +88,7 @@ class Turn(_Frozen):
     """One model turn. Exactly one of the fields is given."""
 
     shell: str | None = None
+    tool: ScriptedTool | None = None
     final: dict[str, Any] | str | None = None
     error: ScriptedError | None = None
     hang: bool | None = None

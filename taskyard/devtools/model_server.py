@@ -43,6 +43,7 @@ from taskyard.devtools.model_script import (
     EXHAUSTED,
     Script,
     ScriptedError,
+    ScriptedTool,
     ScriptedUsage,
     Turn,
     TurnKind,
@@ -114,7 +115,11 @@ def responses_exchange(body: Mapping[str, Any]) -> Exchange:
         for text in _texts(i.get("content"))
     )
     calls = sum(1 for i in items if i.get("type") == "function_call")
-    return Exchange(prompt, calls, str(body.get("model", "")), _tool_names(body.get("tools")))
+    found = [
+        t for i in items if i.get("type") == "tool_search_output" for t in i.get("tools") or []
+    ]
+    tools = _tool_names(body.get("tools")) | _tool_names(found)
+    return Exchange(prompt, calls, str(body.get("model", "")), tools)
 
 
 def _responses_usage(usage: ScriptedUsage) -> dict[str, Any]:
@@ -158,6 +163,31 @@ def responses_shell(command: str, ex: Exchange, usage: ScriptedUsage) -> Respons
         "call_id": _new_id("call"),
         "name": name,
         "arguments": json.dumps(arguments),
+        "status": "completed",
+    }
+    return _responses_stream(item, ex, usage)
+
+
+def responses_tool(tool: ScriptedTool, ex: Exchange, usage: ScriptedUsage) -> Response:
+    """An MCP tool call: codex offers a server's tools in the namespace `mcp__<server>`."""
+    namespace = f"mcp__{tool.server}"
+    if namespace not in ex.tools:  # codex defers MCP tools: the model searches for them first
+        item = {
+            "type": "tool_search_call",
+            "id": _new_id("ts"),
+            "call_id": _new_id("call"),
+            "execution": "client",
+            "arguments": {"query": tool.name, "limit": 8},
+            "status": "completed",
+        }
+        return _responses_stream(item, ex, usage)
+    item = {
+        "type": "function_call",
+        "id": _new_id("fc"),
+        "call_id": _new_id("call"),
+        "namespace": namespace,
+        "name": tool.name,
+        "arguments": json.dumps(tool.arguments),
         "status": "completed",
     }
     return _responses_stream(item, ex, usage)
@@ -255,6 +285,11 @@ def messages_shell(command: str, ex: Exchange, usage: ScriptedUsage) -> Response
     return messages_tool_use("Bash", {"command": command, "description": "scripted"}, ex, usage)
 
 
+def messages_tool(tool: ScriptedTool, ex: Exchange, usage: ScriptedUsage) -> Response:
+    """An MCP tool call: claude names a server's tools `mcp__<server>__<tool>`."""
+    return messages_tool_use(f"mcp__{tool.server}__{tool.name}", tool.arguments, ex, usage)
+
+
 def messages_text(text: str, ex: Exchange, usage: ScriptedUsage) -> Response:
     block = {"type": "text", "text": ""}
     return _messages_stream(block, {"type": "text_delta", "text": text}, "end_turn", ex, usage)
@@ -283,15 +318,17 @@ class Dialect:
 
     exchange: Callable[[Mapping[str, Any]], Exchange]
     shell: Callable[[str, Exchange, ScriptedUsage], Response]
+    tool: Callable[[ScriptedTool, Exchange, ScriptedUsage], Response]
     text: Callable[[str, Exchange, ScriptedUsage], Response]
     final: Callable[[str, Any, Exchange, ScriptedUsage], Response]
     error: Callable[[int, str], Response]
 
     def answer(self, turn: Turn, ex: Exchange, usage: ScriptedUsage) -> Response:
-        """The answer to a shell, final or error turn."""
+        """The answer to a shell, tool, final or error turn."""
         error = turn.error or ScriptedError()
         writers: dict[TurnKind, Callable[[], Response]] = {
             TurnKind.SHELL: lambda: self.shell(turn.shell or "", ex, usage),
+            TurnKind.TOOL: lambda: self.tool(turn.tool or ScriptedTool(name="?"), ex, usage),
             TurnKind.FINAL: lambda: self.final(turn.final_text(), turn.final, ex, usage),
             TurnKind.ERROR: lambda: self.error(error.status, error.message),
         }
@@ -299,9 +336,16 @@ class Dialect:
 
 
 RESPONSES = Dialect(
-    responses_exchange, responses_shell, responses_text, responses_final, responses_error
+    responses_exchange,
+    responses_shell,
+    responses_tool,
+    responses_text,
+    responses_final,
+    responses_error,
 )
-MESSAGES = Dialect(messages_exchange, messages_shell, messages_text, messages_final, messages_error)
+MESSAGES = Dialect(
+    messages_exchange, messages_shell, messages_tool, messages_text, messages_final, messages_error
+)
 
 
 # --- the server ----------------------------------------------------------------------------

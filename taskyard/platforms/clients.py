@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -25,9 +25,13 @@ from taskyard.platforms.base import (
     SlackReader,
     Sleep,
 )
+from taskyard.platforms.writes import PlatformWriter
 
 if TYPE_CHECKING:  # config imports routing, which may import the fetcher names from here
     from taskyard.config import GitHubPlatformConfig, PlatformsConfig
+    from taskyard.platforms.github import GitHubClient
+    from taskyard.platforms.linear import LinearClient
+    from taskyard.platforms.slack import SlackClient
 
 CREDENTIALS = {
     "github": "TASKYARD_GITHUB_TOKEN or a GitHub App "
@@ -78,14 +82,14 @@ class _Build:
     transports: Mapping[str, httpx.AsyncBaseTransport]
 
 
-def _github(b: _Build) -> GitHubReader | None:
+def _github(b: _Build, cls: type[GitHubClient] | None = None) -> GitHubClient | None:
     from taskyard.platforms.github import GitHubClient
 
     gh = b.config.github
     key = _private_key(gh)
     if gh.token is None and key is None:
         return None
-    return GitHubClient(
+    return (cls or GitHubClient)(
         token=gh.token.get_secret_value() if gh.token is not None else None,
         app_id=gh.app_id,
         private_key=key,
@@ -102,13 +106,13 @@ def _github(b: _Build) -> GitHubReader | None:
     )
 
 
-def _linear(b: _Build) -> LinearReader | None:
+def _linear(b: _Build, cls: type[LinearClient] | None = None) -> LinearClient | None:
     from taskyard.platforms.linear import LinearClient
 
     li = b.config.linear
     if li.api_key is None:
         return None
-    return LinearClient(
+    return (cls or LinearClient)(
         li.api_key.get_secret_value(),
         url=li.url,
         timeout=b.config.request_timeout_seconds,
@@ -120,13 +124,13 @@ def _linear(b: _Build) -> LinearReader | None:
     )
 
 
-def _slack(b: _Build) -> SlackReader | None:
+def _slack(b: _Build, cls: type[SlackClient] | None = None) -> SlackClient | None:
     from taskyard.platforms.slack import SlackClient
 
     sl = b.config.slack
     if sl.bot_token is None:
         return None
-    return SlackClient(
+    return (cls or SlackClient)(
         sl.bot_token.get_secret_value(),
         base_url=sl.base_url,
         timeout=b.config.request_timeout_seconds,
@@ -217,6 +221,36 @@ class Platforms:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class ClosableWriter(PlatformWriter, Protocol):
+    async def aclose(self) -> None: ...
+
+
+def writers_from_settings(
+    config: PlatformsConfig,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    clock: Clock = time.time,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> dict[str, ClosableWriter]:
+    """Writers (by platform name: github, linear, slack) for the platforms that have
+    credentials, built like the readers; the caller closes each (`aclose`)."""
+    from taskyard.platforms.github_write import GitHubWriter
+    from taskyard.platforms.linear_write import LinearWriter
+    from taskyard.platforms.slack_write import SlackWriter
+
+    build = _Build(config, retry_policy(config), sleep, clock, dict(transports or {}))
+    found = {
+        "github": _github(build, GitHubWriter),
+        "linear": _linear(build, LinearWriter),
+        "slack": _slack(build, SlackWriter),
+    }
+    writers: dict[str, ClosableWriter] = {}
+    for name, writer in found.items():
+        if isinstance(writer, GitHubWriter | LinearWriter | SlackWriter):
+            writers[name] = writer
+    return writers
 
 
 class _BoundLookup:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from taskyard.actions.records import ActionRecord
 from taskyard.models import (
     DeadLetter,
     Event,
@@ -206,6 +207,20 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def count_tasks(self) -> dict[str, int]: ...
+
+    # --- actions --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def record_action(self, record: ActionRecord) -> ActionRecord:
+        """Insert or update the action by its key (its first `created_at` is kept); return
+        what is stored."""
+
+    @abc.abstractmethod
+    def get_action_by_key(self, key: str) -> ActionRecord | None: ...
+
+    @abc.abstractmethod
+    def actions_of(self, task_id: str) -> list[ActionRecord]:
+        """Every action recorded for the task, by index (then first recorded)."""
 
     def close(self) -> None:  # noqa: B027
         """Release connections."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from taskyard.actions.records import ActionRecord
 from taskyard.exceptions import NotFound, StoreError
 from taskyard.models import (
     DeadLetter,
@@ -54,6 +55,7 @@ class MemoryStore(Store):
         self._workers: dict[str, _Worker] = {}
         self._tasks: dict[str, Task] = {}
         self._decisions: dict[tuple[str, str], RouteDecision] = {}
+        self._actions: dict[str, ActionRecord] = {}
 
     def migrate(self) -> list[int]:
         return []
@@ -347,3 +349,32 @@ class MemoryStore(Store):
     def count_tasks(self) -> dict[str, int]:
         with self._lock:
             return dict(Counter(str(t.status) for t in self._tasks.values()))
+
+    # --- actions --------------------------------------------------------------------------
+
+    def record_action(self, record: ActionRecord) -> ActionRecord:
+        with self._lock:
+            first = self._actions.get(record.key)
+            if first is not None:
+                record = replace(
+                    record,
+                    task_id=first.task_id,
+                    index=first.index,
+                    route=first.route,
+                    type=first.type,
+                    params=first.params,
+                    reasoning=first.reasoning,
+                    created_at=first.created_at,
+                )
+            stored = replace(record, params=dict(record.params), requests=list(record.requests))
+            self._actions[record.key] = stored
+            return stored
+
+    def get_action_by_key(self, key: str) -> ActionRecord | None:
+        with self._lock:
+            return self._actions.get(key)
+
+    def actions_of(self, task_id: str) -> list[ActionRecord]:
+        with self._lock:
+            found = [a for a in self._actions.values() if a.task_id == task_id]
+        return sorted(found, key=lambda a: (a.index, a.created_at, a.key))

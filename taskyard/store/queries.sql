@@ -140,3 +140,19 @@ WHERE id = :id AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')
 
 -- name: count_tasks_by_status
 SELECT status, COUNT(*) AS n FROM tasks GROUP BY status
+
+-- name: upsert_action
+INSERT INTO actions (key, task_id, idx, route, type, params, reasoning, status, reason, requests,
+                     sent, in_doubt, attempts, external_id, url, created_at, updated_at)
+VALUES (:key, :task_id, :idx, :route, :type, :params, :reasoning, :status, :reason, :requests,
+        :sent, :in_doubt, :attempts, :external_id, :url, :created_at, :updated_at)
+ON CONFLICT (key) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+    requests = excluded.requests, sent = excluded.sent, in_doubt = excluded.in_doubt,
+    attempts = excluded.attempts, external_id = excluded.external_id, url = excluded.url,
+    updated_at = excluded.updated_at
+
+-- name: get_action
+SELECT * FROM actions WHERE key = :key
+
+-- name: actions_of_task
+SELECT * FROM actions WHERE task_id = :task_id ORDER BY idx, created_at, key

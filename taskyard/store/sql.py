@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from taskyard.actions.records import ActionRecord, ActionStatus
 from taskyard.exceptions import NotFound
 from taskyard.models import (
     DeadLetter,
@@ -400,6 +401,69 @@ class SQLStore(Store):
     def count_tasks(self) -> dict[str, int]:
         with self.backend.reading() as tx:
             return {r["status"]: int(r["n"]) for r in tx.fetchall(Q["count_tasks_by_status"])}
+
+    # --- actions --------------------------------------------------------------------------
+
+    def record_action(self, record: ActionRecord) -> ActionRecord:
+        with self.backend.transaction() as tx:
+            tx.execute(Q["upsert_action"], _action_row(record))
+            row = tx.fetchone(Q["get_action"], {"key": record.key})
+        assert row is not None
+        return _action_from_row(row)
+
+    def get_action_by_key(self, key: str) -> ActionRecord | None:
+        with self.backend.reading() as tx:
+            row = tx.fetchone(Q["get_action"], {"key": key})
+        return _action_from_row(row) if row is not None else None
+
+    def actions_of(self, task_id: str) -> list[ActionRecord]:
+        with self.backend.reading() as tx:
+            rows = tx.fetchall(Q["actions_of_task"], {"task_id": task_id})
+        return [_action_from_row(r) for r in rows]
+
+
+def _action_row(a: ActionRecord) -> dict[str, Any]:
+    return {
+        "key": a.key,
+        "task_id": a.task_id,
+        "idx": a.index,
+        "route": a.route,
+        "type": a.type,
+        "params": orjson.dumps(a.params).decode(),
+        "reasoning": a.reasoning,
+        "status": str(a.status),
+        "reason": a.reason,
+        "requests": orjson.dumps(a.requests).decode(),
+        "sent": a.sent,
+        "in_doubt": int(a.in_doubt),
+        "attempts": a.attempts,
+        "external_id": a.external_id,
+        "url": a.url,
+        "created_at": a.created_at,
+        "updated_at": a.updated_at,
+    }
+
+
+def _action_from_row(r: Row) -> ActionRecord:
+    return ActionRecord(
+        key=r["key"],
+        task_id=r["task_id"],
+        index=int(r["idx"]),
+        route=r["route"],
+        type=r["type"],
+        params=orjson.loads(r["params"]),
+        status=ActionStatus(r["status"]),
+        created_at=float(r["created_at"]),
+        updated_at=float(r["updated_at"]),
+        reasoning=r["reasoning"],
+        reason=r["reason"],
+        requests=orjson.loads(r["requests"]),
+        sent=int(r["sent"]),
+        in_doubt=bool(r["in_doubt"]),
+        attempts=int(r["attempts"]),
+        external_id=r["external_id"],
+        url=r["url"],
+    )
 
 
 def _newest_first(

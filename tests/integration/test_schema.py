@@ -19,6 +19,7 @@ TABLES = {
     "schema_migrations",
     "tasks",
     "route_decisions",
+    "actions",
 }
 ALL_VERSIONS = [version for version, _, _ in migrations()]
 

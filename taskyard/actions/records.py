@@ -1,0 +1,46 @@
+"""What the store keeps of each proposed action: its status and its outcome."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ActionStatus(enum.StrEnum):
+    """proposed (recorded before sending: in flight) → applied | failed;
+    or skipped (invalid, or refused by the policy) or dry_run (planned, not sent)."""
+
+    PROPOSED = "proposed"
+    APPLIED = "applied"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One proposed action of one task, keyed by its idempotency key.
+
+    `requests` are the planned requests as JSON (`PlannedRequest.to_json()`); `sent` counts
+    the leading ones the platform confirmed; `in_doubt` is True while request number `sent`
+    may have reached the platform without its answer being recorded (a crash, a timeout).
+    """
+
+    key: str
+    task_id: str
+    index: int
+    route: str
+    type: str
+    params: dict[str, Any]
+    status: ActionStatus
+    created_at: float
+    updated_at: float
+    reasoning: str = ""
+    reason: str | None = None
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    sent: int = 0
+    in_doubt: bool = False
+    attempts: int = 0
+    external_id: str | None = None
+    url: str | None = None

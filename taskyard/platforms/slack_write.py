@@ -1,0 +1,91 @@
+"""Slack writes: planners (pure: a Web API method and its arguments) and `SlackWriter`.
+
+A planned request's `path` is the Web API method ("chat.postMessage") and its `body` the
+keyword arguments of slack-sdk's method of that name (`WebClient.chat_postMessage`), which the
+writer calls as they are, so slack-sdk encodes them as it always does (JSON for messages with
+blocks). Errors as for reads (`slack.api_error`): `ok: false` is permanent unless it is a rate
+limit (`ratelimited`/429: waits for Retry-After) or a Slack server error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from taskyard.exceptions import PlatformPermanentError, PlatformTransientError
+from taskyard.platforms.base import redact
+from taskyard.platforms.retry import with_retries
+from taskyard.platforms.slack import SlackClient, api_error
+from taskyard.platforms.writes import PlannedRequest, WriteResult
+
+PLATFORM = "slack"
+POST_MESSAGE = "chat.postMessage"
+ADD_REACTION = "reactions.add"
+METHODS = (POST_MESSAGE, ADD_REACTION)  # a contract test checks slack-sdk has each
+
+
+def post_message(
+    channel: str,
+    text: str,
+    thread_ts: str | None = None,
+    blocks: Sequence[Mapping[str, Any]] | None = None,
+) -> PlannedRequest:
+    """A message in `channel` (a reply in the thread `thread_ts` when given). `text` is kept
+    with blocks: Slack shows it in notifications."""
+    body: dict[str, Any] = {"channel": channel, "text": text}
+    if thread_ts:
+        body["thread_ts"] = thread_ts
+    if blocks:
+        body["blocks"] = [dict(b) for b in blocks]
+    where = f"{channel} thread {thread_ts}" if thread_ts else channel
+    return PlannedRequest(PLATFORM, "POST", POST_MESSAGE, body, f"post a message in {where}")
+
+
+def add_reaction(channel: str, ts: str, name: str) -> PlannedRequest:
+    """The reaction `name` (an emoji name without colons, e.g. "eyes") on message `ts`."""
+    body = {"channel": channel, "timestamp": ts, "name": name.strip(":")}
+    text = f"react :{body['name']}: to {channel} {ts}"
+    return PlannedRequest(PLATFORM, "POST", ADD_REACTION, body, text)
+
+
+def write_result(method: str, body: Mapping[str, Any], data: Mapping[str, Any]) -> WriteResult:
+    """A posted message's `ts` (its id in its channel); a reaction has no id of its own."""
+    ts = data.get("ts") if method == POST_MESSAGE else body.get("timestamp")
+    return WriteResult(external_id=None if ts is None else str(ts), response=dict(data))
+
+
+class SlackWriter(SlackClient):
+    """Sends planned Slack Web API calls with the bot token."""
+
+    platform = PLATFORM
+
+    async def send(self, request: PlannedRequest) -> WriteResult:
+        method = request.path
+        if request.platform != PLATFORM or method not in METHODS:
+            raise PlatformPermanentError(
+                f"slack: cannot send {request.platform} {method}", platform=PLATFORM
+            )
+        what = f"{method} {request.body.get('channel', '')}".strip()
+        call = getattr(self._web, method.replace(".", "_"))
+        body = dict(request.body)
+
+        async def once() -> Mapping[str, Any]:
+            try:
+                response = await asyncio.to_thread(call, **body)
+            except SlackApiError as exc:
+                raise api_error(exc, what, self._secrets) from exc
+            except SlackClientError as exc:
+                text = redact(f"slack: {what} failed: {type(exc).__name__}: {exc}", self._secrets)
+                raise PlatformPermanentError(text, platform=PLATFORM) from exc
+            except OSError as exc:  # urllib: URLError, timeouts, refused connections
+                text = redact(f"slack: {what} failed: {type(exc).__name__}: {exc}", self._secrets)
+                raise PlatformTransientError(text, platform=PLATFORM) from exc
+            data = response.data
+            if not isinstance(data, Mapping):
+                raise PlatformPermanentError(f"slack: {what} answered no JSON", platform=PLATFORM)
+            return data
+
+        data = await with_retries(once, policy=self._retry, sleep=self._sleep, what=what)
+        return write_result(method, body, data)
