@@ -8,26 +8,21 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-import orjson
-
-from taskyard.actions.records import ActionRecord, ActionStatus
+from taskyard.actions.records import ActionRecord
 from taskyard.exceptions import NotFound
 from taskyard.models import (
     DeadLetter,
-    DeadLetterStatus,
-    Decision,
     Event,
     EventStatus,
-    Priority,
     RouteDecision,
     StoreResult,
     Task,
     TaskStatus,
 )
-from taskyard.store.backends import Backend, Row, Tx, open_backend
+from taskyard.store import rows as rowmap
+from taskyard.store.backends import Backend, Tx, open_backend
 from taskyard.store.base import (
     TASK_COLUMNS,
-    TASK_JSON_COLUMNS,
     Dispatch,
     EventFilter,
     NewEvent,
@@ -144,7 +139,7 @@ class SQLStore(Store):
                 if o is not None and o["event_id"] == n.event.id
             ]
             if new:
-                tx.executemany(Q["insert_event"], [_event_row(n.event) for n in new])
+                tx.executemany(Q["insert_event"], [rowmap.event_row(n.event) for n in new])
             results = []
             for n, owner in zip(batch, owners, strict=True):
                 if owner is not None and owner["event_id"] == n.event.id:
@@ -162,7 +157,7 @@ class SQLStore(Store):
         """PostgreSQL: one statement per event claims its dedup key and stores it."""
         rows = [
             {
-                **_event_row(n.event),
+                **rowmap.event_row(n.event),
                 "key": n.dedup_key,
                 "expires_at": n.dedup_expires_at,
                 "now": now,
@@ -189,12 +184,12 @@ class SQLStore(Store):
             row = tx.fetchone(Q["get_event"], {"id": event_id})
         if row is None:
             raise NotFound(f"no event {event_id}")
-        return _event_from_row(row)
+        return rowmap.event_from_row(row)
 
     def list_events(self, flt: EventFilter) -> list[Event]:
         sql, params = _newest_first("events", "received_at", flt, ("status", "source", "type"))
         with self.backend.reading() as tx:
-            return [_event_from_row(r) for r in tx.fetchall(sql, params)]
+            return [rowmap.event_from_row(r) for r in tx.fetchall(sql, params)]
 
     def events_to_dispatch(self, limit: int) -> list[Dispatch]:
         with self.backend.reading() as tx:
@@ -260,7 +255,7 @@ class SQLStore(Store):
             row = tx.fetchone(Q["get_dead_letter"], {"id": letter_id})
         if row is None:
             raise NotFound(f"no dead letter {letter_id}")
-        return _letter_from_row(row)
+        return rowmap.letter_from_row(row)
 
     def list_dead_letters(self, status: str | None, limit: int) -> list[DeadLetter]:
         sql = "SELECT * FROM dead_letters"
@@ -270,7 +265,7 @@ class SQLStore(Store):
             params["status"] = status
         sql += " ORDER BY failed_at DESC, id DESC LIMIT :limit"
         with self.backend.reading() as tx:
-            return [_letter_from_row(r) for r in tx.fetchall(sql, params)]
+            return [rowmap.letter_from_row(r) for r in tx.fetchall(sql, params)]
 
     def replays_of(self, job: str, ref: str) -> int:
         with self.backend.reading() as tx:
@@ -292,7 +287,7 @@ class SQLStore(Store):
     def due_dead_letters(self, now: float, limit: int) -> list[DeadLetter]:
         with self.backend.reading() as tx:
             rows = tx.fetchall(Q["due_dead_letters"], {"now": now, "limit": limit})
-        return [_letter_from_row(r) for r in rows]
+        return [rowmap.letter_from_row(r) for r in rows]
 
     # --- workers --------------------------------------------------------------------------
 
@@ -328,36 +323,36 @@ class SQLStore(Store):
         events = sorted({d.event_id for d in decisions} | {t.event_id for t in tasks})
         with self.backend.transaction() as tx:
             if tasks:
-                tx.executemany(Q["insert_task"], [_task_row(t) for t in tasks])
+                tx.executemany(Q["insert_task"], [rowmap.task_row(t) for t in tasks])
             if decisions:
-                tx.executemany(Q["insert_decision"], [_decision_row(d) for d in decisions])
+                tx.executemany(Q["insert_decision"], [rowmap.decision_row(d) for d in decisions])
             found: list[Task] = []
             for event_id in events:
                 rows = tx.fetchall(Q["tasks_of_event"], {"event_id": event_id})
-                found.extend(_task_from_row(r) for r in rows)
+                found.extend(rowmap.task_from_row(r) for r in rows)
         return found
 
     def decisions_for(self, event_id: str) -> list[RouteDecision]:
         with self.backend.reading() as tx:
             rows = tx.fetchall(Q["decisions_for"], {"event_id": event_id})
-        return [_decision_from_row(r) for r in rows]
+        return [rowmap.decision_from_row(r) for r in rows]
 
     def get_task(self, task_id: str) -> Task:
         with self.backend.reading() as tx:
             row = tx.fetchone(Q["get_task"], {"id": task_id})
         if row is None:
             raise NotFound(f"no task {task_id}")
-        return _task_from_row(row)
+        return rowmap.task_from_row(row)
 
     def list_tasks(self, flt: TaskFilter) -> list[Task]:
         sql, params = _newest_first("tasks", "created_at", flt, ("status", "route", "event_id"))
         with self.backend.reading() as tx:
-            return [_task_from_row(r) for r in tx.fetchall(sql, params)]
+            return [rowmap.task_from_row(r) for r in tx.fetchall(sql, params)]
 
     def tasks_to_dispatch(self, limit: int) -> list[Task]:
         with self.backend.reading() as tx:
             rows = tx.fetchall(Q["tasks_to_dispatch"], {"limit": limit})
-        return [_task_from_row(r) for r in rows]
+        return [rowmap.task_from_row(r) for r in rows]
 
     def mark_task_dispatched(self, task_id: str, workflow_id: str) -> None:
         with self.backend.transaction() as tx:
@@ -372,7 +367,7 @@ class SQLStore(Store):
         unknown = set(changes) - TASK_COLUMNS
         if unknown:
             raise ValueError(f"update_task: not updatable: {sorted(unknown)}")
-        params = {f"c_{k}": _task_value(k, v) for k, v in changes.items()}
+        params = {f"c_{k}": rowmap.task_value(k, v) for k, v in changes.items()}
         params["id"] = task_id
         sql = "UPDATE tasks SET " + ", ".join(f"{k} = :c_{k}" for k in changes)
         sql += " WHERE id = :id"
@@ -406,64 +401,20 @@ class SQLStore(Store):
 
     def record_action(self, record: ActionRecord) -> ActionRecord:
         with self.backend.transaction() as tx:
-            tx.execute(Q["upsert_action"], _action_row(record))
+            tx.execute(Q["upsert_action"], rowmap.action_row(record))
             row = tx.fetchone(Q["get_action"], {"key": record.key})
         assert row is not None
-        return _action_from_row(row)
+        return rowmap.action_from_row(row)
 
     def get_action_by_key(self, key: str) -> ActionRecord | None:
         with self.backend.reading() as tx:
             row = tx.fetchone(Q["get_action"], {"key": key})
-        return _action_from_row(row) if row is not None else None
+        return rowmap.action_from_row(row) if row is not None else None
 
     def actions_of(self, task_id: str) -> list[ActionRecord]:
         with self.backend.reading() as tx:
             rows = tx.fetchall(Q["actions_of_task"], {"task_id": task_id})
-        return [_action_from_row(r) for r in rows]
-
-
-def _action_row(a: ActionRecord) -> dict[str, Any]:
-    return {
-        "key": a.key,
-        "task_id": a.task_id,
-        "idx": a.index,
-        "route": a.route,
-        "type": a.type,
-        "params": orjson.dumps(a.params).decode(),
-        "reasoning": a.reasoning,
-        "status": str(a.status),
-        "reason": a.reason,
-        "requests": orjson.dumps(a.requests).decode(),
-        "sent": a.sent,
-        "in_doubt": int(a.in_doubt),
-        "attempts": a.attempts,
-        "external_id": a.external_id,
-        "url": a.url,
-        "created_at": a.created_at,
-        "updated_at": a.updated_at,
-    }
-
-
-def _action_from_row(r: Row) -> ActionRecord:
-    return ActionRecord(
-        key=r["key"],
-        task_id=r["task_id"],
-        index=int(r["idx"]),
-        route=r["route"],
-        type=r["type"],
-        params=orjson.loads(r["params"]),
-        status=ActionStatus(r["status"]),
-        created_at=float(r["created_at"]),
-        updated_at=float(r["updated_at"]),
-        reasoning=r["reasoning"],
-        reason=r["reason"],
-        requests=orjson.loads(r["requests"]),
-        sent=int(r["sent"]),
-        in_doubt=bool(r["in_doubt"]),
-        attempts=int(r["attempts"]),
-        external_id=r["external_id"],
-        url=r["url"],
-    )
+        return [rowmap.action_from_row(r) for r in rows]
 
 
 def _newest_first(
@@ -481,138 +432,3 @@ def _newest_first(
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + f" ORDER BY {time_column} DESC, id DESC LIMIT :limit", params
-
-
-def _task_value(column: str, value: Any) -> Any:
-    if column in TASK_JSON_COLUMNS:
-        return None if value is None else orjson.dumps(value).decode()
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, TaskStatus):
-        return str(value)
-    return value
-
-
-def _task_row(t: Task) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "event_id": t.event_id,
-        "route": t.route,
-        "agent": t.agent,
-        "status": str(t.status),
-        "priority": int(t.priority),
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-        "workflow_id": t.workflow_id,
-        "spec": orjson.dumps(t.spec).decode(),
-    }
-
-
-def _json(value: Any) -> Any:
-    return orjson.loads(value) if value is not None else None
-
-
-def _task_from_row(r: Row) -> Task:
-    return Task(
-        id=r["id"],
-        event_id=r["event_id"],
-        route=r["route"],
-        agent=r["agent"],
-        status=TaskStatus(r["status"]),
-        priority=Priority(int(r["priority"])),
-        created_at=float(r["created_at"]),
-        updated_at=float(r["updated_at"]),
-        workflow_id=r["workflow_id"],
-        spec=_json(r["spec"]) or {},
-        reason=r["reason"],
-        attempts=int(r["attempts"]),
-        started_at=_float(r["started_at"]),
-        finished_at=_float(r["finished_at"]),
-        workspace=r["workspace"],
-        usage=_json(r["usage"]) or {},
-        cost_usd=_float(r["cost_usd"]),
-        result=_json(r["result"]),
-        worker=r["worker"],
-        process=_json(r["process"]),
-        cancel_requested=bool(r["cancel_requested"]),
-        dispatched=bool(r["dispatched"]),
-    )
-
-
-def _decision_row(d: RouteDecision) -> dict[str, Any]:
-    return {
-        "event_id": d.event_id,
-        "route": d.route,
-        "decision": str(d.decision),
-        "reason": d.reason,
-        "task_id": d.task_id,
-        "decided_at": d.decided_at,
-    }
-
-
-def _decision_from_row(r: Row) -> RouteDecision:
-    return RouteDecision(
-        event_id=r["event_id"],
-        route=r["route"],
-        decision=Decision(r["decision"]),
-        reason=r["reason"],
-        task_id=r["task_id"],
-        decided_at=float(r["decided_at"]),
-    )
-
-
-def _event_row(e: Event) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "source": e.source,
-        "type": e.type,
-        "delivery_id": e.delivery_id,
-        "subject": e.subject,
-        "actor": e.actor,
-        "received_at": e.received_at,
-        "priority": int(e.priority),
-        "headers": orjson.dumps(e.headers).decode(),
-        "body": e.body,
-        "content_hash": e.content_hash,
-        "status": str(e.status),
-        "dispatch_key": e.id,
-    }
-
-
-def _event_from_row(r: Row) -> Event:
-    return Event(
-        id=r["id"],
-        source=r["source"],
-        type=r["type"],
-        delivery_id=r["delivery_id"],
-        subject=r["subject"],
-        actor=r["actor"],
-        received_at=float(r["received_at"]),
-        priority=Priority(int(r["priority"])),
-        headers=orjson.loads(r["headers"]),
-        body=bytes(r["body"]),
-        content_hash=r["content_hash"],
-        status=EventStatus(r["status"]),
-        attempts=int(r["attempts"]),
-        error=r["error"],
-        processed_at=float(r["processed_at"]) if r["processed_at"] is not None else None,
-    )
-
-
-def _letter_from_row(r: Row) -> DeadLetter:
-    return DeadLetter(
-        id=r["id"],
-        job=r["job"],
-        ref=r["ref"],
-        error=r["error"],
-        attempts=int(r["attempts"]),
-        failed_at=float(r["failed_at"]),
-        status=DeadLetterStatus(r["status"]),
-        replays=int(r["replays"]),
-        auto_retry_at=_float(r["auto_retry_at"]),
-        replayed_at=_float(r["replayed_at"]),
-    )
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if value is not None else None

@@ -1,0 +1,201 @@
+"""Rows of the SQL store: each model to its column values and back (JSON columns included)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from taskyard.actions.records import ActionRecord, ActionStatus
+from taskyard.models import (
+    DeadLetter,
+    DeadLetterStatus,
+    Decision,
+    Event,
+    EventStatus,
+    Priority,
+    RouteDecision,
+    Task,
+    TaskStatus,
+)
+from taskyard.store.backends import Row
+from taskyard.store.base import TASK_JSON_COLUMNS
+
+
+def action_row(a: ActionRecord) -> dict[str, Any]:
+    return {
+        "key": a.key,
+        "task_id": a.task_id,
+        "idx": a.index,
+        "route": a.route,
+        "type": a.type,
+        "params": orjson.dumps(a.params).decode(),
+        "reasoning": a.reasoning,
+        "status": str(a.status),
+        "reason": a.reason,
+        "requests": orjson.dumps(a.requests).decode(),
+        "sent": a.sent,
+        "in_doubt": int(a.in_doubt),
+        "attempts": a.attempts,
+        "external_id": a.external_id,
+        "url": a.url,
+        "created_at": a.created_at,
+        "updated_at": a.updated_at,
+    }
+
+
+def action_from_row(r: Row) -> ActionRecord:
+    return ActionRecord(
+        key=r["key"],
+        task_id=r["task_id"],
+        index=int(r["idx"]),
+        route=r["route"],
+        type=r["type"],
+        params=orjson.loads(r["params"]),
+        status=ActionStatus(r["status"]),
+        created_at=float(r["created_at"]),
+        updated_at=float(r["updated_at"]),
+        reasoning=r["reasoning"],
+        reason=r["reason"],
+        requests=orjson.loads(r["requests"]),
+        sent=int(r["sent"]),
+        in_doubt=bool(r["in_doubt"]),
+        attempts=int(r["attempts"]),
+        external_id=r["external_id"],
+        url=r["url"],
+    )
+
+
+def task_value(column: str, value: Any) -> Any:
+    if column in TASK_JSON_COLUMNS:
+        return None if value is None else orjson.dumps(value).decode()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, TaskStatus):
+        return str(value)
+    return value
+
+
+def task_row(t: Task) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "event_id": t.event_id,
+        "route": t.route,
+        "agent": t.agent,
+        "status": str(t.status),
+        "priority": int(t.priority),
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "workflow_id": t.workflow_id,
+        "spec": orjson.dumps(t.spec).decode(),
+    }
+
+
+def json_or_none(value: Any) -> Any:
+    return orjson.loads(value) if value is not None else None
+
+
+def task_from_row(r: Row) -> Task:
+    return Task(
+        id=r["id"],
+        event_id=r["event_id"],
+        route=r["route"],
+        agent=r["agent"],
+        status=TaskStatus(r["status"]),
+        priority=Priority(int(r["priority"])),
+        created_at=float(r["created_at"]),
+        updated_at=float(r["updated_at"]),
+        workflow_id=r["workflow_id"],
+        spec=json_or_none(r["spec"]) or {},
+        reason=r["reason"],
+        attempts=int(r["attempts"]),
+        started_at=float_or_none(r["started_at"]),
+        finished_at=float_or_none(r["finished_at"]),
+        workspace=r["workspace"],
+        usage=json_or_none(r["usage"]) or {},
+        cost_usd=float_or_none(r["cost_usd"]),
+        result=json_or_none(r["result"]),
+        worker=r["worker"],
+        process=json_or_none(r["process"]),
+        cancel_requested=bool(r["cancel_requested"]),
+        dispatched=bool(r["dispatched"]),
+    )
+
+
+def decision_row(d: RouteDecision) -> dict[str, Any]:
+    return {
+        "event_id": d.event_id,
+        "route": d.route,
+        "decision": str(d.decision),
+        "reason": d.reason,
+        "task_id": d.task_id,
+        "decided_at": d.decided_at,
+    }
+
+
+def decision_from_row(r: Row) -> RouteDecision:
+    return RouteDecision(
+        event_id=r["event_id"],
+        route=r["route"],
+        decision=Decision(r["decision"]),
+        reason=r["reason"],
+        task_id=r["task_id"],
+        decided_at=float(r["decided_at"]),
+    )
+
+
+def event_row(e: Event) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "source": e.source,
+        "type": e.type,
+        "delivery_id": e.delivery_id,
+        "subject": e.subject,
+        "actor": e.actor,
+        "received_at": e.received_at,
+        "priority": int(e.priority),
+        "headers": orjson.dumps(e.headers).decode(),
+        "body": e.body,
+        "content_hash": e.content_hash,
+        "status": str(e.status),
+        "dispatch_key": e.id,
+    }
+
+
+def event_from_row(r: Row) -> Event:
+    return Event(
+        id=r["id"],
+        source=r["source"],
+        type=r["type"],
+        delivery_id=r["delivery_id"],
+        subject=r["subject"],
+        actor=r["actor"],
+        received_at=float(r["received_at"]),
+        priority=Priority(int(r["priority"])),
+        headers=orjson.loads(r["headers"]),
+        body=bytes(r["body"]),
+        content_hash=r["content_hash"],
+        status=EventStatus(r["status"]),
+        attempts=int(r["attempts"]),
+        error=r["error"],
+        processed_at=float(r["processed_at"]) if r["processed_at"] is not None else None,
+    )
+
+
+def letter_from_row(r: Row) -> DeadLetter:
+    return DeadLetter(
+        id=r["id"],
+        job=r["job"],
+        ref=r["ref"],
+        error=r["error"],
+        attempts=int(r["attempts"]),
+        failed_at=float(r["failed_at"]),
+        status=DeadLetterStatus(r["status"]),
+        replays=int(r["replays"]),
+        auto_retry_at=float_or_none(r["auto_retry_at"]),
+        replayed_at=float_or_none(r["replayed_at"]),
+    )
+
+
+def float_or_none(value: Any) -> float | None:
+    return float(value) if value is not None else None
