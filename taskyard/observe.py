@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from taskyard.exceptions import ConfigError
 from taskyard.models import Task
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-EVENT_STATES = ("received", "queued", "processing", "processed", "dead")
+EVENT_STATES = ("received", "queued", "processing", "processed", "ignored", "dead")
+TASK_STATES = ("queued", "preparing", "running", "succeeded", "failed", "timed_out", "cancelled")
 
 
 class _QueueDepth(Collector):
@@ -38,6 +39,33 @@ class _QueueDepth(Collector):
         )
         for state in EVENT_STATES:
             family.add_metric([state], self._cache[1].get(state, 0))
+        yield family
+
+
+class _LiveGauge(Collector):
+    """A gauge family read at scrape time: `read()` gives (label values, value) pairs."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: list[str],
+        read: Callable[[], Iterable[tuple[tuple[str, ...], float]]],
+        cache_seconds: float = 0.0,
+    ) -> None:
+        self._args = (name, documentation, labels)
+        self._read = read
+        self._cache_seconds = cache_seconds
+        self._cache: tuple[float, list[tuple[tuple[str, ...], float]]] = (-1e9, [])
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.monotonic()
+        if now - self._cache[0] > self._cache_seconds:
+            self._cache = (now, list(self._read()))
+        name, documentation, labels = self._args
+        family = GaugeMetricFamily(name, documentation, labels=labels)
+        for label_values, value in self._cache[1]:
+            family.add_metric(list(label_values), value)
         yield family
 
 
@@ -127,6 +155,35 @@ class Metrics:
             tokens = int((task.usage or {}).get(f"{kind}_tokens") or 0)
             if tokens:
                 self.task_tokens.labels(task.agent, kind).inc(tokens)
+
+    def watch_tasks(self, counts: Callable[[], dict[str, int]]) -> None:
+        """`taskyard_tasks{status}` from the store, read at most once a second."""
+
+        def read() -> Iterable[tuple[tuple[str, ...], float]]:
+            found = counts()
+            return [((state,), found.get(state, 0)) for state in TASK_STATES]
+
+        self.registry.register(
+            _LiveGauge("taskyard_tasks", "Tasks by status.", ["status"], read, 1.0)
+        )
+
+    def watch_agents(
+        self, agents: Iterable[str], running: Callable[[str], int], waiting: Callable[[str], int]
+    ) -> None:
+        """Agents alive now and tasks waiting for a slot, per agent (this process)."""
+        names = sorted(agents)
+        for name, doc, count in (
+            ("taskyard_agents_running", "Agent processes alive now, by agent.", running),
+            ("taskyard_agents_waiting", "Tasks waiting for an agent slot, by agent.", waiting),
+        ):
+            self.registry.register(
+                _LiveGauge(
+                    name,
+                    doc,
+                    ["agent"],
+                    lambda count=count: [((a,), count(a)) for a in names],  # type: ignore[misc]
+                )
+            )
 
     def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepth(counts))

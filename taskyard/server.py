@@ -104,6 +104,8 @@ async def running(
         executor.value,
     )
     tasks.on_finished.append(metrics.task_finished)
+    metrics.watch_tasks(store.count_tasks)
+    metrics.watch_agents(settings.agents, tasks.limiter.in_use_by, tasks.limiter.waiting_for)
     tasks.warm_up(settings.routes)
     runtime = JobRuntime(store, load_handlers(settings, pipeline.route_event), settings.queue.retry)
     runtime.on_outcome.append(metrics.job_finished)

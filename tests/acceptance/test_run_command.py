@@ -113,6 +113,10 @@ def test_pull_request_becomes_a_succeeded_review_in_a_worktree(
     assert "prompt has schema: True" in task["result"]["analysis"]
     assert task["workspace"].endswith(f"task-{task['id']}")
     assert task["workspace_exists"] is False  # removed after success
+    metrics = httpx.get(f"{ty.url}/metrics", timeout=5).text
+    assert 'taskyard_tasks_total{agent="agent",route="pr-review",status="succeeded"} 1.0' in metrics
+    assert 'taskyard_tasks{status="succeeded"} 1.0' in metrics
+    assert 'taskyard_agents_running{agent="agent"} 0.0' in metrics
     notes = list((ty.home / "tasks").glob("*-github-*-pr-review-*.md"))
     assert len(notes) == 1 and "looks fine" in notes[0].read_text()
     event = ty.event(event_id)

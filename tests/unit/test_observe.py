@@ -25,3 +25,23 @@ def test_shared_metrics_need_the_multiprocess_mode_chosen_at_import(tmp_path: Pa
     # shared directory would silently count in this process only, so it is refused.
     with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR"):
         Metrics(tmp_path)
+
+
+def test_task_and_agent_gauges_are_read_at_scrape_time() -> None:
+    from prometheus_client import generate_latest
+
+    metrics = Metrics()
+    counts = {"running": 2, "failed": 1}
+    running = {"codex": 1, "claude": 0}
+    metrics.watch_tasks(lambda: counts)
+    metrics.watch_agents(
+        ["codex", "claude"], running.__getitem__, lambda a: 3 if a == "codex" else 0
+    )
+    text = generate_latest(metrics.registry).decode()
+    assert 'taskyard_tasks{status="running"} 2.0' in text
+    assert 'taskyard_tasks{status="queued"} 0.0' in text
+    assert 'taskyard_agents_running{agent="codex"} 1.0' in text
+    assert 'taskyard_agents_waiting{agent="codex"} 3.0' in text
+    running["claude"] = 2
+    text = generate_latest(metrics.registry).decode()
+    assert 'taskyard_agents_running{agent="claude"} 2.0' in text
