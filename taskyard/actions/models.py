@@ -169,15 +169,17 @@ MARKER_PLATFORMS = frozenset({"github"})
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What the task's actions act on, built by the caller from the task's event."""
+    """What the task's actions act on, built from the task's event (`target_from_event`)."""
 
-    platform: str  # "github" | "linear" | "slack"
+    platform: str  # "github" | "linear" | "slack"; "sentry" etc.: a source with no writes
     repo: str | None = None  # GitHub "owner/name"
     number: int | None = None  # GitHub issue or pull request number
     issue_id: str | None = None  # Linear issue id
     team_id: str | None = None  # Linear team id
     channel: str | None = None  # Slack channel id
     thread_ts: str | None = None  # Slack thread to answer in
+    head_sha: str | None = None  # GitHub head commit (pull request, check run, push)
+    pull_request: bool | None = None  # GitHub: the number is a pull request (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
