@@ -3,9 +3,6 @@ step's crash recovery through a real database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from taskyard.actions.apply import apply_actions
@@ -13,25 +10,9 @@ from taskyard.actions.fakes import Crash, FakePlanner, FakeWriter, WriterLookup
 from taskyard.actions.models import Target, parse_actions
 from taskyard.actions.policy import AllowListPolicy
 from taskyard.actions.records import ActionRecord, ActionStatus
-from taskyard.store import MemoryStore, SQLStore, Store
+from taskyard.store import Store
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    url = (
-        f"sqlite:///{tmp_path / 'a.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    sql = SQLStore.open(url)
-    sql.migrate()
-    yield sql
-    sql.close()
 
 
 def record(key: str, index: int = 0, task_id: str = "t1", **kw: object) -> ActionRecord:

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from taskyard.exceptions import NotFound
 from taskyard.models import Decision, Priority, RouteDecision, Task, TaskStatus
-from taskyard.store import MemoryStore, SQLStore, Store
+from taskyard.store import Store
 from taskyard.store.base import TaskFilter
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    url = (
-        f"sqlite:///{tmp_path / 't.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    sql = SQLStore.open(url)
-    sql.migrate()
-    yield sql
-    sql.close()
 
 
 def task(tid: str, event_id: str = "e1", route: str = "pr-review", **kw: object) -> Task:
