@@ -339,7 +339,7 @@ def dlq_replay(
 
 
 def task_json(t: Task) -> dict[str, Any]:
-    ended = t.finished_at if t.finished_at is not None else None
+    ended = t.finished_at
     return {
         "id": t.id,
         "event_id": t.event_id,

@@ -83,12 +83,11 @@ class TaskExecutor:
 
     def warm_up(self, routes: Sequence[RouteConfig]) -> None:
         """Before the first event: compile every route's prompt (a missing one is a
-        ConfigError now, not a failed task later) and build its agent's adapter (a missing
-        binary is only a warning: the route's tasks will fail saying so)."""
+        ConfigError now, not a failed task later) and build its agent's adapter (one that
+        cannot be built is only a warning: the route's tasks will fail saying so). Binaries are
+        looked up when an agent starts; `taskyard doctor` checks them."""
         for route in routes:
             self.prompts.check(route.prompt or "default")
-            if route.agent not in self.settings.agents:
-                raise ConfigError(f"route {route.name!r} names unknown agent {route.agent!r}")
             try:
                 self._adapter(route.agent)
             except ConfigError as exc:
@@ -179,7 +178,9 @@ class TaskExecutor:
         (dirs.context / "event.json").write_bytes(
             orjson.dumps(event_data, option=orjson.OPT_INDENT_2)
         )
-        failures = await self.context.gather(spec, event, dirs.context)
+        failures = await self.context.gather(
+            spec, event.source, event_data["payload"], dirs.context
+        )
         if failures:
             return Ending(TaskStatus.FAILED, "context: " + "; ".join(failures))
         schema = spec.result_schema or DEFAULT_RESULT_SCHEMA
@@ -188,6 +189,7 @@ class TaskExecutor:
         agent = self.settings.agents.get(spec.agent)
         if agent is None:
             raise ConfigError(f"route {task.route!r} names unknown agent {spec.agent!r}")
+        defaults = Limits.from_config(self.settings.runs, agent)  # the agent's, else runs:
         request = AgentRequest(
             task_id=task.id,
             task_dir=dirs.root,
@@ -196,15 +198,15 @@ class TaskExecutor:
             output_dir=dirs.outputs,
             prompt_file=prompt_file,
             result_schema=schema,
-            timeout_seconds=spec.timeout_seconds
-            or agent.timeout_seconds
-            or self.settings.runs.timeout_seconds,
-            max_tool_calls=spec.max_tool_calls
-            or agent.max_tool_calls
-            or self.settings.runs.max_tool_calls,
+            timeout_seconds=spec.timeout_seconds or defaults.timeout_seconds,
+            max_tool_calls=spec.max_tool_calls or defaults.max_tool_calls,
         )
         request = _with_env(request, self.settings.runs.env_allowlist, self.environ)
-        limits = Limits.from_config(self.settings.runs, agent, request)
+        limits = replace(
+            defaults,
+            timeout_seconds=request.timeout_seconds,
+            max_tool_calls=request.max_tool_calls,
+        )
         adapter = self._adapter(spec.agent)
         report = await self._supervise(task, adapter, request, limits, dirs)
         return self._judge(report, schema)

@@ -122,7 +122,7 @@ async def running(
     )
     await queue.start()
     dispatcher = Dispatcher(store, queue, settings.queue, executor.value)
-    pipeline.on_tasks = dispatcher.notify
+    pipeline.on_tasks = dispatcher.wake
     await dispatcher.start()
     writer = None
     if intake:

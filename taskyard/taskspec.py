@@ -10,6 +10,7 @@ from typing import Any
 from taskyard.models import Event
 from taskyard.platforms import ContextSubject, Platforms, subject_from_payload
 from taskyard.platforms.context import FetchStatus, gather_context
+from taskyard.routing import payload_of
 from taskyard.workspace import RepoSpec
 
 __all__ = ["ContextGatherer", "ContextSubject", "TaskSpec", "event_json", "repo_spec"]
@@ -60,8 +61,6 @@ def repo_spec(spec: TaskSpec) -> RepoSpec | None:
 def event_json(event: Event) -> dict[str, Any]:
     """The event as the agent sees it in `context/event.json` (no headers: they may name
     internal hosts; no signature headers were ever kept)."""
-    from taskyard.routing import payload_of
-
     return {
         "id": event.id,
         "source": event.source,
@@ -82,12 +81,13 @@ class ContextGatherer:
         self.platforms = platforms
         self.timeout = timeout
 
-    async def gather(self, spec: TaskSpec, event: Event, context_dir: Path) -> list[str]:
+    async def gather(
+        self, spec: TaskSpec, source: str, payload: Mapping[str, Any], context_dir: Path
+    ) -> list[str]:
+        """`payload` is the event's parsed body (the executor has it from `event_json`)."""
         if not spec.context:
             return []
-        from taskyard.routing import payload_of
-
-        subject = subject_from_payload(event.source, payload_of(event))
+        subject = subject_from_payload(source, payload)
         report = await gather_context(
             spec.context, subject, self.platforms, context_dir, self.timeout
         )

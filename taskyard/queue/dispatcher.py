@@ -54,17 +54,22 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self, stored: int = 1) -> None:
-        """New events (or tasks) were stored: dispatch now rather than at the next poll.
-        Safe from any thread (routing jobs run on the queue engine's own event loop)."""
-        loop = self._loop
-        if loop is not None and _running_loop() is not loop:
-            loop.call_soon_threadsafe(self.notify, stored)
-            return
+        """Intake stored `stored` deliveries: count them (the burst policy reads the rate) and
+        dispatch now rather than at the next poll. Called on the dispatcher's own loop."""
         now = time.monotonic()
         if now - self._window[0] > 1.0:
             self._window = (now, 0)
         self._window = (self._window[0], self._window[1] + stored)
         self._wakeup.set()
+
+    def wake(self) -> None:
+        """Routing stored tasks: dispatch now. Safe from any thread (routing jobs run on the
+        queue engine's own event loop); not counted as intake pressure."""
+        loop = self._loop
+        if loop is not None and _running_loop() is not loop:
+            loop.call_soon_threadsafe(self._wakeup.set)
+        else:
+            self._wakeup.set()
 
     def intake_busy(self) -> bool:
         """Deliveries are arriving faster than `busy_intake_per_second` (this second)."""
@@ -98,8 +103,8 @@ class Dispatcher:
         return len(batch)
 
     def dispatch_tasks(self) -> int:
-        """Hand tasks that routing created (or `tasks retry` requeued) to the queue. The task
-        queue's own concurrency limit holds them until a slot is free."""
+        """Hand tasks that routing created (or `tasks retry` requeued) to the queue. Each
+        starts at once and waits for an agent slot in the executor's limiter."""
         tasks = self.store.tasks_to_dispatch(self.config.dispatch_batch)
         if tasks:
             self.queue.enqueue_tasks(tasks)

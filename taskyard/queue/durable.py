@@ -112,7 +112,6 @@ class DurableQueue(JobQueue):
         self.executor_id = executor_id
         self.concurrency = concurrency
         self.polling_interval_sec = polling_interval_sec
-        self._queue: Any = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._launch)
@@ -133,7 +132,9 @@ class DurableQueue(JobQueue):
             }
         )
         DBOS.launch()
-        self._queue = DBOS.register_queue(
+        # Jobs now start without a queue (see `enqueue`); the queue stays registered so that
+        # jobs an earlier version queued still run after an upgrade.
+        DBOS.register_queue(
             QUEUE_NAME,
             worker_concurrency=self.concurrency,
             polling_interval_sec=self.polling_interval_sec,

@@ -62,7 +62,7 @@ def make(tmp_path: Path, script: str, **runs: Any) -> tuple[TaskExecutor, Memory
     return ex, store, settings
 
 
-def queue_task(store: MemoryStore, **changes: Any) -> Task:
+def queue_task(store: MemoryStore, spec: TaskSpec | None = None, **changes: Any) -> Task:
     body = (SHARED / "github" / "issues.opened.json").read_bytes()
     now = time.time()
     eid = new_id()
@@ -70,7 +70,7 @@ def queue_task(store: MemoryStore, **changes: Any) -> Task:
                   now, Priority.P2, {}, body, eid)  # fmt: skip
     store.insert_events([NewEvent(event, eid, now + 60)], now)
     task = Task(new_id(), event.id, "r", "a", TaskStatus.QUEUED, Priority.P2, now, now,
-                "wf", TaskSpec("r", "a", "default").to_json())  # fmt: skip
+                "wf", (spec or TaskSpec("r", "a", "default")).to_json())  # fmt: skip
     store.record_routing([], [task])
     if changes:
         store.update_task(task.id, changes)
@@ -172,3 +172,13 @@ async def test_an_unexpected_error_still_ends_the_task(
     task = queue_task(store)
     assert await ex.run(task.id) == "failed"
     assert store.get_task(task.id).reason == "internal error: OSError: disk full"
+
+
+async def test_a_context_fetcher_without_credentials_fails_the_task_saying_so(
+    tmp_path: Path,
+) -> None:
+    ex, store, _ = make(tmp_path, writes(GOOD))
+    task = queue_task(store, TaskSpec("r", "a", "default", context=("github.issue",)))
+    assert await ex.run(task.id) == "failed"
+    reason = store.get_task(task.id).reason or ""
+    assert reason.startswith("context: github.issue:") and "TASKYARD_GITHUB_TOKEN" in reason

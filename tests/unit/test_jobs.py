@@ -11,7 +11,7 @@ import pytest
 
 from taskyard.config import QueueConfig, RetryConfig
 from taskyard.exceptions import PermanentError, TransientError
-from taskyard.models import Event, EventStatus, Priority, new_id
+from taskyard.models import Event, EventStatus, Priority, Task, TaskStatus, new_id
 from taskyard.queue.dispatcher import Dispatcher
 from taskyard.queue.jobs import ROUTE_JOB, JobContext, JobRuntime
 from taskyard.queue.memory import MemoryQueue
@@ -290,6 +290,24 @@ async def test_dispatcher_yields_to_a_burst_but_still_hands_over_work() -> None:
         assert 2 <= len(queue.seen) <= 4  # one batch per interval while busy
         await asyncio.sleep(1.2)  # the burst is over: the rest goes at once
         assert len(queue.seen) == 6
+    finally:
+        await dispatcher.stop()
+
+
+async def test_a_wake_from_another_thread_dispatches_tasks_and_is_not_intake() -> None:
+    store = MemoryStore()
+    queue = MemoryQueue(JobRuntime(store, {ROUTE_JOB: _noop}, RetryConfig()))
+    config = QueueConfig(dispatch_poll_sec=30, busy_intake_per_second=1)
+    dispatcher = Dispatcher(store, queue, config, "worker-1")
+    await dispatcher.start()
+    try:
+        await asyncio.sleep(0.1)  # the first look finds nothing; the next poll is 30 s away
+        task = Task(new_id(), "e1", "r", "a", TaskStatus.QUEUED, Priority.P2, 1.0, 1.0, "wf-1")
+        store.record_routing([], [task])
+        await asyncio.to_thread(dispatcher.wake)  # as a routing job on another loop does
+        await asyncio.sleep(0.2)
+        assert queue.seen == {"wf-1"}  # handed over now, not at the next poll
+        assert not dispatcher.intake_busy()  # a routing wake is not a delivery
     finally:
         await dispatcher.stop()
 
