@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from taskyard.actions.records import ActionRecord
+from taskyard.approvals.records import iso
 from taskyard.config import Settings, load_settings
 from taskyard.exceptions import NotFound, TaskyardError
 from taskyard.models import DeadLetter, Event, EventStatus, Task, TaskStatus
@@ -173,10 +175,6 @@ def _store(config: Path | None, database_url: str | None) -> Any:
     return open_migrated_store(settings_from(config, database_url=database_url))
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
 def event_json(e: Event, with_body: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": e.id,
@@ -189,8 +187,8 @@ def event_json(e: Event, with_body: bool = False) -> dict[str, Any]:
         "status": str(e.status),
         "attempts": e.attempts,
         "error": e.error,
-        "received_at": _iso(e.received_at),
-        "processed_at": _iso(e.processed_at),
+        "received_at": iso(e.received_at),
+        "processed_at": iso(e.processed_at),
         "content_hash": e.content_hash,
         "size": len(e.body),
     }
@@ -228,7 +226,7 @@ def events_list(
     table = Table("id", "received", "type", "subject", "priority", "status")
     for e in found:
         table.add_row(
-            e.id, _iso(e.received_at), e.type, e.subject or "", e.priority.name, str(e.status)
+            e.id, iso(e.received_at), e.type, e.subject or "", e.priority.name, str(e.status)
         )
     out.print(table)
 
@@ -283,11 +281,11 @@ def letter_json(d: DeadLetter) -> dict[str, Any]:
         "event_id": d.ref,
         "error": d.error,
         "attempts": d.attempts,
-        "failed_at": _iso(d.failed_at),
+        "failed_at": iso(d.failed_at),
         "status": str(d.status),
         "earlier_failures": d.replays,
-        "auto_retry_at": _iso(d.auto_retry_at),
-        "replayed_at": _iso(d.replayed_at),
+        "auto_retry_at": iso(d.auto_retry_at),
+        "replayed_at": iso(d.replayed_at),
     }
 
 
@@ -311,7 +309,7 @@ def dlq_list(
     table = Table("id", "failed", "job", "event", "attempts", "status", "error")
     for d in letters:
         table.add_row(
-            d.id, _iso(d.failed_at), d.job, d.ref, str(d.attempts), str(d.status), d.error[:80]
+            d.id, iso(d.failed_at), d.job, d.ref, str(d.attempts), str(d.status), d.error[:80]
         )
     out.print(table)
 
@@ -353,15 +351,35 @@ def task_json(t: Task) -> dict[str, Any]:
         "cost": t.cost_usd,
         "workspace": t.workspace,
         "workspace_exists": t.workspace is not None and Path(t.workspace).is_dir(),
-        "created_at": _iso(t.created_at),
-        "started_at": _iso(t.started_at),
-        "finished_at": _iso(ended),
+        "created_at": iso(t.created_at),
+        "started_at": iso(t.started_at),
+        "finished_at": iso(ended),
         "duration_seconds": round(ended - t.started_at, 3)
         if ended is not None and t.started_at is not None
         else None,
         "worker": t.worker,
         "cancel_requested": t.cancel_requested,
         "result": t.result,
+    }
+
+
+def action_json(a: ActionRecord) -> dict[str, Any]:
+    return {
+        "key": a.key,
+        "index": a.index,
+        "type": a.type,
+        "status": str(a.status),
+        "reason": a.reason,
+        "params": a.params,
+        "reasoning": a.reasoning,
+        "requests": a.requests,
+        "sent": a.sent,
+        "attempts": a.attempts,
+        "in_doubt": a.in_doubt,
+        "external_id": a.external_id,
+        "url": a.url,
+        "created_at": iso(a.created_at),
+        "updated_at": iso(a.updated_at),
     }
 
 
@@ -388,7 +406,7 @@ def tasks_list(
     table.add_column("id", no_wrap=True, min_width=32)  # people copy it into `tasks show`
     for t in found:
         table.add_row(
-            _iso(t.created_at),
+            iso(t.created_at),
             t.route,
             t.agent,
             str(t.status),
@@ -411,13 +429,23 @@ def _task(store: Any, task_id: str) -> Task:
 def tasks_show(
     task_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
 ) -> None:
-    """One task: state, reason, attempts, usage, cost, workspace, result."""
-    data = task_json(_task(_store(config, database_url), task_id))
+    """One task: state, reason, attempts, usage, cost, workspace, result, and its actions
+    (each with its outcome and the exact requests sent or, in dry-run, that would be)."""
+    store = _store(config, database_url)
+    data = task_json(_task(store, task_id))
+    actions = [action_json(a) for a in store.actions_of(task_id)]
     if as_json:
-        _print_json(data)
+        _print_json({**data, "actions": actions})
         return
     for key, value in data.items():
         out.print(f"[bold]{key}[/bold]: {value}", markup=True, highlight=False)
+    out.print(f"[bold]actions[/bold]: {len(actions) or 'none'}", markup=True, highlight=False)
+    for a in actions:
+        where = f" → {a['url'] or a['external_id']}" if a["url"] or a["external_id"] else ""
+        why = f" ({a['reason']})" if a["reason"] else ""
+        out.print(f"  #{a['index']} {a['type']}: {a['status']}{where}{why}", highlight=False)
+        for request in a["requests"]:
+            out.print(f"      {request['method']} {request['path']}", highlight=False)
 
 
 def _log_file(task: Task) -> Path | None:
@@ -469,7 +497,27 @@ def tasks_cancel(
     except NotFound as exc:
         raise _fail(str(exc)) from exc
     if not asked:
-        raise _fail(f"task {task_id} has already ended ({_task(store, task_id).status})")
+        status = _task(store, task_id).status
+        if status is TaskStatus.AWAITING_APPROVAL:  # nothing runs: it ends here and now
+            now = time.time()
+            changes = {
+                "status": TaskStatus.CANCELLED,
+                "reason": "cancelled while awaiting approval",
+                "finished_at": now,
+                "updated_at": now,
+            }
+            if store.update_task(task_id, changes, (TaskStatus.AWAITING_APPROVAL,)):
+                if as_json:
+                    _print_json({"id": task_id, "cancelled": True})
+                else:
+                    out.print(f"task {task_id}: cancelled (it was awaiting approval)")
+                return
+        if status is TaskStatus.APPLYING:
+            raise _fail(
+                f"task {task_id} is applying its actions and cannot be cancelled now; "
+                "see `taskyard tasks show` for each action's outcome"
+            )
+        raise _fail(f"task {task_id} has already ended ({status})")
     if as_json:
         _print_json({"id": task_id, "cancel_requested": True})
     else:
@@ -478,21 +526,46 @@ def tasks_cancel(
 
 @tasks_app.command("retry")
 def tasks_retry(
-    task_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
+    task_id: str,
+    rerun: Annotated[
+        bool,
+        typer.Option(
+            "--rerun",
+            help="Run the agent again even when only applying its actions failed.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
 ) -> None:
-    """Run an ended task again (a new attempt, same route and event)."""
+    """Run an ended task again (a new attempt, same route and event). A task whose agent
+    succeeded but some of whose actions failed only applies its actions again (the applied
+    ones are not sent twice), unless --rerun."""
     from taskyard.models import new_id
 
     store = _store(config, database_url)
+    task = _task(store, task_id)
+    reapply = (
+        not rerun
+        and task.status is TaskStatus.FAILED
+        and task.result is not None
+        and (task.reason or "").startswith("actions:")
+    )
+    status = TaskStatus.APPLYING if reapply else TaskStatus.QUEUED
     workflow = f"{task_id}-retry-{new_id()[-8:]}"
     try:
-        queued = store.retry_task(task_id, workflow, time.time())
+        queued = store.retry_task(task_id, workflow, time.time(), status)
     except NotFound as exc:
         raise _fail(str(exc)) from exc
     if not queued:
         raise _fail(f"task {task_id} has not ended ({_task(store, task_id).status})")
     if as_json:
-        _print_json({"id": task_id, "workflow_id": workflow, "queued": True})
+        _print_json({"id": task_id, "workflow_id": workflow, "queued": True, "reapply": reapply})
+    elif reapply:
+        out.print(
+            f"task {task_id} queued again as {workflow}: its failed actions will be applied "
+            "again (the agent does not run; --rerun to run it)"
+        )
     else:
         out.print(f"task {task_id} queued again as {workflow}")
 
@@ -520,6 +593,16 @@ def dev_model_server(
         sys.stdout.flush()
 
     serve_until_signalled(loaded, host, port, ready)
+
+
+def _approvals() -> None:
+    """The `approvals` group lives in its own module (it imports this one's helpers)."""
+    from taskyard.cli_approvals import approvals_app
+
+    app.add_typer(approvals_app, name="approvals")
+
+
+_approvals()
 
 
 def main() -> None:

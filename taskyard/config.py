@@ -324,6 +324,11 @@ class ActionsConfig(_Frozen):
     dry_run: bool | None = None
     dry_run_routes: tuple[str, ...] = ()
     allow: dict[str, tuple[str, ...]] = Field(default_factory=lambda: dict(DEFAULT_ALLOW))
+    # Where create_issue opens Linear issues when the task's event names no Linear team
+    # (Slack, Sentry, GitHub events): a Linear team id.
+    default_linear_team: str | None = None
+    # Offer the actions and read tools to codex and claude as a per-task MCP server.
+    tools: bool = True
 
     @field_validator("allow", mode="before")
     @classmethod
@@ -343,6 +348,75 @@ class ActionsConfig(_Frozen):
         if route in self.dry_run_routes:
             return True
         return (not can_write) if self.dry_run is None else self.dry_run
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+class LinearApprovalHub(_Frozen):
+    """Approval requests as Linear issues under a hub issue. Decided by moving the issue to
+    `approved_state` / `denied_state` (state names), or by its `Request Status` label group
+    (labels named `approved_label` / `denied_label`)."""
+
+    hub_issue_id: str | None = None  # the hub issue's id (a UUID); None: no Linear requests
+    team_id: str | None = None  # the requests' team (default: the hub issue's)
+    approved_state: str = "Approved"
+    denied_state: str = "Denied"
+    approved_label: str = "Approved"
+    denied_label: str = "Denied"
+    labels: tuple[str, ...] = ("approval",)
+
+    @field_validator("hub_issue_id")
+    @classmethod
+    def _uuid(cls, value: str | None) -> str | None:
+        if value is not None and not _UUID.match(value):
+            raise ValueError(
+                "approvals.channels.linear.hub_issue_id: the hub issue's id (a UUID), not its "
+                "identifier like OPS-12: deliveries name parents by id"
+            )
+        return value
+
+
+class ApprovalChannels(_Frozen):
+    """Where approval requests are posted, besides the CLI, the API and the UI."""
+
+    linear: LinearApprovalHub = LinearApprovalHub()
+    github: bool = True  # a comment on the task's pull request or issue; /approve, /deny
+    slack_channel: str | None = None  # a message with Approve / Deny buttons
+
+
+class ApprovalsConfig(_Frozen):
+    """Risk rules decide which actions a person must approve; approval policies say who may
+    decide and how long a request waits. Without files, the shipped defaults apply."""
+
+    enabled: bool = True  # False: the allow-list alone decides (no approvals)
+    risk_rules: Path | None = None  # risk-rules.yaml
+    policies: Path | None = None  # approval-policies.yaml
+    environment: str | None = None  # e.g. production: rules may match on it
+    sweep_seconds: float = Field(default=2.0, gt=0)  # how often expiry and reminders run
+    channels: ApprovalChannels = ApprovalChannels()
+
+
+class StartReport(_Frozen):
+    """Where a task says it has started: GitHub and Slack with a reaction (`react_with`),
+    Linear with a short comment (off by default: it notifies the issue's subscribers)."""
+
+    github: bool = True
+    slack: bool = True
+    linear: bool = False
+    react_with: str = "eyes"
+    linear_text: str = "taskyard is working on this."
+
+
+class ReportingConfig(_Frozen):
+    """Reporting back where a task came from. `summary`: post the result's summary when the
+    task's own actions posted nothing there; `failures`: post why a task failed, in plain
+    words; `notify_channel`: a Slack channel id that hears of every completion and failure."""
+
+    start: StartReport = StartReport()
+    summary: bool = True
+    failures: bool = True
+    notify_channel: str | None = None
 
 
 class Settings(_Frozen):
@@ -371,6 +445,9 @@ class Settings(_Frozen):
     routes: Routes = Field(default_factory=default_routes)
     routing: RoutingSettings = RoutingSettings()
     actions: ActionsConfig = ActionsConfig()
+    reporting: ReportingConfig = ReportingConfig()
+    approvals: ApprovalsConfig = ApprovalsConfig()
+    api_token: SecretStr | None = None  # the management API's bearer token (TASKYARD_API_TOKEN)
 
     @model_validator(mode="after")
     def _route_agents(self) -> Settings:
@@ -396,6 +473,18 @@ class Settings(_Frozen):
     def store_url(self) -> str:
         """The database taskyard keeps its own tables in."""
         return self.database_url or f"sqlite:///{(self.home / 'taskyard.db').resolve()}"
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret the settings hold: platform credentials, webhook secrets, model keys
+        (for redaction, and for tests that scan for leaks)."""
+        p = self.platforms
+        held = [p.github.token, p.github.app_private_key, p.linear.api_key, p.slack.bot_token]
+        held += [p.sentry.token, self.api_token]
+        found = [s.get_secret_value() for s in held if s is not None]
+        for source in (*self.sources.values(), *self.generic.values()):
+            found.extend(source.secrets)
+        found.extend(a.api_key for a in self.agents.values() if a.api_key)
+        return tuple(dict.fromkeys(s for s in found if s))
 
     def source(self, name: str) -> SourceConfig:
         """The config of a built-in source, or of `generic/<name>` given as `generic:<name>`."""
@@ -446,6 +535,7 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         "TASKYARD_WORKER_ID": "worker_id",
         "TASKYARD_LOG_LEVEL": "log_level",
         "TASKYARD_LOG_FORMAT": "log_format",
+        "TASKYARD_API_TOKEN": "api_token",
     }
     for env, key in scalars.items():
         if environ.get(env):

@@ -47,6 +47,30 @@ def run_checks(
                 ),
             )
     yield from _route_checks(settings, environ or {})
+    yield from _action_checks(settings)
+
+
+def _action_checks(settings: Settings) -> Iterator[tuple[bool, str]]:
+    """Which platforms taskyard can write to, and which routes run in dry-run."""
+    p = settings.platforms
+    writers = [
+        name
+        for name, held in (
+            ("github", p.github.token or p.github.app_id),
+            ("linear", p.linear.api_key),
+            ("slack", p.slack.bot_token),
+        )
+        if held
+    ]
+    yield True, "platform writes: " + (", ".join(writers) or "none (no write credentials)")
+    for route in settings.routes:
+        dry = settings.actions.dry_run_for(route.name, p.can_write)
+        allowed = ", ".join(settings.actions.allow.get(route.name, ())) or "nothing"
+        mode = "dry-run (recorded, never sent)" if dry else "live"
+        yield True, f"route {route.name}: actions {mode}; may apply {allowed}"
+    team = settings.actions.default_linear_team
+    if team is None:
+        yield True, "actions.default_linear_team unset: Slack and Sentry open no Linear issues"
 
 
 def _route_checks(settings: Settings, environ: Mapping[str, str]) -> Iterator[tuple[bool, str]]:

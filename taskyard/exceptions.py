@@ -141,8 +141,18 @@ class PlatformPermanentError(PlatformError, PermanentError):
     """Retrying cannot help: not found, no permission, bad credentials, no credentials."""
 
 
+class CredentialsMissing(PlatformPermanentError):
+    """The platform has no credentials configured: taskyard cannot reach it at all."""
+
+
 class PlatformTransientError(PlatformError, TransientError):
     """Worth retrying later: a timeout, a network error, a 5xx, a rate limit."""
+
+
+class PlatformInDoubt(PlatformTransientError):
+    """The connection failed after the request may have been sent (a read error, a timeout
+    waiting for the answer): a read is retried; a write is not, since it may have taken
+    effect (the apply step looks before sending it again)."""
 
 
 class PlatformRateLimited(PlatformTransientError):

@@ -1,9 +1,16 @@
-"""Running one task: slot → workspace → context → prompt → agent → result → note.
+"""Running one task: slot → workspace → context → prompt → agent → result → actions → report
+→ note.
 
 `TaskExecutor.run(task_id)` is the body of the durable `taskyard.task` workflow. Every state
 change is written to the tasks table first, so a run interrupted by a crash is found on
 re-entry: its stale process group is killed, and the task runs again as attempt n+1 or,
-past `runs.attempts`, ends `failed` with reason `worker lost`.
+past `runs.attempts`, ends `failed` with reason `worker lost`. A task found `applying` (its
+agent's result stored, its actions being applied) applies the rest without running the agent
+again: actions already applied are never sent twice (see `taskyard.actions.apply`).
+
+With an `ActionService`, a task also says where it came from that it started (a reaction),
+lets its codex or claude agent call the action and read tools through a per-task MCP server
+(`taskyard.tools`), applies its result's actions, and reports its summary or its failure.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -19,11 +28,15 @@ from typing import Any
 
 import orjson
 
+from taskyard.actions.records import ActionRecord
+from taskyard.actions.service import ActionService, TaskActions, outcome_of
 from taskyard.agents import build_adapter
 from taskyard.agents.base import AgentAdapter, AgentOutcome, AgentRequest
 from taskyard.agents.limiter import Limiter
 from taskyard.agents.process import ProcessRecord, kill_stale_group
 from taskyard.agents.supervisor import Limits, RunReport, build_env, supervise
+from taskyard.approvals.gate import workflow_for
+from taskyard.approvals.records import ApprovalStatus
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError, TaskyardError
 from taskyard.models import Event, Task, TaskStatus
@@ -37,12 +50,17 @@ from taskyard.results import (
 from taskyard.routing import RouteConfig
 from taskyard.store.base import Store
 from taskyard.taskspec import ContextGatherer, TaskSpec, event_json, repo_spec
+from taskyard.tools.base import ToolHandler
+from taskyard.tools.bridge import SOCKET_NAME, ToolBridge, socket_path_fits
 from taskyard.workspace import TaskDirs, Workspaces
 
 log = logging.getLogger(__name__)
 
 _LIVE = (TaskStatus.PREPARING, TaskStatus.RUNNING)
 CANCEL_POLL_SECONDS = 0.5
+MCP_AGENTS = frozenset({"codex", "claude"})  # agent kinds that register taskyard's MCP server
+
+ToolsFor = Callable[[TaskActions], ToolHandler]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +72,7 @@ class Ending:
     outcome: AgentOutcome | None = None
     result: Mapping[str, Any] | None = None
     agent_seconds: float | None = None  # the agent's own wall time
+    actions: tuple[ActionRecord, ...] = ()  # what applying the result's actions recorded
 
 
 class TaskExecutor:
@@ -66,6 +85,8 @@ class TaskExecutor:
         environ: Mapping[str, str],
         worker_id: str,
         clock: Callable[[], float] = time.time,
+        actions: ActionService | None = None,
+        tools_for: ToolsFor | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -80,6 +101,8 @@ class TaskExecutor:
         self._adapters: dict[str, AgentAdapter] = {}
         self.notes_dir = settings.home / "tasks"
         self.on_finished: list[Callable[[Task], None]] = []
+        self.actions = actions
+        self.tools_for = tools_for
 
     def warm_up(self, routes: Sequence[RouteConfig]) -> None:
         """Before the first event: compile every route's prompt (a missing one is a
@@ -102,6 +125,8 @@ class TaskExecutor:
         task = await self._get(task_id)
         if task.status.terminal:
             return str(task.status)
+        if task.status is TaskStatus.APPLYING:
+            return str(await self._resume_applying(task))
         if task.status in _LIVE:
             task = await self._recover_interrupted(task)
             if task.status.terminal:
@@ -160,19 +185,129 @@ class TaskExecutor:
         spec = TaskSpec.from_json(task.spec)
         event = await asyncio.to_thread(self.store.get_event, task.event_id)
         dirs: TaskDirs | None = None
+        acts: TaskActions | None = None
         try:
+            acts = self._task_actions(task, event)
+            if acts is not None:
+                await acts.report_start()
             dirs = await self.workspaces.prepare(task.id, repo_spec(spec))
-            ending = await self._prepare_and_run(task, spec, event, dirs)
+            ending = await self._prepare_and_run(task, spec, event, dirs, acts)
+            if ending.status is TaskStatus.SUCCEEDED and acts is not None:
+                ending = await self._apply(task, acts, ending)
         except TaskyardError as exc:
             ending = Ending(TaskStatus.FAILED, str(exc))
         except Exception as exc:  # a bug must still end the task in a clear state
             log.exception("task attempt crashed", extra={"task_id": task.id})
             ending = Ending(TaskStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+        if ending.status is TaskStatus.AWAITING_APPROVAL:
+            return await self._pause(task, ending, dirs)
+        await self._report_end(acts, event, ending)
         status = await self._end(task, ending, event, dirs, spec, began)
         return status
 
+    def _task_actions(self, task: Task, event: Event) -> TaskActions | None:
+        if self.actions is None:
+            return None
+        return self.actions.for_task(task.id, task.route, event, event_json(event)["payload"])
+
+    async def _apply(self, task: Task, acts: TaskActions, ending: Ending) -> Ending:
+        """Store the result (the task is `applying` from now on), then apply its actions."""
+        result = dict(ending.result or {})
+        changes: dict[str, Any] = {
+            "status": TaskStatus.APPLYING,
+            "result": result,
+            "updated_at": self.clock(),
+        }
+        if ending.outcome is not None:
+            changes["usage"] = ending.outcome.usage.to_json() | {
+                "tool_calls": ending.outcome.tool_calls
+            }
+            changes["cost_usd"] = ending.outcome.usage.cost_usd
+        await asyncio.to_thread(self.store.update_task, task.id, changes)
+        proposed = result.get("actions")
+        records = await acts.apply_result(proposed if isinstance(proposed, list) else [])
+        # In dry-run nothing was attempted: what could not be planned (a Linear name without
+        # credentials to resolve it) is in the records, and the task still succeeds.
+        status, reason = outcome_of(records, acts.dry_run)
+        return replace(ending, status=status, reason=reason, actions=tuple(records))
+
+    async def _pause(self, task: Task, ending: Ending, dirs: TaskDirs | None) -> TaskStatus:
+        """Some actions wait for a person: the task holds no worker and no agent until a
+        decision hands it back (`applying`); its workspace is done with."""
+        if dirs is not None and dirs.root.exists():
+            await self._finish_workspace(task, ending, dirs)
+        await asyncio.to_thread(
+            self.store.update_task,
+            task.id,
+            {
+                "status": TaskStatus.AWAITING_APPROVAL,
+                "reason": ending.reason,
+                "updated_at": self.clock(),
+            },
+        )
+        log.info(
+            "task awaiting approval",
+            extra={"task_id": task.id, "route": task.route, "reason": ending.reason},
+        )
+        # A decision that came before this task was waiting could not resume it: resume now.
+        pending = await asyncio.to_thread(
+            self.store.list_approvals, ApprovalStatus.PENDING, task.id
+        )
+        if not pending:
+            resumed = await asyncio.to_thread(
+                self.store.update_task,
+                task.id,
+                {
+                    "status": TaskStatus.APPLYING,
+                    "dispatched": False,
+                    "workflow_id": workflow_for(task.id),
+                    "updated_at": self.clock(),
+                },
+                (TaskStatus.AWAITING_APPROVAL,),
+            )
+            if resumed:
+                return TaskStatus.APPLYING
+        return TaskStatus.AWAITING_APPROVAL
+
+    async def _resume_applying(self, task: Task) -> TaskStatus:
+        """The worker died while applying, or `tasks retry` asked to apply again: apply what
+        is left of the stored result (applied actions are never sent twice)."""
+        log.warning("applying a stored result's actions again", extra={"task_id": task.id})
+        event = await asyncio.to_thread(self.store.get_event, task.event_id)
+        spec = TaskSpec.from_json(task.spec)
+        ending = Ending(TaskStatus.SUCCEEDED, None, result=task.result)
+        acts = None
+        try:
+            acts = self._task_actions(task, event)
+            if acts is not None:
+                ending = await self._apply(task, acts, ending)
+        except TaskyardError as exc:
+            ending = Ending(TaskStatus.FAILED, str(exc), result=task.result)
+        except Exception as exc:  # a bug must still end the task in a clear state
+            log.exception("resumed apply crashed", extra={"task_id": task.id})
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            ending = Ending(TaskStatus.FAILED, reason, result=task.result)
+        dirs = self.workspaces.dirs(task.id)
+        found = dirs if dirs.root.exists() else None
+        if ending.status is TaskStatus.AWAITING_APPROVAL:
+            return await self._pause(task, ending, found)
+        await self._report_end(acts, event, ending)
+        return await self._end(task, ending, event, found, spec)
+
+    async def _report_end(self, acts: TaskActions | None, event: Event, ending: Ending) -> None:
+        if acts is None:
+            return
+        summary = ending.result.get("summary") if ending.result else None
+        await acts.report_end(
+            ending.status,
+            ending.reason,
+            summary if isinstance(summary, str) else None,
+            ending.actions,
+            subject=event.subject,
+        )
+
     async def _prepare_and_run(
-        self, task: Task, spec: TaskSpec, event: Event, dirs: TaskDirs
+        self, task: Task, spec: TaskSpec, event: Event, dirs: TaskDirs, acts: TaskActions | None
     ) -> Ending:
         event_data = event_json(event)
         (dirs.context / "event.json").write_bytes(
@@ -208,8 +343,21 @@ class TaskExecutor:
             max_tool_calls=request.max_tool_calls,
         )
         adapter = self._adapter(spec.agent)
-        report = await self._supervise(task, adapter, request, limits, dirs)
+        async with contextlib.AsyncExitStack() as stack:
+            handler = self._tools(agent.kind, acts)
+            if handler is not None:
+                bridge = ToolBridge(handler, _socket_path(dirs, task.id))
+                await stack.enter_async_context(bridge)
+                request = replace(request, mcp=bridge.mcp_launch())
+            report = await self._supervise(task, adapter, request, limits, dirs)
         return self._judge(report, schema)
+
+    def _tools(self, kind: str, acts: TaskActions | None) -> ToolHandler | None:
+        if acts is None or self.tools_for is None or kind not in MCP_AGENTS:
+            return None
+        if not self.settings.actions.tools:
+            return None
+        return self.tools_for(acts)
 
     def _render_prompt(
         self,
@@ -370,6 +518,17 @@ class TaskExecutor:
 
     async def _get(self, task_id: str) -> Task:
         return await asyncio.to_thread(self.store.get_task, task_id)
+
+
+def _socket_path(dirs: TaskDirs, task_id: str) -> Path:
+    """The tool socket in the task's directory, or (when that path is too long for a unix
+    socket) in a private directory under the system's temporary directory."""
+    path = dirs.root / SOCKET_NAME
+    if socket_path_fits(path):
+        return path
+    private = Path(tempfile.gettempdir()) / f"taskyard-{os.getuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    return private / f"{task_id}.sock"
 
 
 def _timings(began: float | None, agent_seconds: float | None) -> dict[str, float]:

@@ -89,15 +89,22 @@ class StoreResult:
 
 
 class TaskStatus(enum.StrEnum):
-    """queued → preparing → running → succeeded | failed | timed_out | cancelled."""
+    """queued → preparing → running → [applying ⇄ awaiting_approval →] succeeded | failed |
+    timed_out | cancelled | expired.
+
+    `applying`: the agent's result is stored and its actions are being applied; a task found
+    in it after a crash applies the rest of them without running the agent again."""
 
     QUEUED = "queued"
     PREPARING = "preparing"
     RUNNING = "running"
+    APPLYING = "applying"
+    AWAITING_APPROVAL = "awaiting_approval"  # holds no worker and no agent: a decision resumes it
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # an approval it waited for expired: its action was not applied
 
     @property
     def terminal(self) -> bool:
@@ -105,7 +112,13 @@ class TaskStatus(enum.StrEnum):
 
 
 _TERMINAL = frozenset(
-    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.TIMED_OUT, TaskStatus.CANCELLED}
+    {
+        TaskStatus.SUCCEEDED,
+        TaskStatus.FAILED,
+        TaskStatus.TIMED_OUT,
+        TaskStatus.CANCELLED,
+        TaskStatus.EXPIRED,
+    }
 )
 
 
@@ -143,6 +156,7 @@ class Decision(enum.StrEnum):
     SKIPPED = "skipped"  # the route's type matched, a filter, trigger or draft rule did not
     FORBIDDEN = "forbidden"  # the actor may not trigger the route
     IGNORED = "ignored"  # no route matched at all
+    APPROVAL = "approval"  # the event decided an approval request; it starts no route
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,28 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from taskyard.actions.records import ActionRecord
+from taskyard.approvals.records import Approval, DecisionAttempt, DecisionOutcome
 from taskyard.exceptions import ConfigError
 from taskyard.models import Task
 
+APPROVAL_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+RISKS = ("low", "medium", "high", "critical")
+REFUSAL_REASONS = ("not_authorised", "already_decided", "expired", "forged", "invalid")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 EVENT_STATES = ("received", "queued", "processing", "processed", "ignored", "dead")
-TASK_STATES = ("queued", "preparing", "running", "succeeded", "failed", "timed_out", "cancelled")
+TASK_STATES = (
+    "queued",
+    "preparing",
+    "running",
+    "applying",
+    "awaiting_approval",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "expired",
+)
 
 
 class _QueueDepth(Collector):
@@ -126,7 +142,55 @@ class Metrics:
             ["agent", "kind"],
             registry=own,
         )
+        self.actions = Counter(
+            "taskyard_actions_total",
+            "Actions taken to an outcome, by route, type and status (applied, skipped, failed, "
+            "dry_run).",
+            ["route", "type", "status"],
+            registry=own,
+        )
 
+        self.approvals_created = Counter(
+            "taskyard_approval_requests_created_total",
+            "Approval requests created, by risk.",
+            ["risk"],
+            registry=own,
+        )
+        self.approvals_resolved = Counter(
+            "taskyard_approval_requests_resolved_total",
+            "Approval requests resolved, by risk and outcome (approved, denied, expired: an "
+            "expiry is never a denial).",
+            ["risk", "status"],
+            registry=own,
+        )
+        self.approval_latency = Histogram(
+            "taskyard_approval_latency_seconds",
+            "From an approval request to its decision, by risk.",
+            ["risk"],
+            buckets=APPROVAL_BUCKETS,
+            registry=own,
+        )
+        self.approval_timeouts = Counter(
+            "taskyard_approval_timeouts_total",
+            "Approval requests nobody decided before they expired, by risk.",
+            ["risk"],
+            registry=own,
+        )
+        self.approval_refusals = Counter(
+            "taskyard_approval_decisions_refused_total",
+            "Decisions refused, by reason (not_authorised, already_decided, expired, forged, "
+            "invalid).",
+            ["reason"],
+            registry=own,
+        )
+        # Every risk and reason starts at 0, so that an alert on increase() sees the first.
+        for risk in RISKS:
+            self.approvals_created.labels(risk)
+            self.approval_timeouts.labels(risk)
+            for status in ("approved", "denied", "expired"):
+                self.approvals_resolved.labels(risk, status)
+        for reason in REFUSAL_REASONS:
+            self.approval_refusals.labels(reason)
         self._children: dict[tuple[str, ...], Any] = {}
 
     def received(self, source: str, outcome: str) -> None:
@@ -155,6 +219,43 @@ class Metrics:
             tokens = int((task.usage or {}).get(f"{kind}_tokens") or 0)
             if tokens:
                 self.task_tokens.labels(task.agent, kind).inc(tokens)
+
+    def action_recorded(self, record: ActionRecord) -> None:
+        self.actions.labels(record.route, record.type, str(record.status)).inc()
+
+    def approval_created(self, approval: Approval) -> None:
+        self.approvals_created.labels(approval.risk).inc()
+
+    def approval_decided(self, outcome: DecisionOutcome) -> None:
+        a = outcome.approval
+        if a.status.decided and a.decided_at is not None:
+            self.approvals_resolved.labels(a.risk, str(a.status)).inc()
+            self.approval_latency.labels(a.risk).observe(max(0.0, a.decided_at - a.created_at))
+
+    def approval_expired(self, approval: Approval) -> None:
+        self.approvals_resolved.labels(approval.risk, "expired").inc()
+        self.approval_timeouts.labels(approval.risk).inc()
+
+    def approval_refused(self, attempt: DecisionAttempt) -> None:
+        self.approval_refusals.labels(refusal_reason(attempt.why)).inc()
+
+    def watch_approvals(self, stats: Callable[[], dict[str, tuple[int, float]]]) -> None:
+        """`taskyard_approval_backlog{risk}` and `taskyard_approval_oldest_pending_seconds
+        {risk}` from the store, read at most once a second."""
+        for name, doc, index in (
+            ("taskyard_approval_backlog", "Pending approval requests, by risk.", 0),
+            (
+                "taskyard_approval_oldest_pending_seconds",
+                "Age of the oldest pending approval request, by risk.",
+                1,
+            ),
+        ):
+
+            def read(index: int = index) -> Iterable[tuple[tuple[str, ...], float]]:
+                found = stats()
+                return [((r,), float(found.get(r, (0, 0.0))[index])) for r in RISKS]
+
+            self.registry.register(_LiveGauge(name, doc, ["risk"], read, 1.0))
 
     def watch_tasks(self, counts: Callable[[], dict[str, int]]) -> None:
         """`taskyard_tasks{status}` from the store, read at most once a second."""
@@ -187,6 +288,20 @@ class Metrics:
 
     def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepth(counts))
+
+
+def refusal_reason(why: str | None) -> str:
+    """The metric label of a refused decision's reason."""
+    text = (why or "").lower()
+    for label, words in (
+        ("not_authorised", ("not authorised",)),
+        ("already_decided", ("already",)),
+        ("expired", ("expired",)),
+        ("forged", ("signature", "forged", "replay")),
+    ):
+        if any(w in text for w in words):
+            return label
+    return "invalid"
 
 
 # --- logging ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from taskyard.config import Settings
@@ -28,6 +28,9 @@ from taskyard.taskspec import TaskSpec
 
 log = logging.getLogger(__name__)
 
+APPROVALS_ROUTE = "approvals"  # the decision recorded for an event that decided a request
+Interceptor = Callable[[Event, Mapping[str, Any]], Awaitable[str | None]]
+
 
 class Pipeline:
     def __init__(
@@ -41,9 +44,21 @@ class Pipeline:
         self.lookup = lookup
         self.on_tasks = on_tasks
         self.clock = clock
+        # Looked at before routing: one that returns a text consumed the event (an approval
+        # decision), and the text is recorded as the event's one decision.
+        self.interceptors: list[Interceptor] = []
 
     async def route_event(self, ctx: JobContext) -> EventStatus:
         event = await asyncio.to_thread(ctx.store.get_event, ctx.ref)
+        for intercept in self.interceptors:
+            handled = await intercept(event, payload_of(event))
+            if handled is not None:
+                decision = RouteDecision(
+                    event.id, APPROVALS_ROUTE, Decision.APPROVAL, handled, None, self.clock()
+                )
+                await asyncio.to_thread(ctx.store.record_routing, [decision], [])
+                log.info("event decided an approval", extra={"event_id": event.id, "what": handled})
+                return EventStatus.PROCESSED
         decisions, tasks = await self.decide(event)
         stored = await asyncio.to_thread(ctx.store.record_routing, decisions, tasks)
         if any(not t.dispatched for t in stored):

@@ -16,6 +16,9 @@ from typing import Any
 
 import uvicorn
 
+from taskyard.actions.build import action_service, tools_for
+from taskyard.approvals.channels.build import build_channels
+from taskyard.approvals.service import Approvals, Sweeper
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
 from taskyard.executor import TaskExecutor
@@ -26,6 +29,7 @@ from taskyard.intake.writer import EventWriter
 from taskyard.observe import Metrics
 from taskyard.pipeline import Pipeline
 from taskyard.platforms import Platforms
+from taskyard.platforms.clients import writers_from_settings
 from taskyard.queue.dispatcher import Dispatcher
 from taskyard.queue.durable import DurableQueue, system_database_url
 from taskyard.queue.identity import claim_executor_id
@@ -68,6 +72,7 @@ class Services:
     dispatcher: Dispatcher
     queue: DurableQueue
     writer: EventWriter | None
+    approvals: Approvals | None = None
 
 
 def _permission_lookup(platforms: Platforms) -> PermissionLookup | None:
@@ -90,11 +95,25 @@ async def running(
     metrics = Metrics(metrics_dir)
     metrics.watch_queue(store.count_events)
     platforms = Platforms.from_settings(settings.platforms)
+    writers = writers_from_settings(settings.platforms)
     pipeline = Pipeline(settings, _permission_lookup(platforms))
     workspaces = Workspaces.from_settings(settings, environ)
     swept = await workspaces.sweep_stale()
     if swept:
         log.info("stale workspaces removed", extra={"count": len(swept)})
+    approvals = Approvals.from_settings(settings, store) if settings.approvals.enabled else None
+    if approvals is not None:
+        channels = build_channels(settings, writers, platforms, approvals.gate.policies)
+        pipeline.interceptors.append(approvals.post_to(channels).intercept)
+    actions = action_service(
+        settings,
+        store,
+        platforms,
+        writers,
+        risk_policy=approvals.policy if approvals else None,
+        gate=approvals.gate if approvals else None,
+    )
+    actions.on_outcome.append(metrics.action_recorded)
     tasks = TaskExecutor(
         settings,
         store,
@@ -102,6 +121,8 @@ async def running(
         ContextGatherer(platforms, settings.platforms.context_timeout_seconds),
         environ,
         executor.value,
+        actions=actions,
+        tools_for=tools_for(platforms),
     )
     tasks.on_finished.append(metrics.task_finished)
     metrics.watch_tasks(store.count_tasks)
@@ -124,6 +145,19 @@ async def running(
     dispatcher = Dispatcher(store, queue, settings.queue, executor.value)
     pipeline.on_tasks = dispatcher.wake
     await dispatcher.start()
+    sweeper = None
+    if approvals is not None:
+        approvals.decisions.wake = dispatcher.wake
+        approvals.gate.on_created.append(metrics.approval_created)
+        approvals.decisions.on_decided.append(metrics.approval_decided)
+        approvals.decisions.on_refused.append(metrics.approval_refused)
+        metrics.watch_approvals(lambda: store.approval_stats(time.time()))
+        sweeper = Sweeper(store, settings.approvals.sweep_seconds, wake=dispatcher.wake)
+        if approvals.channels is not None:  # the sweeper runs on this loop, not the jobs'
+            sweeper.tell = approvals.tell_apart
+            sweeper.remind = approvals.remind_apart
+        sweeper.on_expired.append(metrics.approval_expired)
+        await sweeper.start()
     writer = None
     if intake:
         writer = EventWriter(store, settings.intake.write_batch_max, on_commit=dispatcher.notify)
@@ -134,16 +168,23 @@ async def running(
             "role": role,
             "executor_id": executor.value,
             "database": redact_url(settings.store_url),
+            # without write credentials, actions are recorded, never sent
+            "actions_dry_run": settings.actions.dry_run_for("", settings.platforms.can_write),
+            "writers": sorted(writers),
         },
     )
     try:
-        yield Services(store, metrics, dispatcher, queue, writer)
+        yield Services(store, metrics, dispatcher, queue, writer, approvals)
     finally:
+        if sweeper is not None:
+            await sweeper.stop()
         if writer is not None:
             await writer.stop()
         await dispatcher.stop()
         await queue.stop()
         await platforms.aclose()
+        for platform_writer in writers.values():
+            await platform_writer.aclose()
         store.close()
         executor.release()
 
@@ -159,7 +200,8 @@ async def serve(
         return
     async with running(settings, "serve", intake=True, environ=environ) as services:
         intake = IntakeApp(settings, services.writer, services.metrics, verify_only=verify_only)
-        app = build_app(services.store, services.metrics, intake)
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        app = build_app(services.store, services.metrics, intake, services.approvals, token)
         config = uvicorn.Config(
             app,
             host=settings.host,

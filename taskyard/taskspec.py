@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from taskyard.models import Event
 from taskyard.platforms import ContextSubject, Platforms, subject_from_payload
 from taskyard.platforms.context import FetchStatus, gather_context
 from taskyard.routing import payload_of
 from taskyard.workspace import RepoSpec
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ContextGatherer", "ContextSubject", "TaskSpec", "event_json", "repo_spec"]
 
@@ -84,11 +89,20 @@ class ContextGatherer:
     async def gather(
         self, spec: TaskSpec, source: str, payload: Mapping[str, Any], context_dir: Path
     ) -> list[str]:
-        """`payload` is the event's parsed body (the executor has it from `event_json`)."""
+        """`payload` is the event's parsed body (the executor has it from `event_json`).
+        Fetchers whose platform has no credentials are no failure: the agent goes without
+        them, and `context/unavailable.json` says which and why."""
         if not spec.context:
             return []
         subject = subject_from_payload(source, payload)
         report = await gather_context(
             spec.context, subject, self.platforms, context_dir, self.timeout
         )
-        return [f"{r.name}: {r.error}" for r in report.results if r.status is not FetchStatus.OK]
+        missing = {r.name: r.error for r in report.failed(FetchStatus.UNAVAILABLE)}
+        if missing:
+            log.warning("context unavailable", extra={"missing": sorted(missing)})
+            (context_dir / "unavailable.json").write_bytes(
+                orjson.dumps(missing, option=orjson.OPT_INDENT_2)
+            )
+        skip = (FetchStatus.OK, FetchStatus.UNAVAILABLE)
+        return [f"{r.name}: {r.error}" for r in report.results if r.status not in skip]

@@ -29,14 +29,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskyard.actions.models import (
-    MARKER_PLATFORMS,
     InvalidAction,
     ParsedAction,
     Target,
 )
-from taskyard.actions.policy import ActionPolicy
+from taskyard.actions.policy import ActionPolicy, Assessment, Verdict
 from taskyard.actions.records import ActionRecord, ActionStatus
+from taskyard.approvals.records import Approval, ApprovalStatus
 from taskyard.exceptions import (
+    ActionError,
     PlatformError,
     PlatformPermanentError,
     PlatformRateLimited,
@@ -59,10 +60,39 @@ class Planner(Protocol):
     def plan(self, action: ParsedAction, target: Target) -> list[PlannedRequest]: ...
 
 
-class MarkerLookup(Protocol):
-    """Looks on the platform for what `action` posts, by its key's hidden marker."""
+class ApprovalGate(Protocol):
+    """Where actions that need a person's decision wait (`taskyard.approvals.gate`)."""
 
-    async def find(self, action: ParsedAction, target: Target) -> WriteResult | None: ...
+    async def latest(self, action: ParsedAction) -> Approval | None:
+        """The newest approval request for the action (by its key), if any."""
+        ...
+
+    async def request(
+        self,
+        task_id: str,
+        route: str,
+        action: ParsedAction,
+        target: Target,
+        assessment: Assessment,
+        requests: list[PlannedRequest],
+    ) -> Approval:
+        """Ask for a decision (or return the pending request already asking)."""
+        ...
+
+
+class MarkerLookup(Protocol):
+    """Looks on the platform for what `request` (of `action`) created: by the key's hidden
+    marker in a posted body (GitHub), or by the id taskyard chose for it (Linear). Returns
+    None when it surely does not exist; raises ActionError when it cannot look for this kind
+    of request, PlatformError when the platform fails."""
+
+    async def find(
+        self, action: ParsedAction, target: Target, request: PlannedRequest
+    ) -> WriteResult | None: ...
+
+
+def _risk(assessment: Assessment) -> str:
+    return f"{assessment.risk or 'risk unknown'}: {assessment.rule or assessment.reason or '?'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +114,15 @@ async def apply_actions(
     dry_run: bool,
     lookup: MarkerLookup | None = None,
     clock: Callable[[], float] = time.time,
+    gate: ApprovalGate | None = None,
 ) -> list[ActionRecord]:
     """Apply `actions` in order; return one record per action. One failure never stops the
-    rest; calling it again sends nothing that was applied."""
-    run = _Run(task_id, route, target, planner, writers, policy, store, dry_run, lookup, clock)
+    rest; calling it again sends nothing that was applied. An action the policy wants a
+    person to decide on waits at `gate` (`awaiting_approval`) and is applied on a later call
+    once approved."""
+    run = _Run(
+        task_id, route, target, planner, writers, policy, store, dry_run, lookup, clock, gate
+    )
     return [await run.apply(action) for action in actions]
 
 
@@ -103,6 +138,7 @@ class _Run:
     dry_run: bool
     lookup: MarkerLookup | None
     clock: Callable[[], float]
+    gate: ApprovalGate | None = None
 
     async def apply(self, action: ParsedAction | InvalidAction) -> ActionRecord:
         existing = await asyncio.to_thread(self.store.get_action_by_key, action.key)
@@ -112,7 +148,7 @@ class _Run:
         if isinstance(action, InvalidAction):
             return await self._save(record, status=ActionStatus.SKIPPED, reason=action.error)
         assessment = self.policy.assess(self.route, action, self.target)
-        if not assessment.allowed:
+        if assessment.verdict is Verdict.DENY:
             return await self._save(record, status=ActionStatus.SKIPPED, reason=assessment.reason)
         try:
             requests = self.planner.plan(action.for_sending(self.target), self.target)
@@ -122,8 +158,43 @@ class _Run:
             )
         record = replace(record, requests=[r.to_json() for r in requests])
         if self.dry_run:
-            return await self._save(record, status=ActionStatus.DRY_RUN, reason=None)
+            why = None if assessment.allowed else f"would need approval ({_risk(assessment)})"
+            return await self._save(record, status=ActionStatus.DRY_RUN, reason=why)
+        if assessment.verdict is Verdict.ASK:
+            waiting = await self._approval(action, record, assessment, requests)
+            if waiting is not None:
+                return waiting
         return await self._send_all(action, record, requests)
+
+    async def _approval(
+        self,
+        action: ParsedAction,
+        record: ActionRecord,
+        assessment: Assessment,
+        requests: list[PlannedRequest],
+    ) -> ActionRecord | None:
+        """The record to keep while the action may not be sent (waiting, denied, expired), or
+        None when a person approved it."""
+        if self.gate is None:
+            why = f"needs approval ({_risk(assessment)}) and approvals are not set up"
+            return await self._save(record, status=ActionStatus.SKIPPED, reason=why)
+        approval = await self.gate.latest(action)
+        if approval is None:
+            approval = await self.gate.request(
+                self.task_id, self.route, action, self.target, assessment, requests
+            )
+        status = ApprovalStatus(approval.status)
+        if status is ApprovalStatus.APPROVED:
+            return None
+        if status is ApprovalStatus.PENDING:
+            why = f"waiting for approval {approval.id} ({_risk(assessment)})"
+            return await self._save(record, status=ActionStatus.AWAITING_APPROVAL, reason=why)
+        who = f"{approval.decided_by} via {approval.decided_via}"
+        if status is ApprovalStatus.DENIED:
+            why = f"denied by {who}" + (f": {approval.reason}" if approval.reason else "")
+            return await self._save(record, status=ActionStatus.SKIPPED, reason=why)
+        why = f"approval {approval.id} expired before anyone decided; not applied"
+        return await self._save(record, status=ActionStatus.EXPIRED, reason=why)
 
     def _start(
         self, action: ParsedAction | InvalidAction, existing: ActionRecord | None
@@ -169,7 +240,7 @@ class _Run:
         self, action: ParsedAction, record: ActionRecord, requests: list[PlannedRequest]
     ) -> ActionRecord:
         if record.in_doubt:
-            resolved = await self._resolve_doubt(action, record)
+            resolved = await self._resolve_doubt(action, record, requests)
             if isinstance(resolved, _Failure):
                 return await self._save(
                     record, status=ActionStatus.FAILED, reason=resolved.reason, in_doubt=True
@@ -202,21 +273,19 @@ class _Run:
         return await self._save(record, status=ActionStatus.APPLIED, reason=None, in_doubt=False)
 
     async def _resolve_doubt(
-        self, action: ParsedAction, record: ActionRecord
+        self, action: ParsedAction, record: ActionRecord, requests: list[PlannedRequest]
     ) -> ActionRecord | _Failure:
         """Request number `record.sent` may have reached the platform: decide (see the module
         docstring) whether to send it again, count it as done, or stop."""
         if action.spec.idempotent:
             return record
-        if (
-            self.lookup is not None
-            and action.spec.marker_field is not None
-            and self.target.platform in MARKER_PLATFORMS
-        ):
+        if self.lookup is not None and record.sent < len(requests):
             try:
-                found = await self.lookup.find(action, self.target)
+                found = await self.lookup.find(action, self.target, requests[record.sent])
+            except ActionError as exc:
+                return _Failure(f"{OUTCOME_UNKNOWN} ({exc}); not sent again", True)
             except PlatformError as exc:
-                return _Failure(f"{OUTCOME_UNKNOWN}: cannot look for the marker: {exc}", True)
+                return _Failure(f"{OUTCOME_UNKNOWN}: cannot look for it: {exc}", True)
             if found is None:
                 return record
             return replace(

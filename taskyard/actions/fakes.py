@@ -84,8 +84,12 @@ class WriterLookup:
     writer: FakeWriter
     calls: int = 0
 
-    async def find(self, action: ParsedAction, target: Target) -> WriteResult | None:
+    async def find(
+        self, action: ParsedAction, target: Target, request: PlannedRequest
+    ) -> WriteResult | None:
         self.calls += 1
+        if action.spec.marker_field is None:
+            raise ActionError(f"cannot look for {action.type} actions")
         for n, request in enumerate(self.writer.applied, start=1):
             texts = [v for v in request.body.values() if isinstance(v, str)]
             if any(action.key in markers_in(t) for t in texts):

@@ -2,8 +2,8 @@
 `actions[]` into them.
 
 Each entry of `REGISTRY` names the params model, whether sending the action again is harmless
-(`idempotent`, e.g. adding labels), and which text field carries the hidden idempotency
-marker (`marker_field`, for actions that post a body).
+(`idempotent`, e.g. adding labels or a reaction), and which text field carries the hidden
+idempotency marker (`marker_field`, for actions that post a body).
 """
 
 from __future__ import annotations
@@ -47,18 +47,23 @@ class RemoveLabels(AddLabels):
     pass
 
 
+def _priority_names(data: Any) -> Any:
+    """Accept "P1" (and the other names Priority.parse knows) for a `priority` field."""
+    if isinstance(data, Mapping) and isinstance(data.get("priority"), str):
+        try:
+            return {**data, "priority": Priority.parse(data["priority"])}
+        except KeyError:
+            raise ValueError("priority must be one of P0, P1, P2, P3") from None
+    return data
+
+
 class SetPriority(ActionParams):
     priority: Priority
 
     @model_validator(mode="before")
     @classmethod
     def _parse(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and isinstance(data.get("priority"), str):
-            try:
-                return {**data, "priority": Priority.parse(data["priority"])}
-            except KeyError:
-                raise ValueError("priority must be one of P0, P1, P2, P3") from None
-        return data
+        return _priority_names(data)
 
 
 class SetState(ActionParams):
@@ -82,6 +87,12 @@ class CreateIssue(ActionParams):
     title: Text
     body: str = ""
     labels: tuple[str, ...] = ()
+    priority: Priority | None = None  # Linear only: GitHub issues have none
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        return _priority_names(data)
 
 
 class InlineComment(ActionParams):
@@ -127,7 +138,25 @@ class MentionUsers(ActionParams):
 
 class PostChannel(ActionParams):
     text: Text
-    channel: str | None = None  # None: the task's own channel (and thread)
+    channel: str | None = None  # None: the task's own Slack channel, at the top level
+
+
+_EMOJI = r"^[a-z0-9_+-]+(::skin-tone-[2-6])?$"
+
+
+class React(ActionParams):
+    """An emoji reaction on the task's issue, pull request or Slack message: a GitHub reaction
+    name (+1, -1, laugh, confused, heart, hooray, rocket, eyes) or a Slack emoji name, with
+    or without its colons."""
+
+    emoji: Annotated[str, Field(pattern=_EMOJI)] = "eyes"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and isinstance(data.get("emoji"), str):
+            return {**data, "emoji": data["emoji"].strip().strip(":").lower()}
+        return data
 
 
 class RunCommand(ActionParams):
@@ -157,6 +186,7 @@ _SPECS = (
     ActionSpec("merge_pr", MergePr),
     ActionSpec("mention_users", MentionUsers, marker_field="message"),
     ActionSpec("post_channel", PostChannel),
+    ActionSpec("react", React, idempotent=True),
     ActionSpec("run_command", RunCommand),
 )
 Registry = Mapping[str, ActionSpec]
@@ -178,8 +208,11 @@ class Target:
     team_id: str | None = None  # Linear team id
     channel: str | None = None  # Slack channel id
     thread_ts: str | None = None  # Slack thread to answer in
+    message_ts: str | None = None  # Slack message the event is about (what `react` reacts to)
     head_sha: str | None = None  # GitHub head commit (pull request, check run, push)
     pull_request: bool | None = None  # GitHub: the number is a pull request (None: unknown)
+    branch: str | None = None  # GitHub: a pull request's base branch, or the branch pushed to
+    lines_changed: int | None = None  # GitHub: a pull request's additions + deletions
 
 
 @dataclass(frozen=True, slots=True)

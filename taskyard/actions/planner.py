@@ -10,22 +10,32 @@ What goes where:
 | action | github | linear | slack | any other target |
 |---|---|---|---|---|
 | add_labels | labels by name | `addedLabelIds` | no | no |
-| remove_labels | one DELETE per label | no (no removal in the writer yet) | no | no |
+| remove_labels | one DELETE per label | `removedLabelIds` | no | no |
 | set_priority | no (use labels) | P0..P3 → urgent..low | no | no |
 | set_state | no (use close_issue) | `stateId` | no | no |
 | assign | logins | one `assigneeId` | no | no |
-| comment | issue comment | comment | reply in the thread | no |
-| mention_users | comment "@a @b text" | comment | reply "<@U1> text" | no |
-| create_issue | issue in the repo | in `team_id` | in `team_id` | in `team_id` |
+| comment | issue comment | comment (id: `linear_uuid`) | reply in the thread | no |
+| mention_users | comment "@a @b text" | comment (id: `linear_uuid`) | reply "<@U1> text" | no |
+| create_issue | issue in the repo | in `team_id` (id: `linear_uuid`) | as linear | as linear |
 | review, merge_pr | pull request only | no | no | no |
 | set_check, create_pr | on the repo | no | no | no |
 | close_issue | close with the reason | no (use set_state) | no | no |
 | post_channel | params.channel | params.channel | the channel, no thread | params.channel |
+| react | reaction on the issue / PR | no (use comment) | `reactions.add` on the message | no |
 | run_command | not configured | | | |
 
 Linear wants ids for labels, states and users. A value that is already an id (a UUID) is
 used as it is; a name is resolved with the injected lookup `(team_id, names) -> {name: id}`
-for the names it knows. No lookup, no team, or an unknown name: `ActionError`.
+for the names it knows (`taskyard.actions.directory` builds them from the Linear API). No
+lookup, no team, or an unknown name: `ActionError`.
+
+What Linear creates gets the id `linear_uuid(action.key)`: sent twice, the second is refused
+instead of making a duplicate, and the apply step can look for it by that id.
+
+`react` takes a GitHub reaction name or a Slack emoji name: GitHub accepts only its eight
+(`+1 -1 laugh confused heart hooray rocket eyes`; Slack's names of the same emoji, e.g.
+`thumbsup` or `tada`, are translated); Slack gets any emoji name (GitHub's `hooray` and `laugh`
+as `tada` and `smile`).
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from taskyard.actions.models import (
     MergePr,
     ParsedAction,
     PostChannel,
+    React,
     Review,
     SetCheck,
     SetPriority,
@@ -75,6 +86,14 @@ _LINEAR_PRIORITY: Mapping[Priority, int] = {
     Priority.P2: 3,
     Priority.P3: 4,
 }
+# Slack's names for GitHub's reactions, both ways (the rest are the same name on both).
+_GITHUB_REACTION: Mapping[str, str] = {
+    "thumbsup": "+1",
+    "thumbsdown": "-1",
+    "tada": "hooray",
+    "smile": "laugh",
+}
+_SLACK_EMOJI: Mapping[str, str] = {"hooray": "tada", "laugh": "smile"}
 _REVIEW_EVENT: Mapping[str, gh.ReviewEvent] = {
     "comment": gh.ReviewEvent.COMMENT,
     "approve": gh.ReviewEvent.APPROVE,
@@ -105,7 +124,7 @@ class PlatformPlanner:
         if handler is None:
             raise ActionError(_why_not(action.type, target.platform, handlers))
         try:
-            return handler(self, action.params, target)
+            return handler(self, action, target)
         except ValueError as exc:  # a platform planner refused a value
             raise ActionError(f"{action.type}: {exc}") from exc
 
@@ -118,8 +137,8 @@ class PlatformPlanner:
         listed = ", ".join(repr(n) for n in wanted)
         if lookup is None:
             raise ActionError(
-                f"Linear needs {kind} ids and no {kind} lookup is configured to find {listed}; "
-                f"give the {kind} ids instead"
+                f"Linear {kind} names need TASKYARD_LINEAR_API_KEY to be resolved to ids "
+                f"({listed}); set it, or give the {kind} ids instead"
             )
         if target.team_id is None:
             raise ActionError(
@@ -133,7 +152,7 @@ class PlatformPlanner:
         return [n if _UUID.match(n) else found[n] for n in names]
 
 
-Handler = Callable[[PlatformPlanner, ActionParams, Target], list[PlannedRequest]]
+Handler = Callable[[PlatformPlanner, ParsedAction, Target], list[PlannedRequest]]
 
 # Why a combination is missing, when the default sentence would not help.
 _WHY_NOT: Mapping[tuple[str, str], str] = {
@@ -147,8 +166,9 @@ _WHY_NOT: Mapping[tuple[str, str], str] = {
         "a Linear issue is closed by moving it to a done state; use set_state with the "
         "state's name (e.g. Done)"
     ),
-    ("remove_labels", "linear"): (
-        "removing labels from a Linear issue is not supported yet; remove them by hand"
+    ("react", "linear"): (
+        "react is not applied to Linear issues (a comment is not a reaction); Linear: use "
+        "comment to answer on the issue"
     ),
 }
 
@@ -216,45 +236,49 @@ def _team(target: Target, what: str) -> str:
 # --- labels, priority, state, assignees ------------------------------------------------
 
 
-def _github_add_labels(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _github_add_labels(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     repo, number = _issue(t, "add_labels")
-    return [gh.add_labels(repo, number, _as(params, AddLabels).labels)]
+    return [gh.add_labels(repo, number, _as(a.params, AddLabels).labels)]
 
 
-def _github_remove_labels(
-    p: PlatformPlanner, params: ActionParams, t: Target
-) -> list[PlannedRequest]:
+def _github_remove_labels(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     repo, number = _issue(t, "remove_labels")
-    return [gh.remove_label(repo, number, label) for label in _as(params, AddLabels).labels]
+    return [gh.remove_label(repo, number, label) for label in _as(a.params, AddLabels).labels]
 
 
-def _linear_add_labels(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _linear_add_labels(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     issue = _linear_issue(t, "add_labels")
-    ids = p.linear_ids("label", t, _as(params, AddLabels).labels)
+    ids = p.linear_ids("label", t, _as(a.params, AddLabels).labels)
     return [lin.issue_update(issue, added_label_ids=ids)]
 
 
-def _linear_priority(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _linear_remove_labels(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
+    issue = _linear_issue(t, "remove_labels")
+    ids = p.linear_ids("label", t, _as(a.params, AddLabels).labels)
+    return [lin.issue_update(issue, removed_label_ids=ids)]
+
+
+def _linear_priority(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     issue = _linear_issue(t, "set_priority")
-    priority = _LINEAR_PRIORITY[_as(params, SetPriority).priority]
+    priority = _LINEAR_PRIORITY[_as(a.params, SetPriority).priority]
     return [lin.issue_update(issue, priority=priority)]
 
 
-def _linear_state(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _linear_state(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     issue = _linear_issue(t, "set_state")
-    (state,) = p.linear_ids("state", t, [_as(params, SetState).state])
+    (state,) = p.linear_ids("state", t, [_as(a.params, SetState).state])
     return [lin.issue_update(issue, state_id=state)]
 
 
-def _github_assign(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _github_assign(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     repo, number = _issue(t, "assign")
-    logins = [name.removeprefix("@") for name in _as(params, Assign).assignees]
+    logins = [name.removeprefix("@") for name in _as(a.params, Assign).assignees]
     return [gh.assign(repo, number, logins)]
 
 
-def _linear_assign(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _linear_assign(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     issue = _linear_issue(t, "assign")
-    names = _as(params, Assign).assignees
+    names = _as(a.params, Assign).assignees
     if len(names) != 1:
         raise ActionError(f"a Linear issue has one assignee; name one, not {len(names)}")
     (user,) = p.linear_ids("user", t, names)
@@ -264,18 +288,19 @@ def _linear_assign(p: PlatformPlanner, params: ActionParams, t: Target) -> list[
 # --- comments and messages -------------------------------------------------------------
 
 
-def _github_comment(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _github_comment(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     repo, number = _issue(t, "comment")
-    return [gh.comment(repo, number, _as(params, Comment).body)]
+    return [gh.comment(repo, number, _as(a.params, Comment).body)]
 
 
-def _linear_comment(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
-    return [lin.comment_create(_linear_issue(t, "comment"), _as(params, Comment).body)]
+def _linear_comment(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
+    issue = _linear_issue(t, "comment")
+    return [lin.comment_create(issue, _as(a.params, Comment).body, id=lin.linear_uuid(a.key))]
 
 
-def _slack_comment(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _slack_comment(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     channel = _channel(t, "comment")
-    return [sl.post_message(channel, _as(params, Comment).body, thread_ts=t.thread_ts)]
+    return [sl.post_message(channel, _as(a.params, Comment).body, thread_ts=t.thread_ts)]
 
 
 def _mentions(users: Sequence[str], slack: bool = False) -> str:
@@ -286,27 +311,28 @@ def _mentions(users: Sequence[str], slack: bool = False) -> str:
     return " ".join(one(u) for u in users)
 
 
-def _github_mention(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _github_mention(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     repo, number = _issue(t, "mention_users")
-    m = _as(params, MentionUsers)
+    m = _as(a.params, MentionUsers)
     return [gh.comment(repo, number, f"{_mentions(m.users)} {m.message}")]
 
 
-def _linear_mention(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _linear_mention(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     issue = _linear_issue(t, "mention_users")
-    m = _as(params, MentionUsers)
-    return [lin.comment_create(issue, f"{_mentions(m.users)} {m.message}")]
+    m = _as(a.params, MentionUsers)
+    text = f"{_mentions(m.users)} {m.message}"
+    return [lin.comment_create(issue, text, id=lin.linear_uuid(a.key))]
 
 
-def _slack_mention(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _slack_mention(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     channel = _channel(t, "mention_users")
-    m = _as(params, MentionUsers)
+    m = _as(a.params, MentionUsers)
     text = f"{_mentions(m.users, slack=True)} {m.message}"
     return [sl.post_message(channel, text, thread_ts=t.thread_ts)]
 
 
-def _post_channel(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
-    post = _as(params, PostChannel)
+def _post_channel(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
+    post = _as(a.params, PostChannel)
     channel = post.channel or (t.channel if t.platform == sl.PLATFORM else None)
     if channel is None:
         raise ActionError(
@@ -319,35 +345,44 @@ def _post_channel(p: PlatformPlanner, params: ActionParams, t: Target) -> list[P
 # --- issues and pull requests ----------------------------------------------------------
 
 
-def _github_create_issue(
-    p: PlatformPlanner, params: ActionParams, t: Target
-) -> list[PlannedRequest]:
-    issue = _as(params, CreateIssue)
+def _github_create_issue(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
+    issue = _as(a.params, CreateIssue)
     repo = _repo(t, "create_issue")
+    if issue.priority is not None:
+        raise ActionError(
+            "create_issue: GitHub issues have no priority; leave it out, or add a priority label"
+        )
     return [gh.create_issue(repo, issue.title, issue.body, issue.labels)]
 
 
-def _linear_create_issue(
-    p: PlatformPlanner, params: ActionParams, t: Target
-) -> list[PlannedRequest]:
-    issue = _as(params, CreateIssue)
+def _linear_create_issue(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
+    issue = _as(a.params, CreateIssue)
     team = _team(t, "create_issue")
     labels = p.linear_ids("label", t, issue.labels)
-    return [lin.issue_create(team, issue.title, description=issue.body, label_ids=labels)]
+    priority = None if issue.priority is None else _LINEAR_PRIORITY[issue.priority]
+    planned = lin.issue_create(
+        team,
+        issue.title,
+        description=issue.body,
+        priority=priority,
+        label_ids=labels,
+        id=lin.linear_uuid(a.key),
+    )
+    return [planned]
 
 
-def _github_close(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _github_close(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     repo, number = _issue(t, "close_issue")
-    return [gh.close_issue(repo, number, _as(params, CloseIssue).reason)]
+    return [gh.close_issue(repo, number, _as(a.params, CloseIssue).reason)]
 
 
 def _without(request: PlannedRequest, field: str) -> PlannedRequest:
     return replace(request, body={k: v for k, v in request.body.items() if k != field})
 
 
-def _github_review(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _github_review(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     repo, number = _pull(t, "review")
-    r = _as(params, Review)
+    r = _as(a.params, Review)
     comments = [c.model_dump() for c in r.comments]
     event = _REVIEW_EVENT[r.verdict]
     planned = gh.review(repo, number, t.head_sha or "", r.summary, event, comments)
@@ -355,11 +390,11 @@ def _github_review(p: PlatformPlanner, params: ActionParams, t: Target) -> list[
     return [planned if t.head_sha else _without(planned, "commit_id")]
 
 
-def _github_check(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _github_check(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     repo = _repo(t, "set_check")
     if t.head_sha is None:
         raise ActionError("set_check needs a commit, and the task's event names no head commit")
-    c = _as(params, SetCheck)
+    c = _as(a.params, SetCheck)
     return [
         gh.set_check(
             repo, t.head_sha, c.name, conclusion=c.conclusion, title=c.title, summary=c.summary
@@ -367,25 +402,48 @@ def _github_check(p: PlatformPlanner, params: ActionParams, t: Target) -> list[P
     ]
 
 
-def _github_create_pr(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
-    pr = _as(params, CreatePr)
+def _github_create_pr(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
+    pr = _as(a.params, CreatePr)
     planned = gh.create_pr(_repo(t, "create_pr"), pr.title, pr.head, pr.base, pr.body)
     return [replace(planned, body={**planned.body, "draft": pr.draft})]
 
 
-def _github_merge(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+def _github_merge(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     repo, number = _pull(t, "merge_pr")
-    return [gh.merge_pr(repo, number, _as(params, MergePr).method)]
+    return [gh.merge_pr(repo, number, _as(a.params, MergePr).method)]
 
 
-def _run_command(p: PlatformPlanner, params: ActionParams, t: Target) -> list[PlannedRequest]:
+# --- reactions -------------------------------------------------------------------------
+
+
+def _github_react(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
+    repo, number = _issue(t, "react")
+    emoji = _as(a.params, React).emoji
+    content = _GITHUB_REACTION.get(emoji, emoji)
+    allowed = [r.value for r in gh.Reaction]
+    if content not in allowed:
+        raise ActionError(
+            f"react: GitHub has no {emoji!r} reaction; use one of {', '.join(allowed)}"
+        )
+    return [gh.add_reaction(repo, number, content=content)]
+
+
+def _slack_react(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
+    channel = _channel(t, "react")
+    if t.message_ts is None:
+        raise ActionError("react needs a Slack message, and the task's event names none")
+    emoji = _as(a.params, React).emoji
+    return [sl.add_reaction(channel, t.message_ts, _SLACK_EMOJI.get(emoji, emoji))]
+
+
+def _run_command(p: PlatformPlanner, a: ParsedAction, t: Target) -> list[PlannedRequest]:
     raise ActionError(NOT_CONFIGURED)
 
 
 _GH, _LIN, _SL = gh.PLATFORM, lin.PLATFORM, sl.PLATFORM
 _PLANS: Mapping[str, Mapping[str, Handler]] = {
     "add_labels": {_GH: _github_add_labels, _LIN: _linear_add_labels},
-    "remove_labels": {_GH: _github_remove_labels},
+    "remove_labels": {_GH: _github_remove_labels, _LIN: _linear_remove_labels},
     "set_priority": {_LIN: _linear_priority},
     "set_state": {_LIN: _linear_state},
     "assign": {_GH: _github_assign, _LIN: _linear_assign},
@@ -398,5 +456,6 @@ _PLANS: Mapping[str, Mapping[str, Handler]] = {
     "merge_pr": {_GH: _github_merge},
     "mention_users": {_GH: _github_mention, _LIN: _linear_mention, _SL: _slack_mention},
     "post_channel": {ANY: _post_channel},
+    "react": {_GH: _github_react, _SL: _slack_react},
     "run_command": {ANY: _run_command},
 }

@@ -1,8 +1,8 @@
 """The policy hook: may this route's task apply this action now?
 
-For now a configured allow-list per route (`actions.allow` in the config). The approvals
-issue replaces `AllowListPolicy` with risk rules behind the same one-method interface and
-adds a verdict that asks for approval; `apply_actions` applies only `Verdict.ALLOW`.
+`AllowListPolicy`: a configured allow-list per route (`actions.allow`): what a route may
+never do. `taskyard.approvals.policy.RiskPolicy` puts risk rules behind it: an allowed
+action of low risk is applied, one of higher risk gets `Verdict.ASK` (a person decides).
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ from taskyard.actions.models import ParsedAction, Target
 class Verdict(enum.StrEnum):
     ALLOW = "allow"
     DENY = "deny"
+    ASK = "ask"  # a person must approve it first (see taskyard.approvals)
 
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
     verdict: Verdict
     reason: str | None = None
+    risk: str | None = None  # low | medium | high | critical, when risk rules assessed it
+    rule: str | None = None  # the risk rule that matched
 
     @property
     def allowed(self) -> bool:
@@ -59,7 +62,7 @@ DEFAULT_ALLOW: Mapping[str, tuple[str, ...]] = {
         "assign",
         "comment",
     ),
-    "slack-bug-analysis": ("post_channel", "mention_users", "create_issue"),
+    "slack-bug-analysis": ("comment", "mention_users", "create_issue", "post_channel"),
     "pr-review": ("review", "comment", "add_labels", "remove_labels", "set_check"),
     "sentry-triage": ("create_issue", "comment"),
 }

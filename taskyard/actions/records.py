@@ -9,13 +9,16 @@ from typing import Any
 
 class ActionStatus(enum.StrEnum):
     """proposed (recorded before sending: in flight) → applied | failed;
-    or skipped (invalid, or refused by the policy) or dry_run (planned, not sent)."""
+    or skipped (invalid, refused by the policy, or denied by a person) or dry_run (planned,
+    not sent); awaiting_approval (a person must decide first) → applied | skipped | expired."""
 
     PROPOSED = "proposed"
     APPLIED = "applied"
     SKIPPED = "skipped"
     FAILED = "failed"
     DRY_RUN = "dry_run"
+    AWAITING_APPROVAL = "awaiting_approval"
+    EXPIRED = "expired"  # its approval request expired: not applied (never "denied")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import uvicorn
 
+from taskyard.approvals.service import Approvals
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
 from taskyard.intake.app import IntakeApp
@@ -125,8 +126,14 @@ async def _serve_intake(spec: IntakeProcessSpec, slot: int, sock: socket.socket)
         await writer.start()
     try:
         intake = IntakeApp(settings, writer, metrics, verify_only=spec.verify_only, shared=state)
+        # The management API answers here too: decisions go through the database, and the
+        # dispatching process picks the resumed tasks up.
+        approvals = None
+        if settings.approvals.enabled:
+            approvals = Approvals.from_settings(settings, store)
+        token = settings.api_token.get_secret_value() if settings.api_token else None
         config = uvicorn.Config(
-            build_app(store, metrics, intake),
+            build_app(store, metrics, intake, approvals, token),
             access_log=False,
             log_config=None,
             lifespan="off",

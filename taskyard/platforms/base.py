@@ -82,6 +82,35 @@ class GitHubReader(Protocol):
         self, repo: str, number: int, *, installation_id: int | None = None
     ) -> JSONObject: ...
 
+    # What taskyard may have posted, for finding it again by its hidden marker: each item is
+    # `{"id", "number", "body", "html_url"}` (number: issues and pull requests only).
+
+    async def all_issue_comments(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        """Every comment of an issue or pull request (all pages), oldest first."""
+        ...
+
+    async def pull_request_reviews(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        """Every review of a pull request (all pages), oldest first."""
+        ...
+
+    async def recent_issues(
+        self, repo: str, *, pages: int = 3, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        """The repository's newest issues and pull requests, open or closed, newest first
+        (at most `pages` pages of 100)."""
+        ...
+
+    async def recent_pull_requests(
+        self, repo: str, *, pages: int = 3, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        """The repository's newest pull requests, open or closed, newest first (at most
+        `pages` pages of 100)."""
+        ...
+
     async def permission(
         self, repo_full_name: str, login: str, *, installation_id: int | None = None
     ) -> str | None: ...
@@ -104,6 +133,20 @@ class LinearReader(Protocol):
 
     async def issue_team(self, issue_id: str) -> str:
         """The id of the team an issue belongs to."""
+        ...
+
+    async def team_directory(self, team_id: str) -> JSONObject:
+        """`{"id", "key", "labels", "states", "members"}`: each label and state `{id, name}`,
+        each member `{id, name, displayName, email}` (labels: the team's, then the
+        workspace's)."""
+        ...
+
+    async def find_issue(self, issue_id: str) -> JSONObject | None:
+        """`{"id", "identifier", "url"}`, or None when there is no such issue."""
+        ...
+
+    async def find_comment(self, comment_id: str) -> JSONObject | None:
+        """`{"id", "url"}`, or None when there is no such comment."""
         ...
 
     async def aclose(self) -> None: ...

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
-from taskyard.exceptions import ConfigError, PlatformPermanentError
+from taskyard.exceptions import ConfigError, CredentialsMissing
 from taskyard.platforms.base import (
     Clock,
     GitHubReader,
@@ -42,8 +42,8 @@ CREDENTIALS = {
 }
 
 
-def _missing(platform: str, needed_by: str) -> PlatformPermanentError:
-    return PlatformPermanentError(
+def _missing(platform: str, needed_by: str) -> CredentialsMissing:
+    return CredentialsMissing(
         f"{needed_by} needs {CREDENTIALS[platform]}", platform=platform, status=None
     )
 

@@ -2,8 +2,10 @@
 timeout, each written to `context/<name>.json` (e.g. `context/github.pr.json`).
 
 What a failure means (the caller decides what to do with the task):
-- `permanent`: retrying cannot help. A missing credential ("github.pr needs
-  TASKYARD_GITHUB_TOKEN or a GitHub App ..."), an event without what the fetcher needs (a
+- `unavailable`: the platform has no credentials configured ("github.pr needs
+  TASKYARD_GITHUB_TOKEN or a GitHub App ..."). The task runs without it (a newcomer's first
+  run, in dry-run mode, works from the delivery alone); the report says what was missing.
+- `permanent`: retrying cannot help. An event without what the fetcher needs (a
   `github.pr` on an issue), 401/403/404 and the like. The task should fail with the message.
 - `transient`: a timeout, a network error, a 5xx, a rate limit beyond the retry budget. The
   task is worth retrying later.
@@ -27,6 +29,7 @@ import orjson
 
 from taskyard.exceptions import (
     ConfigError,
+    CredentialsMissing,
     PlatformError,
     PlatformPermanentError,
     PlatformTransientError,
@@ -160,6 +163,7 @@ def validate_fetcher_names(names: Iterable[str]) -> tuple[str, ...]:
 
 class FetchStatus(enum.StrEnum):
     OK = "ok"
+    UNAVAILABLE = "unavailable"  # no credentials for the platform: the task goes without
     PERMANENT = "permanent"  # retrying cannot help: the task fails with the error
     TRANSIENT = "transient"  # worth retrying the task later
 
@@ -226,7 +230,9 @@ async def _fetch(
         return FetchResult(name, FetchStatus.TRANSIENT, time.monotonic() - started, error=message)
     except PlatformError as exc:
         status = FetchStatus.TRANSIENT
-        if isinstance(exc, PlatformPermanentError):
+        if isinstance(exc, CredentialsMissing):
+            status = FetchStatus.UNAVAILABLE
+        elif isinstance(exc, PlatformPermanentError):
             status = FetchStatus.PERMANENT
         text = str(exc) if str(exc).startswith(name) else f"{name}: {exc}"
         return FetchResult(name, status, time.monotonic() - started, error=text)

@@ -50,6 +50,7 @@ class FakeGitHub(_Recorder):
     files: dict[Key, list[JSONObject]] = field(default_factory=dict)
     issues: dict[Key, JSONObject] = field(default_factory=dict)
     comments: dict[Key, list[JSONObject]] = field(default_factory=dict)
+    reviews: dict[Key, list[JSONObject]] = field(default_factory=dict)
     permissions: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, login)
     teams: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (org, slug) → logins
 
@@ -100,6 +101,32 @@ class FakeGitHub(_Recorder):
         comments = self.comments.get((repo, number), [])
         return {"repo": repo, "number": number, "comments": comments, "truncated": False}
 
+    async def all_issue_comments(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        await self._enter("all_issue_comments", repo, number, installation_id)
+        return list(self.comments.get((repo, number), []))
+
+    async def pull_request_reviews(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        await self._enter("pull_request_reviews", repo, number, installation_id)
+        return list(self.reviews.get((repo, number), []))
+
+    async def recent_issues(
+        self, repo: str, *, pages: int = 3, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        await self._enter("recent_issues", repo, pages, installation_id)
+        found = [i for (r, _), i in self.issues.items() if r == repo]
+        return sorted(found, key=lambda i: -int(i.get("number", 0)))
+
+    async def recent_pull_requests(
+        self, repo: str, *, pages: int = 3, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        await self._enter("recent_pull_requests", repo, pages, installation_id)
+        found = [p for (r, _), p in self.pulls.items() if r == repo]
+        return sorted(found, key=lambda p: -int(p.get("number", 0)))
+
     async def permission(
         self, repo_full_name: str, login: str, *, installation_id: int | None = None
     ) -> str | None:
@@ -119,6 +146,8 @@ class FakeLinear(_Recorder):
     issues: dict[str, JSONObject] = field(default_factory=dict)
     related_issues: dict[str, list[JSONObject]] = field(default_factory=dict)
     teams: dict[str, JSONObject] = field(default_factory=dict)
+    directories: dict[str, JSONObject] = field(default_factory=dict)  # team id → directory
+    comment_refs: dict[str, JSONObject] = field(default_factory=dict)  # comment id → {id, url}
 
     async def issue(self, issue_id: str) -> JSONObject:
         await self._enter("issue", issue_id)
@@ -145,6 +174,23 @@ class FakeLinear(_Recorder):
         if team_id not in self.teams:
             raise self._missing(f"team {team_id}")
         return self.teams[team_id]
+
+    async def team_directory(self, team_id: str) -> JSONObject:
+        await self._enter("team_directory", team_id)
+        if team_id not in self.directories:
+            raise self._missing(f"team {team_id}")
+        return self.directories[team_id]
+
+    async def find_issue(self, issue_id: str) -> JSONObject | None:
+        await self._enter("find_issue", issue_id)
+        issue = self.issues.get(issue_id)
+        if issue is None:
+            return None
+        return {k: issue.get(k) for k in ("id", "identifier", "url")}
+
+    async def find_comment(self, comment_id: str) -> JSONObject | None:
+        await self._enter("find_comment", comment_id)
+        return self.comment_refs.get(comment_id)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from githubkit.response import Response
 
 from taskyard.exceptions import (
     PlatformError,
+    PlatformInDoubt,
     PlatformPermanentError,
     PlatformRateLimited,
     PlatformTransientError,
@@ -39,11 +40,17 @@ from taskyard.platforms.github_app import AppTokens, InstallationAuthStrategy, c
 from taskyard.platforms.rest import error_detail, status_error
 from taskyard.platforms.retry import with_retries
 
+# Transport errors that mean the request was never sent.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
 OPERATIONS: Mapping[str, tuple[str, str]] = {
     "pull_request": ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     "pull_request_files": ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/files"),
     "issue": ("GET", "/repos/{owner}/{repo}/issues/{issue_number}"),
     "issue_comments": ("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
+    "pull_request_reviews": ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"),
+    "repo_issues": ("GET", "/repos/{owner}/{repo}/issues"),
+    "repo_pulls": ("GET", "/repos/{owner}/{repo}/pulls"),
     "permission": ("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission"),
     "team_membership": ("GET", "/orgs/{org}/teams/{team_slug}/memberships/{username}"),
     "installation_token": ("POST", "/app/installations/{installation_id}/access_tokens"),
@@ -55,6 +62,7 @@ APP_JWT_OPERATIONS = frozenset({"installation_token", "repo_installation", "org_
 STANDARD_ROLES = frozenset({"admin", "maintain", "write", "triage", "read"})
 DIFF_MEDIA_TYPE = "application/vnd.github.diff"
 PAGE_SIZE = 100
+_NEWEST_FIRST: Mapping[str, Any] = {"state": "all", "sort": "created", "direction": "desc"}
 GitHubCall = Callable[[], Awaitable[Response[Any]]]
 
 
@@ -97,7 +105,9 @@ def translate(
         return PlatformTransientError(f"github: {what} timed out", platform="github")
     if isinstance(exc, RequestError):
         cause = redact(f"{type(exc.exc).__name__}: {exc.exc}", secrets)
-        return PlatformTransientError(f"github: {what} failed: {cause}", platform="github")
+        if isinstance(exc.exc, NOT_SENT):  # it never left: sending it again is safe
+            return PlatformTransientError(f"github: {what} failed: {cause}", platform="github")
+        return PlatformInDoubt(f"github: {what} failed: {cause}", platform="github")
     return PlatformPermanentError(f"github: {what} failed: {type(exc).__name__}", platform="github")
 
 
@@ -110,6 +120,23 @@ def _permission(body: Any) -> str | None:
     if role in STANDARD_ROLES:
         return str(role)
     return base if isinstance(base, str) else None
+
+
+def _posted_item(raw: Mapping[str, Any]) -> JSONObject:
+    """What a lookup (and a search) needs of a comment, review, issue or pull request."""
+    number = raw.get("number")
+    body = raw.get("body")
+    url = raw.get("html_url")
+    title = raw.get("title")
+    state = raw.get("state")
+    return {
+        "id": raw.get("id"),
+        "number": number if isinstance(number, int) else None,
+        "body": body if isinstance(body, str) else "",
+        "html_url": url if isinstance(url, str) else None,
+        "title": title if isinstance(title, str) else None,
+        "state": state if isinstance(state, str) else None,
+    }
 
 
 def _split_repo(repo: str) -> tuple[str, str]:
@@ -180,7 +207,9 @@ class GitHubClient:
 
     # --- calls ----------------------------------------------------------------------------
 
-    async def _send(self, what: str, call: GitHubCall, installation: int | None = None) -> Any:
+    async def _send(
+        self, what: str, call: GitHubCall, installation: int | None = None, write: bool = False
+    ) -> Any:
         async def once() -> Response[Any]:
             try:
                 return await call()
@@ -194,7 +223,9 @@ class GitHubClient:
                     ) from exc
                 raise translate(exc, what, self._secrets) from exc
 
-        return await with_retries(once, policy=self._retry, sleep=self._sleep, what=what)
+        return await with_retries(
+            once, policy=self._retry, sleep=self._sleep, what=what, write=write
+        )
 
     def _forgot_refused_token(self, exc: GitHubException, installation: int | None) -> bool:
         """An installation token refused (401) before it expired is dropped, so the retry
@@ -312,13 +343,91 @@ class GitHubClient:
         items: list[Mapping[str, Any]] = []
         number = 1
         while True:
-            batch = await self._json(f"{what}?page={number}", page(number), inst)
-            if not isinstance(batch, list):
-                raise PlatformPermanentError(f"github: {what} is not a list", platform="github")
-            items.extend(item for item in batch if isinstance(item, Mapping))
+            batch = await self._page(what, page, number, inst)
+            items.extend(batch)
             if len(batch) < PAGE_SIZE or len(items) >= limit:
                 return items[:limit], len(items) > limit or len(batch) == PAGE_SIZE
             number += 1
+
+    async def _page(
+        self, what: str, page: Callable[[int], GitHubCall], number: int, inst: int | None
+    ) -> list[Mapping[str, Any]]:
+        batch = await self._json(f"{what}?page={number}", page(number), inst)
+        if not isinstance(batch, list):
+            raise PlatformPermanentError(f"github: {what} is not a list", platform="github")
+        return [item for item in batch if isinstance(item, Mapping)]
+
+    async def _posted(
+        self, what: str, page: Callable[[int], GitHubCall], inst: int | None, pages: int | None
+    ) -> list[JSONObject]:
+        """`_posted_item` of every item of a paginated list, or of its first `pages` pages."""
+        items: list[JSONObject] = []
+        number = 1
+        while pages is None or number <= pages:
+            batch = await self._page(what, page, number, inst)
+            items.extend(_posted_item(item) for item in batch)
+            if len(batch) < PAGE_SIZE:
+                break
+            number += 1
+        return items
+
+    # --- what taskyard may have posted (found again by its hidden marker) ------------------
+
+    async def all_issue_comments(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        """Every comment of an issue or pull request (all pages), oldest first."""
+        owner, name = _split_repo(repo)
+        gh, inst = await self._client(repo=repo, installation_id=installation_id)
+
+        def page(n: int) -> GitHubCall:
+            return lambda: gh.rest.issues.async_list_comments(
+                owner, name, number, per_page=PAGE_SIZE, page=n
+            )
+
+        return await self._posted(f"GET /repos/{repo}/issues/{number}/comments", page, inst, None)
+
+    async def pull_request_reviews(
+        self, repo: str, number: int, *, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        """Every review of a pull request (all pages), oldest first."""
+        owner, name = _split_repo(repo)
+        gh, inst = await self._client(repo=repo, installation_id=installation_id)
+
+        def page(n: int) -> GitHubCall:
+            return lambda: gh.rest.pulls.async_list_reviews(
+                owner, name, number, per_page=PAGE_SIZE, page=n
+            )
+
+        return await self._posted(f"GET /repos/{repo}/pulls/{number}/reviews", page, inst, None)
+
+    async def recent_issues(
+        self, repo: str, *, pages: int = 3, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        """The newest issues and pull requests, open or closed, newest first."""
+        owner, name = _split_repo(repo)
+        gh, inst = await self._client(repo=repo, installation_id=installation_id)
+
+        def page(n: int) -> GitHubCall:
+            return lambda: gh.rest.issues.async_list_for_repo(
+                owner, name, **_NEWEST_FIRST, per_page=PAGE_SIZE, page=n
+            )
+
+        return await self._posted(f"GET /repos/{repo}/issues", page, inst, pages)
+
+    async def recent_pull_requests(
+        self, repo: str, *, pages: int = 3, installation_id: int | None = None
+    ) -> list[JSONObject]:
+        """The newest pull requests, open or closed, newest first."""
+        owner, name = _split_repo(repo)
+        gh, inst = await self._client(repo=repo, installation_id=installation_id)
+
+        def page(n: int) -> GitHubCall:
+            return lambda: gh.rest.pulls.async_list(
+                owner, name, **_NEWEST_FIRST, per_page=PAGE_SIZE, page=n
+            )
+
+        return await self._posted(f"GET /repos/{repo}/pulls", page, inst, pages)
 
     # --- who may trigger (PermissionLookup) -----------------------------------------------
 

@@ -254,7 +254,10 @@ class GitHubWriter(GitHubClient):
         what = f"{request.method} {request.path}"
         json_body = dict(request.body) if request.body else None
         response = await self._send(
-            what, lambda: gh.arequest(request.method, request.path, json=json_body), inst
+            what,
+            lambda: gh.arequest(request.method, request.path, json=json_body),
+            inst,
+            write=True,
         )
         if not response.content:
             return WriteResult()

@@ -2,9 +2,10 @@
 contract test validates each against Linear's published schema.
 
 Errors: HTTP statuses as everywhere (`rest.status_error`); GraphQL errors by their
-`extensions.code`: RATELIMITED is a rate limit (waits until `X-RateLimit-Requests-Reset`, when
-given), INTERNAL_SERVER_ERROR is transient, anything else (authentication, forbidden, entity
-not found, invalid input) is permanent."""
+`extensions.code`: RATELIMITED, or any error under HTTP 429, is a rate limit (waits for
+`Retry-After`, else until `X-RateLimit-Requests-Reset`, when given), INTERNAL_SERVER_ERROR is
+transient, anything else (authentication, forbidden, entity not found, invalid input) is
+permanent. `find_issue` / `find_comment` answer None for Linear's "Entity not found"."""
 
 from __future__ import annotations
 
@@ -26,9 +27,17 @@ from taskyard.exceptions import (
 from taskyard.platforms.base import Clock, JSONObject, RetryPolicy, Sleep, redact
 from taskyard.platforms.cache import TTLCache
 from taskyard.platforms.rest import JsonHttp
-from taskyard.platforms.retry import with_retries
+from taskyard.platforms.retry import parse_retry_after, with_retries
 
-QUERY_NAMES = ("issue", "issue_title", "related", "team")
+QUERY_NAMES = (
+    "issue",
+    "issue_title",
+    "related",
+    "team",
+    "team_directory",
+    "issue_ref",
+    "comment_ref",
+)
 _TRANSIENT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"})
 
 
@@ -55,12 +64,40 @@ def _flatten(value: Any) -> Any:
 
 
 def _reset_wait(headers: httpx.Headers, now: float) -> float | None:
-    """Seconds until `X-RateLimit-Requests-Reset` (epoch milliseconds), if Linear sent it."""
+    """Seconds to wait: `Retry-After`, else until `X-RateLimit-Requests-Reset` (epoch
+    milliseconds), if Linear sent either."""
+    retry_after = parse_retry_after(headers.get("retry-after"), now)
+    if retry_after is not None:
+        return retry_after
     raw = headers.get("x-ratelimit-requests-reset")
     try:
         return max(0.0, float(raw) / 1000.0 - now) if raw else None
     except ValueError:
         return None
+
+
+def _entity_not_found(response: httpx.Response) -> bool:
+    """True when Linear answered that the object asked for does not exist ("Entity not
+    found: Issue", "Could not find referenced Comment.") and gave no data for it."""
+    if response.status_code >= 500 or response.status_code == 429:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    errors = body.get("errors") if isinstance(body, Mapping) else None
+    data = body.get("data") if isinstance(body, Mapping) else None
+    if not errors or not isinstance(errors, list) or not isinstance(errors[0], Mapping):
+        return False
+    if isinstance(data, Mapping) and None not in data.values():
+        return False
+    first = errors[0]
+    extensions = first.get("extensions")
+    shown = extensions.get("userPresentableMessage") if isinstance(extensions, Mapping) else None
+    message = str(first.get("message") or "").lower()
+    return message.startswith("entity not found") or str(shown or "").lower().startswith(
+        "could not find referenced"
+    )
 
 
 def graphql_error(
@@ -75,7 +112,7 @@ def graphql_error(
     message = redact(message[:300], secrets)
     text = f"linear: {what}: {message}" + (f" ({code})" if code else "")
     status = response.status_code
-    if code == "RATELIMITED":
+    if code == "RATELIMITED" or status == 429:
         wait = _reset_wait(response.headers, time.time())
         return PlatformRateLimited(text, platform="linear", status=status, retry_after=wait)
     if code in _TRANSIENT_CODES:
@@ -114,13 +151,24 @@ class LinearClient:
         """Run `queries/<name>.graphql`; its `data`, or the translated error."""
 
         async def once() -> JSONObject:
-            payload = {"query": query(name), "variables": dict(variables)}
-            response = await self._http.request(
-                "POST", self._url, what, check_status=False, json=payload
-            )
-            return self._data(response, what)
+            return self._data(await self._post(name, variables, what), what)
 
         return await with_retries(once, policy=self._retry, sleep=self._sleep, what=what)
+
+    async def run_or_none(
+        self, name: str, variables: Mapping[str, Any], what: str
+    ) -> JSONObject | None:
+        """Like `run`, but None when Linear answers that the entity asked for does not exist."""
+
+        async def once() -> JSONObject | None:
+            response = await self._post(name, variables, what)
+            return None if _entity_not_found(response) else self._data(response, what)
+
+        return await with_retries(once, policy=self._retry, sleep=self._sleep, what=what)
+
+    async def _post(self, name: str, variables: Mapping[str, Any], what: str) -> httpx.Response:
+        payload = {"query": query(name), "variables": dict(variables)}
+        return await self._http.request("POST", self._url, what, check_status=False, json=payload)
 
     def _data(self, response: httpx.Response, what: str) -> JSONObject:
         """`data` of a GraphQL answer. Linear reports some failures (rate limits, bad input)
@@ -183,3 +231,36 @@ class LinearClient:
         team: JSONObject = _flatten(data["team"])
         team["priorities"] = _flatten(data.get("issuePriorityValues") or [])
         return team
+
+    async def team_directory(self, team_id: str) -> JSONObject:
+        """What a team's names stand for, in one request (not cached: see
+        `taskyard.actions.directory`): `labels` (the team's, then the workspace's), `states`
+        and `members` (id, name, displayName, email), the first 250 of each."""
+        data = await self.run("team_directory", {"id": team_id}, f"team {team_id} directory")
+        team = _flatten(data["team"])
+        workspace = _flatten(data.get("issueLabels") or {"nodes": []})
+        return {
+            "id": team.get("id", team_id),
+            "key": team.get("key"),
+            "labels": [*(team.get("labels") or []), *workspace],
+            "states": team.get("states") or [],
+            "members": team.get("members") or [],
+        }
+
+    async def find_issue(self, issue_id: str) -> JSONObject | None:
+        """The issue's id, identifier and url; None when Linear has no issue `issue_id`."""
+        data = await self.run_or_none("issue_ref", {"id": issue_id}, f"find issue {issue_id}")
+        return None if data is None else _object(data, "issue", f"issue {issue_id}")
+
+    async def find_comment(self, comment_id: str) -> JSONObject | None:
+        """The comment's id and url; None when Linear has no comment `comment_id`."""
+        what = f"find comment {comment_id}"
+        data = await self.run_or_none("comment_ref", {"id": comment_id}, what)
+        return None if data is None else _object(data, "comment", f"comment {comment_id}")
+
+
+def _object(data: Mapping[str, Any], field: str, what: str) -> JSONObject:
+    value = data.get(field)
+    if not isinstance(value, Mapping):
+        raise PlatformPermanentError(f"linear: {what} answered no {field}", platform="linear")
+    return dict(value)

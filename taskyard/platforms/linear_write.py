@@ -4,10 +4,16 @@ Every mutation is a file in `queries/mutations/`; a contract test validates each
 each planner's variables against Linear's published schema. The writer is a `LinearClient`
 (same auth header, retries and error rules: GraphQL `errors` by `extensions.code`, RATELIMITED
 waits, INTERNAL_SERVER_ERROR transient, the rest permanent) that posts the planned body; a
-mutation answering `success: false` is permanent too."""
+mutation answering `success: false` is permanent too.
+
+Creations carry an id taskyard chooses (`linear_uuid` of the action's idempotency key), so a
+create sent twice cannot make two objects, and one whose answer was lost can be looked up by
+that id (`taskyard.actions.lookup`)."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -37,6 +43,14 @@ def mutation(name: str) -> str:
     return root.joinpath(f"{name}.graphql").read_text()
 
 
+def linear_uuid(key: str) -> str:
+    """A UUID in version 4 format, the same for the same `key`: the first 16 bytes of the
+    key's SHA-256 with the version (4) and variant (RFC 4122) bits set, as Linear's `id`
+    inputs ask ("UUID v4 format")."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
 def _plan(name: str, variables: Mapping[str, Any], description: str) -> PlannedRequest:
     body = {"query": mutation(MUTATIONS[name][0]), "variables": dict(variables)}
     return PlannedRequest(PLATFORM, "POST", PATH, body, description)
@@ -54,14 +68,17 @@ def issue_update(
     *,
     label_ids: Sequence[str] | None = None,
     added_label_ids: Sequence[str] | None = None,
+    removed_label_ids: Sequence[str] | None = None,
     priority: int | None = None,
     state_id: str | None = None,
     assignee_id: str | None = None,
 ) -> PlannedRequest:
-    """Change the given fields only. `label_ids` replaces the labels; `added_label_ids` adds."""
+    """Change the given fields only. `label_ids` replaces the labels; `added_label_ids` adds
+    to them and `removed_label_ids` takes off."""
     fields: dict[str, Any] = {
         "labelIds": None if label_ids is None else list(label_ids),
         "addedLabelIds": None if added_label_ids is None else list(added_label_ids),
+        "removedLabelIds": None if removed_label_ids is None else list(removed_label_ids),
         "priority": None if priority is None else _priority(priority),
         "stateId": state_id,
         "assigneeId": assignee_id,
@@ -73,8 +90,19 @@ def issue_update(
     return _plan("issue_update", {"id": issue_id, "input": update}, text)
 
 
-def comment_create(issue_id: str, body: str) -> PlannedRequest:
-    variables = {"input": {"issueId": issue_id, "body": body}}
+def _id(value: str | None) -> dict[str, str]:
+    if value is None:
+        return {}
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValueError(f"a Linear id is a UUID, not {value!r}") from None
+    return {"id": value}
+
+
+def comment_create(issue_id: str, body: str, *, id: str | None = None) -> PlannedRequest:
+    """A comment on the issue; `id` (a UUID) is the comment's, when the caller chooses it."""
+    variables = {"input": {**_id(id), "issueId": issue_id, "body": body}}
     return _plan("comment_create", variables, f"comment on Linear issue {issue_id}")
 
 
@@ -84,8 +112,15 @@ def issue_create(
     description: str = "",
     priority: int | None = None,
     label_ids: Sequence[str] = (),
+    *,
+    id: str | None = None,
+    parent_id: str | None = None,
 ) -> PlannedRequest:
-    fields: dict[str, Any] = {"teamId": team_id, "title": title}
+    """An issue in the team; `id` (a UUID) is the issue's, when the caller chooses it;
+    `parent_id` makes it a sub-issue of that issue."""
+    fields: dict[str, Any] = {**_id(id), "teamId": team_id, "title": title}
+    if parent_id is not None:
+        fields["parentId"] = parent_id
     if description:
         fields["description"] = description
     if priority is not None:
@@ -146,5 +181,7 @@ class LinearWriter(LinearClient):
             )
             return self._data(response, what)
 
-        data = await with_retries(once, policy=self._retry, sleep=self._sleep, what=what)
+        data = await with_retries(
+            once, policy=self._retry, sleep=self._sleep, what=what, write=True
+        )
         return write_result(data, what)

@@ -13,6 +13,7 @@ import httpx
 
 from taskyard.exceptions import (
     PlatformError,
+    PlatformInDoubt,
     PlatformPermanentError,
     PlatformRateLimited,
     PlatformTransientError,
@@ -81,10 +82,14 @@ class JsonHttp:
         check) an error status."""
         try:
             response = await self.client.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise self._transient(f"{what} timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise self._transient(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+        except httpx.TimeoutException as exc:  # the answer, not the connection, timed out
+            said = f"{what} timed out ({type(exc).__name__})"
+            raise PlatformInDoubt(f"{self.platform}: {said}", platform=self.platform) from exc
+        except httpx.HTTPError as exc:  # it may have been sent: a write is not sent again
+            said = f"{what} failed: {type(exc).__name__}: {exc}".rstrip(": ")
+            raise PlatformInDoubt(f"{self.platform}: {said}", platform=self.platform) from exc
         if check_status and response.status_code >= 400:
             raise self.status(response, what)
         return response

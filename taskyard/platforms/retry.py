@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from taskyard.exceptions import (
+    PlatformInDoubt,
     PlatformPermanentError,
     PlatformRateLimited,
     PlatformTransientError,
@@ -71,9 +72,15 @@ class _Budget:
 
 
 async def with_retries(
-    call: Callable[[], Awaitable[T]], *, policy: RetryPolicy, sleep: Sleep, what: str
+    call: Callable[[], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    sleep: Sleep,
+    what: str,
+    write: bool = False,
 ) -> T:
-    """Run `call` until it succeeds, fails permanently, or the retry budget is spent."""
+    """Run `call` until it succeeds, fails permanently, or the retry budget is spent. A
+    `write` is not sent again after an error that leaves it in doubt (`PlatformInDoubt`)."""
     budget = _Budget(policy)
     while True:
         try:
@@ -81,11 +88,18 @@ async def with_retries(
         except PlatformPermanentError:
             raise
         except PlatformRateLimited as exc:
-            wait = budget.after_rate_limit(exc)
+            wait, error = budget.after_rate_limit(exc), str(exc)
         except PlatformTransientError as exc:
-            wait = budget.after_failure(exc)
+            if write and isinstance(exc, PlatformInDoubt):
+                raise
+            wait, error = budget.after_failure(exc), str(exc)
         log.info(
             "platform call retried",
-            extra={"call": what, "wait_seconds": round(wait, 3), "attempt": budget.failures},
+            extra={
+                "call": what,
+                "wait_seconds": round(wait, 3),
+                "attempt": budget.failures,
+                "error": error,
+            },
         )
         await sleep(wait)

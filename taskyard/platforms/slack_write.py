@@ -4,7 +4,8 @@ A planned request's `path` is the Web API method ("chat.postMessage") and its `b
 keyword arguments of slack-sdk's method of that name (`WebClient.chat_postMessage`), which the
 writer calls as they are, so slack-sdk encodes them as it always does (JSON for messages with
 blocks). Errors as for reads (`slack.api_error`): `ok: false` is permanent unless it is a rate
-limit (`ratelimited`/429: waits for Retry-After) or a Slack server error."""
+limit (`ratelimited`/429: waits for Retry-After) or a Slack server error. A reaction that is
+already there (`already_reacted`) is the state asked for: a success, like GitHub's 200."""
 
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ from taskyard.platforms.writes import PlannedRequest, WriteResult
 PLATFORM = "slack"
 POST_MESSAGE = "chat.postMessage"
 ADD_REACTION = "reactions.add"
-METHODS = (POST_MESSAGE, ADD_REACTION)  # a contract test checks slack-sdk has each
+UPDATE_MESSAGE = "chat.update"
+POST_EPHEMERAL = "chat.postEphemeral"
+# A contract test checks slack-sdk has each.
+METHODS = (POST_MESSAGE, ADD_REACTION, UPDATE_MESSAGE, POST_EPHEMERAL)
+# Slack error codes that mean the call's effect is already in place, by method.
+ALREADY_DONE: Mapping[str, frozenset[str]] = {ADD_REACTION: frozenset({"already_reacted"})}
 
 
 def post_message(
@@ -50,9 +56,47 @@ def add_reaction(channel: str, ts: str, name: str) -> PlannedRequest:
     return PlannedRequest(PLATFORM, "POST", ADD_REACTION, body, text)
 
 
+def update_message(
+    channel: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]] | None = None
+) -> PlannedRequest:
+    """Message `ts` in `channel` (a channel id, as Slack answered a post) rewritten: its
+    `text`, and its blocks replaced by `blocks` when given."""
+    body: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+    if blocks is not None:
+        body["blocks"] = [dict(b) for b in blocks]
+    return PlannedRequest(PLATFORM, "POST", UPDATE_MESSAGE, body, f"update {channel} {ts}")
+
+
+def post_ephemeral(
+    channel: str, user: str, text: str, thread_ts: str | None = None
+) -> PlannedRequest:
+    """A message in `channel` that only `user` sees (in the thread `thread_ts` when given)."""
+    body: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+    if thread_ts:
+        body["thread_ts"] = thread_ts
+    where = f"{channel} thread {thread_ts}" if thread_ts else channel
+    return PlannedRequest(
+        PLATFORM, "POST", POST_EPHEMERAL, body, f"tell {user} privately in {where}"
+    )
+
+
+def _already_done(method: str, exc: SlackApiError) -> Mapping[str, Any] | None:
+    """Slack's answer when it refused `method` only because its effect is already there."""
+    data = getattr(exc.response, "data", None)
+    if not isinstance(data, Mapping):
+        return None
+    return data if data.get("error") in ALREADY_DONE.get(method, frozenset()) else None
+
+
+# Where a method's answer names the message it made or changed (a reaction has no id of its
+# own: the reacted-to message's `timestamp` stands for it).
+_ANSWER_ID = {POST_MESSAGE: "ts", UPDATE_MESSAGE: "ts", POST_EPHEMERAL: "message_ts"}
+
+
 def write_result(method: str, body: Mapping[str, Any], data: Mapping[str, Any]) -> WriteResult:
-    """A posted message's `ts` (its id in its channel); a reaction has no id of its own."""
-    ts = data.get("ts") if method == POST_MESSAGE else body.get("timestamp")
+    """A posted or updated message's `ts` (its id in its channel)."""
+    key = _ANSWER_ID.get(method)
+    ts = data.get(key) if key else body.get("timestamp")
     return WriteResult(external_id=None if ts is None else str(ts), response=dict(data))
 
 
@@ -75,6 +119,9 @@ class SlackWriter(SlackClient):
             try:
                 response = await asyncio.to_thread(call, **body)
             except SlackApiError as exc:
+                done = _already_done(method, exc)
+                if done is not None:
+                    return done
                 raise api_error(exc, what, self._secrets) from exc
             except SlackClientError as exc:
                 text = redact(f"slack: {what} failed: {type(exc).__name__}: {exc}", self._secrets)
@@ -87,5 +134,7 @@ class SlackWriter(SlackClient):
                 raise PlatformPermanentError(f"slack: {what} answered no JSON", platform=PLATFORM)
             return data
 
-        data = await with_retries(once, policy=self._retry, sleep=self._sleep, what=what)
+        data = await with_retries(
+            once, policy=self._retry, sleep=self._sleep, what=what, write=True
+        )
         return write_result(method, body, data)

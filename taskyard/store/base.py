@@ -8,11 +8,19 @@ StoreUnavailable; a missing record raises NotFound.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from taskyard.actions.records import ActionRecord
+from taskyard.approvals.records import (
+    Approval,
+    ApprovalStatus,
+    Decision,
+    DecisionAttempt,
+    DecisionOutcome,
+    iso,
+)
 from taskyard.models import (
     DeadLetter,
     Event,
@@ -74,9 +82,41 @@ TASK_COLUMNS = frozenset(
         "worker",
         "process",
         "cancel_requested",
+        "dispatched",
+        "workflow_id",
     }
 )
 TASK_JSON_COLUMNS = frozenset({"spec", "usage", "result", "process"})
+
+# What an accepted decision sets a request to; MORE_INFO keeps it pending.
+DECIDED_AS = {Decision.APPROVE: ApprovalStatus.APPROVED, Decision.DENY: ApprovalStatus.DENIED}
+EXPIRY_ACTOR = "taskyard"
+EXPIRY_VIA = "expiry"
+
+
+def refusal(a: Approval, now: float) -> str:
+    """Why a decision on `a` does not count at `now`."""
+    if a.status is ApprovalStatus.EXPIRED or (
+        a.status is ApprovalStatus.PENDING and a.expires_at <= now
+    ):
+        return f"expired at {iso(a.expires_at)}"
+    if a.status.decided and a.decided_by is not None:
+        return f"already {a.status} by {a.decided_by} ({a.decided_via})"
+    return "not pending"
+
+
+def check_decision(decision: Decision) -> None:
+    if decision is Decision.EXPIRE:
+        raise ValueError("decide_approval: only the expiry sweep expires a request")
+
+
+def channel_matches(a: Approval, platform: str, key: str, value: str) -> bool:
+    """`a.channels[platform][key] == value` (a number stored for an id matches its text)."""
+    posted = a.channels.get(platform)
+    if not isinstance(posted, dict) or key not in posted:
+        return False
+    found = posted[key]
+    return found == value or (isinstance(found, int) and str(found) == value)
 
 
 class Store(abc.ABC):
@@ -182,7 +222,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def tasks_to_dispatch(self, limit: int) -> list[Task]:
-        """Queued tasks not yet handed to the queue under their current workflow id."""
+        """Queued (or re-applying) tasks not yet handed to the queue under their current
+        workflow id."""
 
     @abc.abstractmethod
     def mark_task_dispatched(self, task_id: str, workflow_id: str) -> None: ...
@@ -202,8 +243,16 @@ class Store(abc.ABC):
         """Ask a live task to stop; False if it has already ended."""
 
     @abc.abstractmethod
-    def retry_task(self, task_id: str, workflow_id: str, now: float) -> bool:
-        """Queue an ended task again under a new workflow id; False if it has not ended."""
+    def retry_task(
+        self,
+        task_id: str,
+        workflow_id: str,
+        now: float,
+        status: TaskStatus = TaskStatus.QUEUED,
+    ) -> bool:
+        """Dispatch an ended task again under a new workflow id, as `status`: `queued` runs it
+        again; `applying` applies its stored result's actions again without running the agent.
+        False if it has not ended."""
 
     @abc.abstractmethod
     def count_tasks(self) -> dict[str, int]: ...
@@ -221,6 +270,88 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def actions_of(self, task_id: str) -> list[ActionRecord]:
         """Every action recorded for the task, by index (then first recorded)."""
+
+    # --- approvals ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_approval(self, approval: Approval) -> Approval:
+        """Store the request; if one is already pending for its action, store nothing and
+        return that one (of two racing requests for an action, one is stored)."""
+
+    @abc.abstractmethod
+    def get_approval(self, approval_id: str) -> Approval: ...
+
+    @abc.abstractmethod
+    def latest_approval_for(self, action_key: str) -> Approval | None:
+        """The action's newest request, whatever its status."""
+
+    @abc.abstractmethod
+    def list_approvals(
+        self,
+        status: ApprovalStatus | None = None,
+        task_id: str | None = None,
+        limit: int = 100,
+        include_archived: bool = False,
+    ) -> list[Approval]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def find_approval_by_channel(self, platform: str, key: str, value: str) -> Approval | None:
+        """The newest request whose `channels[platform][key] == value`, e.g. ("github",
+        "comment_id", "123") or ("slack", "ts", "1700000000.000100")."""
+
+    @abc.abstractmethod
+    def set_approval_channels(self, approval_id: str, channels: Mapping[str, Any]) -> Approval:
+        """Put the given platforms' entries into the request's channels (each platform's
+        entry replaced whole, the other platforms kept)."""
+
+    @abc.abstractmethod
+    def decide_approval(
+        self,
+        approval_id: str,
+        decision: Decision,
+        actor: str,
+        via: str,
+        reason: str | None,
+        now: float,
+        workflow_id: str,
+    ) -> DecisionOutcome:
+        """In one transaction: APPROVE or DENY a pending, unexpired request (of racing
+        decisions exactly one is accepted), or ask its MORE_INFO question (`reason`), which
+        keeps it pending; record the attempt, accepted or not. An accepted APPROVE or DENY that
+        leaves its task `awaiting_approval` with no pending request hands the task back to the
+        dispatcher as `applying` under `workflow_id` (`resumed`). A refusal says why: "already
+        approved by github:octocat (github)", "expired at 2024-05-01T12:00:00Z"."""
+
+    @abc.abstractmethod
+    def record_decision_attempt(self, attempt: DecisionAttempt) -> None:
+        """Keep an attempt refused before reaching the store (not allowed to decide, forged)."""
+
+    @abc.abstractmethod
+    def decision_attempts(self, approval_id: str) -> list[DecisionAttempt]:
+        """Oldest first."""
+
+    @abc.abstractmethod
+    def expire_approvals(self, now: float, workflow_id_for: Callable[[str], str]) -> list[Approval]:
+        """In one transaction: every pending request past `expires_at` becomes `expired` (by
+        "taskyard" via "expiry", with an accepted EXPIRE attempt), and each task left
+        `awaiting_approval` with no pending request is resumed like a decision does, under
+        `workflow_id_for(task_id)`. Returns the requests expired."""
+
+    @abc.abstractmethod
+    def due_reminders(self, now: float) -> list[Approval]:
+        """Pending requests whose `remind_at` has come and that were not reminded yet."""
+
+    @abc.abstractmethod
+    def mark_reminded(self, approval_id: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    def archive_approvals(self, decided_before: float) -> int:
+        """Archive the `expired` requests that expired before the time; return how many."""
+
+    @abc.abstractmethod
+    def approval_stats(self, now: float) -> dict[str, tuple[int, float]]:
+        """For each risk with pending requests: (how many, age in seconds of the oldest)."""
 
     def close(self) -> None:  # noqa: B027
         """Release connections."""

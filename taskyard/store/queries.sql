@@ -123,7 +123,7 @@ SELECT * FROM tasks WHERE id = :id
 SELECT * FROM tasks WHERE event_id = :event_id ORDER BY route
 
 -- name: tasks_to_dispatch
-SELECT * FROM tasks WHERE dispatched = 0 AND status = 'queued'
+SELECT * FROM tasks WHERE dispatched = 0 AND status IN ('queued', 'applying')
 ORDER BY priority, created_at LIMIT :limit
 
 -- name: mark_task_dispatched
@@ -134,9 +134,9 @@ UPDATE tasks SET cancel_requested = 1, updated_at = :now
 WHERE id = :id AND status IN ('queued', 'preparing', 'running')
 
 -- name: retry_task
-UPDATE tasks SET status = 'queued', reason = NULL, workflow_id = :workflow_id, dispatched = 0,
+UPDATE tasks SET status = :status, reason = NULL, workflow_id = :workflow_id, dispatched = 0,
     cancel_requested = 0, finished_at = NULL, process = NULL, updated_at = :now
-WHERE id = :id AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled')
+WHERE id = :id AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'expired')
 
 -- name: count_tasks_by_status
 SELECT status, COUNT(*) AS n FROM tasks GROUP BY status
@@ -156,3 +156,81 @@ SELECT * FROM actions WHERE key = :key
 
 -- name: actions_of_task
 SELECT * FROM actions WHERE task_id = :task_id ORDER BY idx, created_at, key
+
+-- name: insert_approval
+-- A second pending request for the same action inserts nothing (the partial unique index).
+INSERT INTO approvals (id, task_id, action_key, route, action_type, risk, rule, summary, details,
+                       status, created_at, expires_at, channels, remind_at, reminded_at,
+                       question, decided_at, decided_by, decided_via, reason, archived)
+VALUES (:id, :task_id, :action_key, :route, :action_type, :risk, :rule, :summary, :details,
+        :status, :created_at, :expires_at, :channels, :remind_at, :reminded_at,
+        :question, :decided_at, :decided_by, :decided_via, :reason, :archived)
+ON CONFLICT (action_key) WHERE status = 'pending' DO NOTHING
+
+-- name: get_approval
+SELECT * FROM approvals WHERE id = :id
+
+-- name: pending_approval_for
+SELECT * FROM approvals WHERE action_key = :action_key AND status = 'pending'
+
+-- name: latest_approval_for
+SELECT * FROM approvals WHERE action_key = :action_key ORDER BY created_at DESC, id DESC LIMIT 1
+
+-- name: approvals_by_channel
+-- A prefilter on the JSON text; the store checks the exact platform and key.
+SELECT * FROM approvals WHERE channels LIKE :pattern ESCAPE '\' ORDER BY created_at DESC, id DESC
+
+-- name: set_approval_channels
+UPDATE approvals SET channels = :channels WHERE id = :id
+
+-- name: lock_approval
+-- PostgreSQL only: hold the request while its channels are read, merged and written back.
+SELECT channels FROM approvals WHERE id = :id FOR UPDATE
+
+-- name: lock_task
+-- PostgreSQL only: every decision on a task's requests takes the task's row first, so the
+-- last one to leave it without a pending request sees the others' and resumes it.
+SELECT id FROM tasks WHERE id = :id FOR UPDATE
+
+-- name: decide_approval
+UPDATE approvals SET status = :status, decided_at = :now, decided_by = :actor,
+    decided_via = :via, reason = :reason
+WHERE id = :id AND status = 'pending' AND expires_at > :now
+
+-- name: ask_approval_question
+UPDATE approvals SET question = :question
+WHERE id = :id AND status = 'pending' AND expires_at > :now
+
+-- name: resume_task_after_approval
+UPDATE tasks SET status = 'applying', dispatched = 0, workflow_id = :workflow_id, updated_at = :now
+WHERE id = :id AND status = 'awaiting_approval'
+AND NOT EXISTS (SELECT 1 FROM approvals WHERE task_id = :id AND status = 'pending')
+
+-- name: approvals_to_expire
+SELECT id, task_id FROM approvals WHERE status = 'pending' AND expires_at <= :now
+
+-- name: expire_approval
+UPDATE approvals SET status = 'expired', decided_at = :now, decided_by = 'taskyard',
+    decided_via = 'expiry'
+WHERE id = :id AND status = 'pending' AND expires_at <= :now
+
+-- name: insert_decision_attempt
+INSERT INTO approval_decisions (id, approval_id, at, via, actor, decision, accepted, why)
+VALUES (:id, :approval_id, :at, :via, :actor, :decision, :accepted, :why)
+
+-- name: decision_attempts
+SELECT * FROM approval_decisions WHERE approval_id = :approval_id ORDER BY at, id
+
+-- name: due_reminders
+SELECT * FROM approvals WHERE status = 'pending' AND remind_at IS NOT NULL
+AND remind_at <= :now AND reminded_at IS NULL ORDER BY remind_at, id
+
+-- name: mark_reminded
+UPDATE approvals SET reminded_at = :now WHERE id = :id
+
+-- name: archive_expired_approvals
+UPDATE approvals SET archived = 1 WHERE status = 'expired' AND archived = 0 AND decided_at < :before
+
+-- name: pending_approvals_by_risk
+SELECT risk, COUNT(*) AS n, MIN(created_at) AS oldest FROM approvals WHERE status = 'pending'
+GROUP BY risk

@@ -7,6 +7,14 @@ from typing import Any
 import orjson
 
 from taskyard.actions.records import ActionRecord, ActionStatus
+from taskyard.approvals.records import (
+    Approval,
+    ApprovalStatus,
+    DecisionAttempt,
+)
+from taskyard.approvals.records import (
+    Decision as ApprovalDecision,
+)
 from taskyard.models import (
     DeadLetter,
     DeadLetterStatus,
@@ -199,3 +207,80 @@ def letter_from_row(r: Row) -> DeadLetter:
 
 def float_or_none(value: Any) -> float | None:
     return float(value) if value is not None else None
+
+
+def approval_row(a: Approval) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "task_id": a.task_id,
+        "action_key": a.action_key,
+        "route": a.route,
+        "action_type": a.action_type,
+        "risk": a.risk,
+        "rule": a.rule,
+        "summary": a.summary,
+        "details": orjson.dumps(a.details).decode(),
+        "status": str(a.status),
+        "created_at": a.created_at,
+        "expires_at": a.expires_at,
+        "channels": orjson.dumps(a.channels).decode(),
+        "remind_at": a.remind_at,
+        "reminded_at": a.reminded_at,
+        "question": a.question,
+        "decided_at": a.decided_at,
+        "decided_by": a.decided_by,
+        "decided_via": a.decided_via,
+        "reason": a.reason,
+        "archived": int(a.archived),
+    }
+
+
+def approval_from_row(r: Row) -> Approval:
+    return Approval(
+        id=r["id"],
+        task_id=r["task_id"],
+        action_key=r["action_key"],
+        route=r["route"],
+        action_type=r["action_type"],
+        risk=r["risk"],
+        rule=r["rule"],
+        summary=r["summary"],
+        details=orjson.loads(r["details"]),
+        status=ApprovalStatus(r["status"]),
+        created_at=float(r["created_at"]),
+        expires_at=float(r["expires_at"]),
+        channels=orjson.loads(r["channels"]),
+        remind_at=float_or_none(r["remind_at"]),
+        reminded_at=float_or_none(r["reminded_at"]),
+        question=r["question"],
+        decided_at=float_or_none(r["decided_at"]),
+        decided_by=r["decided_by"],
+        decided_via=r["decided_via"],
+        reason=r["reason"],
+        archived=bool(r["archived"]),
+    )
+
+
+def attempt_row(a: DecisionAttempt, attempt_id: str) -> dict[str, Any]:
+    return {
+        "id": attempt_id,
+        "approval_id": a.approval_id,
+        "at": a.at,
+        "via": a.via,
+        "actor": a.actor,
+        "decision": str(a.decision),
+        "accepted": int(a.accepted),
+        "why": a.why,
+    }
+
+
+def attempt_from_row(r: Row) -> DecisionAttempt:
+    return DecisionAttempt(
+        approval_id=r["approval_id"],
+        at=float(r["at"]),
+        via=r["via"],
+        actor=r["actor"],
+        decision=ApprovalDecision(r["decision"]),
+        accepted=bool(r["accepted"]),
+        why=r["why"],
+    )

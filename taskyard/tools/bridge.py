@@ -45,6 +45,11 @@ _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _ENV = shutil.which("env") or "/usr/bin/env"
 
 
+def socket_path_fits(path: Path) -> bool:
+    """Whether `path` is short enough for a unix socket's address."""
+    return len(os.fsencode(path)) <= _MAX_UNIX_PATH
+
+
 def _encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, ensure_ascii=False).encode() + b"\n"
 
@@ -66,7 +71,7 @@ class ToolBridge:
     """
 
     def __init__(self, handler: ToolHandler, socket_path: Path) -> None:
-        if len(os.fsencode(socket_path)) > _MAX_UNIX_PATH:
+        if not socket_path_fits(socket_path):
             raise ConfigError(f"tool socket path is too long for a unix socket: {socket_path}")
         self.handler = handler
         self.socket_path = socket_path

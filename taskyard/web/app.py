@@ -1,4 +1,5 @@
-"""The HTTP surface: webhooks (the hot path, routed first), health, readiness and metrics."""
+"""The HTTP surface: webhooks (the hot path, routed first), health, readiness, metrics and
+the management API (`taskyard.web.api`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from taskyard.approvals.service import Approvals
 from taskyard.exceptions import StoreError
 from taskyard.intake.app import IntakeApp
 from taskyard.observe import Metrics
 from taskyard.store.base import Store
+from taskyard.web.api import api_routes
 
 
-def build_app(store: Store, metrics: Metrics, intake: IntakeApp) -> Any:
+def build_app(
+    store: Store,
+    metrics: Metrics,
+    intake: IntakeApp,
+    approvals: Approvals | None = None,
+    api_token: str | None = None,
+) -> Any:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
@@ -37,6 +46,7 @@ def build_app(store: Store, metrics: Metrics, intake: IntakeApp) -> Any:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            *api_routes(store, approvals, api_token),
         ]
     )
 

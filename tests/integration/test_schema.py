@@ -20,6 +20,8 @@ TABLES = {
     "tasks",
     "route_decisions",
     "actions",
+    "approvals",
+    "approval_decisions",
 }
 ALL_VERSIONS = [version for version, _, _ in migrations()]
 

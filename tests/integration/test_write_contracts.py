@@ -16,11 +16,13 @@
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -29,23 +31,31 @@ from graphql.execution.values import get_variable_values
 from graphql.language import OperationDefinitionNode
 from slack_sdk import WebClient
 
+from taskyard.actions.models import ParsedAction, Target, parse_action
+from taskyard.actions.planner import PlatformPlanner
 from taskyard.exceptions import PlatformPermanentError
 from taskyard.platforms import github_write as gw
 from taskyard.platforms import linear_write as lw
 from taskyard.platforms import slack_write as sw
 from taskyard.platforms.base import RetryPolicy
+from taskyard.platforms.github import OPERATIONS as READ_OPERATIONS
+from taskyard.platforms.github import GitHubClient
 from taskyard.platforms.github_write import GitHubWriter
+from taskyard.platforms.linear import LinearClient
 from taskyard.platforms.linear_write import LinearWriter
 from taskyard.platforms.slack_write import SlackWriter
 from taskyard.platforms.writes import PlannedRequest
+from tests.integration.test_platform_contracts import SpecGitHub
 from tests.platform_servers import (
     PlatformServer,
     Reply,
     github_example,
     github_operation,
+    github_request_schema,
     github_server,
     github_spec,
     linear_server,
+    openapi_problems,
     resolve,
     slack_server,
 )
@@ -93,68 +103,6 @@ GITHUB_PLANS: dict[str, PlannedRequest] = {
     "merge_pr": gw.merge_pr("octocat/Hello-World", 1347, "merge"),
 }
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-}
-
-
-def _type_ok(value: Any, expected: str | list[str]) -> bool:
-    kinds = [expected] if isinstance(expected, str) else expected
-    if isinstance(value, bool):
-        return "boolean" in kinds
-    return any(isinstance(value, _JSON_TYPES.get(k, ())) for k in kinds) or (
-        value is None and "null" in kinds
-    )
-
-
-def body_problems(spec: dict[str, Any], schema: Any, value: Any, where: str = "body") -> list[str]:
-    """Why `value` does not fit the OpenAPI `schema` (empty when it does): unknown fields,
-    wrong JSON types, values outside an enum, missing required fields."""
-    schema = resolve(spec, schema)
-    for combinator in ("oneOf", "anyOf"):
-        if combinator in schema:
-            tries = [body_problems(spec, alt, value, where) for alt in schema[combinator]]
-            return [] if any(not t for t in tries) else [p for t in tries for p in t]
-    if "allOf" in schema:
-        return [p for part in schema["allOf"] for p in body_problems(spec, part, value, where)]
-    if value is None:
-        return [] if schema.get("nullable") else [f"{where}: null is not allowed"]
-    if "type" in schema and not _type_ok(value, schema["type"]):
-        return [f"{where}: {type(value).__name__} where the schema says {schema['type']}"]
-    if "enum" in schema and value not in schema["enum"]:
-        return [f"{where}: {value!r} is not one of {schema['enum']}"]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _item(spec, schema, v, f"{where}[{i}]")]
-    if isinstance(value, dict):
-        return _fields(spec, schema, value, where)
-    return []
-
-
-def _item(spec: dict[str, Any], schema: dict[str, Any], value: Any, where: str) -> list[str]:
-    return body_problems(spec, schema.get("items", {}), value, where)
-
-
-def _fields(
-    spec: dict[str, Any], schema: dict[str, Any], value: dict[str, Any], where: str
-) -> list[str]:
-    props = schema.get("properties", {})
-    problems = [f"{where}.{k}: not a documented field" for k in value if k not in props]
-    missing = [k for k in schema.get("required", []) if k not in value]
-    problems += [f"{where}.{k}: required but missing" for k in missing]
-    for key in value.keys() & props.keys():
-        problems += body_problems(spec, props[key], value[key], f"{where}.{key}")
-    return problems
-
-
-def _request_schema(operation: dict[str, Any]) -> Any:
-    body = resolve(github_spec(), operation.get("requestBody", {}))
-    return body.get("content", {}).get("application/json", {}).get("schema")
-
 
 def test_every_github_operation_is_planned_and_tested() -> None:
     assert set(GITHUB_PLANS) == set(gw.OPERATIONS)
@@ -168,11 +116,11 @@ def test_github_plan_is_a_documented_operation_with_a_documented_body(name: str)
     template, operation = found
     assert (plan.method, template) == gw.OPERATIONS[name]
     assert operation["x-github"]["enabledForGitHubApps"], f"{name}: not for App tokens"
-    schema = _request_schema(operation)
+    schema = github_request_schema(operation)
     if not plan.body:
         return
     assert schema is not None, f"{name}: a body where GitHub documents none"
-    assert body_problems(github_spec(), schema, dict(plan.body)) == []
+    assert openapi_problems(github_spec(), schema, dict(plan.body)) == []
 
 
 @pytest.mark.parametrize(
@@ -190,7 +138,7 @@ def test_the_body_checker_catches_what_github_would_refuse(
 ) -> None:
     found = github_operation(method, path)
     assert found is not None
-    problems = body_problems(github_spec(), _request_schema(found[1]), body)
+    problems = openapi_problems(github_spec(), github_request_schema(found[1]), body)
     assert any(complaint in p for p in problems), problems
 
 
@@ -241,6 +189,16 @@ def test_linear_plan_is_valid_against_the_published_schema(
     assert _graphql_problems(linear_schema, LINEAR_PLANS[name].body) == []
 
 
+def test_a_linear_sub_issue_plan_is_valid_against_the_published_schema(
+    linear_schema: GraphQLSchema,
+) -> None:
+    plan = lw.issue_create(
+        "t-1", "Approve?", "why", priority=2, id=lw.linear_uuid("k"), parent_id="i-1"
+    )
+    assert plan.body["variables"]["input"]["parentId"] == "i-1"
+    assert _graphql_problems(linear_schema, plan.body) == []
+
+
 def test_the_graphql_check_catches_a_wrong_variable(linear_schema: GraphQLSchema) -> None:
     body = dict(LINEAR_PLANS["issue_update"].body)
     body["variables"] = {"id": "ENG-1", "input": {"priority": "high"}}
@@ -257,6 +215,18 @@ SLACK_PLANS = [
     ),
     sw.add_reaction("C1", "1.2", "eyes"),
 ]
+# The approval channel's: a request message rewritten with its outcome, a refusal told to
+# the one person whose decision it refused. The test server answers them as Slack documents.
+SLACK_APPROVAL_PLANS = [
+    sw.update_message(
+        "C1", "1.2", "approved", [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}]
+    ),
+    sw.post_ephemeral("C1", "U1", "not authorised", "1.1"),
+]
+SLACK_ANSWERS = {
+    sw.UPDATE_MESSAGE: {"ok": True, "channel": "C1", "ts": "1.2", "text": "approved"},
+    sw.POST_EPHEMERAL: {"ok": True, "message_ts": "1.3"},
+}
 
 
 def _slack_problems(plan: PlannedRequest) -> list[str]:
@@ -272,8 +242,9 @@ def _slack_problems(plan: PlannedRequest) -> list[str]:
 
 
 def test_slack_plans_are_slack_sdk_calls() -> None:
-    assert {p.path for p in SLACK_PLANS} == set(sw.METHODS)
-    for plan in SLACK_PLANS:
+    plans = [*SLACK_PLANS, *SLACK_APPROVAL_PLANS]
+    assert {p.path for p in plans} == set(sw.METHODS)
+    for plan in plans:
         assert _slack_problems(plan) == []
     wrong = PlannedRequest("slack", "POST", "reactions.add", {"channel": "C", "ts": "1.2"})
     assert sorted(_slack_problems(wrong)) == [
@@ -486,6 +457,19 @@ async def test_slack_writer_sends_the_plan(
     assert result.external_id  # the new message's ts, or the reacted-to message's
 
 
+@pytest.mark.parametrize("plan", SLACK_APPROVAL_PLANS, ids=lambda p: p.path)
+async def test_slack_writer_sends_the_approval_plans(
+    plan: PlannedRequest, slack: PlatformServer, slack_writer: SlackWriter
+) -> None:
+    answer = SLACK_ANSWERS[plan.path]
+    slack.route("POST", f"/api/{plan.path}", Reply(200, answer))
+    result = await slack_writer.send(plan)
+    (sent,) = slack.requests
+    assert sent.path == f"/api/{plan.path}"
+    assert sent.arguments() == dict(plan.body)
+    assert result.external_id == answer.get("ts", answer.get("message_ts"))
+
+
 async def test_slack_rate_limit_and_server_error_are_retried(
     slack: PlatformServer, slack_writer: SlackWriter, sleeps: Sleeps
 ) -> None:
@@ -516,3 +500,129 @@ async def test_slack_refusals_are_permanent_named_and_scrubbed(
     message = str(caught.value)
     assert expected in message and "chat.postMessage C1" in message
     assert SLACK_TOKEN not in message and sleeps.waits == []
+
+
+# --- actions: idempotent Linear creation, label removal, reactions, lookups ----------------
+
+ACTION_KEY = "task-1.0.0123456789abcdef"
+LINEAR_ACTION_PLANS: dict[str, PlannedRequest] = {
+    "issue_update_removed": lw.issue_update("ENG-1", removed_label_ids=["l-1"]),
+    "issue_create_with_id": lw.issue_create("t-1", "Crash", id=lw.linear_uuid(ACTION_KEY)),
+    "comment_create_with_id": lw.comment_create("i-1", "Done", id=lw.linear_uuid(ACTION_KEY)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINEAR_ACTION_PLANS))
+def test_linear_ids_and_label_removal_are_valid_against_the_published_schema(
+    name: str, linear_schema: GraphQLSchema
+) -> None:
+    assert _graphql_problems(linear_schema, LINEAR_ACTION_PLANS[name].body) == []
+
+
+def _planned_by_the_planner(kind: str, target: Target, **params: Any) -> list[PlannedRequest]:
+    action = parse_action("t1", 0, {"type": kind, "params": params})
+    assert isinstance(action, ParsedAction), action
+    return PlatformPlanner().plan(action.for_sending(target), target)
+
+
+def test_the_reactions_taskyard_knows_are_the_ones_github_documents() -> None:
+    found = github_operation("POST", "/repos/o/r/issues/1/reactions")
+    assert found is not None
+    schema = resolve(github_spec(), github_request_schema(found[1]))
+    documented = resolve(github_spec(), schema["properties"]["content"])["enum"]
+    assert sorted(documented) == sorted(r.value for r in gw.Reaction)
+
+
+@pytest.mark.parametrize("emoji", [*(r.value for r in gw.Reaction), "thumbsup", "tada"])
+def test_planned_github_reactions_are_documented_requests(emoji: str) -> None:
+    target = Target("github", repo="octocat/Hello-World", number=1347, pull_request=False)
+    [plan] = _planned_by_the_planner("react", target, emoji=emoji)
+    found = github_operation(plan.method, plan.path)
+    assert found is not None
+    assert (plan.method, found[0]) == gw.OPERATIONS["add_reaction"]
+    assert openapi_problems(github_spec(), github_request_schema(found[1]), dict(plan.body)) == []
+
+
+def test_planned_slack_reactions_are_slack_sdk_calls() -> None:
+    target = Target("slack", channel="C1", thread_ts="1.1", message_ts="1.2")
+    [plan] = _planned_by_the_planner("react", target, emoji=":white_check_mark:")
+    assert plan.path == sw.ADD_REACTION and _slack_problems(plan) == []
+
+
+async def test_the_writer_sends_a_planned_reaction_and_github_accepts_it(
+    github: PlatformServer, gh_writer: GitHubWriter
+) -> None:
+    target = Target("github", repo="octocat/Hello-World", number=1347, pull_request=True)
+    [plan] = _planned_by_the_planner("react", target, emoji="hooray")
+    await gh_writer.send(plan)
+    (sent,) = github.requests
+    assert (sent.method, sent.path, sent.json()) == (
+        "POST",
+        "/repos/octocat/Hello-World/issues/1347/reactions",
+        {"content": "hooray"},
+    )
+
+
+async def test_a_reaction_already_there_is_applied(
+    slack: PlatformServer, slack_writer: SlackWriter
+) -> None:
+    slack.queue("POST", "/api/reactions.add", Reply(200, {"ok": False, "error": "already_reacted"}))
+    result = await slack_writer.send(sw.add_reaction("C1", "1.2", "eyes"))
+    assert result.external_id == "1.2" and len(slack.requests) == 1
+
+
+async def test_linear_action_reads_send_valid_documents_and_variables(
+    linear_schema: GraphQLSchema,
+) -> None:
+    sent: list[Any] = []
+    answers = iter(
+        [
+            {"issue": {"id": "u", "identifier": "ENG-1", "url": "https://l/1"}},
+            {"comment": {"id": "u", "url": "https://l/c"}},
+            {
+                "team": {
+                    "id": "t-1",
+                    "key": "ENG",
+                    "labels": {"nodes": []},
+                    "states": {"nodes": []},
+                    "members": {"nodes": []},
+                },
+                "issueLabels": {"nodes": []},
+            },
+        ]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, json={"data": next(answers)})
+
+    client = LinearClient(LINEAR_KEY, transport=httpx.MockTransport(handler))
+    chosen = lw.linear_uuid(ACTION_KEY)
+    assert (await client.find_issue(chosen)) is not None
+    assert (await client.find_comment(chosen)) is not None
+    assert (await client.team_directory("t-1"))["id"] == "t-1"
+    await client.aclose()
+    assert len(sent) == 3
+    for body in sent:
+        assert _graphql_problems(linear_schema, body) == []
+
+
+async def test_github_lookup_reads_are_documented_and_parse_githubs_examples() -> None:
+    fake = SpecGitHub(github_spec())
+    client = GitHubClient(token=GH_TOKEN, transport=httpx.MockTransport(fake))
+    try:
+        comments = await client.all_issue_comments("octocat/Hello-World", 1347)
+        reviews = await client.pull_request_reviews("octocat/Hello-World", 1347)
+        issues = await client.recent_issues("octocat/Hello-World")
+        pulls = await client.recent_pull_requests("octocat/Hello-World")
+    finally:
+        await client.aclose()
+    assert fake.problems == []
+    assert set(fake.seen) == {
+        READ_OPERATIONS[n]
+        for n in ("issue_comments", "pull_request_reviews", "repo_issues", "repo_pulls")
+    }
+    assert comments[0]["id"] and comments[0]["body"] and comments[0]["html_url"]
+    assert reviews[0]["id"] and reviews[0]["html_url"]
+    assert issues[0]["number"] == 1347 and issues[0]["html_url"]
+    assert pulls[0]["number"] == 1347 and pulls[0]["html_url"]

@@ -28,6 +28,7 @@ EXPECTED_TYPES = {
     "merge_pr",
     "mention_users",
     "post_channel",
+    "react",
     "run_command",
 }
 

@@ -17,6 +17,7 @@ from taskyard.actions.policy import AllowListPolicy
 from taskyard.actions.records import ActionStatus
 from taskyard.actions.target import target_from_event
 from taskyard.exceptions import ActionError
+from taskyard.platforms.linear_write import linear_uuid
 from taskyard.platforms.writes import PlannedRequest
 from taskyard.store import MemoryStore
 from tests.unit.routing.events import event_for, load
@@ -25,7 +26,13 @@ ISSUE = Target("github", repo="acme/api", number=7, pull_request=False)
 PULL = Target("github", repo="acme/api", number=9, pull_request=True, head_sha="abc123")
 REPO_ONLY = Target("github", repo="acme/api", head_sha="def456")
 LINEAR = Target("linear", issue_id="iss-1", team_id="team-1")
-SLACK = Target("slack", channel="C1", thread_ts="1700000000.000100", team_id="team-1")
+SLACK = Target(
+    "slack",
+    channel="C1",
+    thread_ts="1700000000.000100",
+    message_ts="1700000000.000900",
+    team_id="team-1",
+)
 SENTRY = Target("sentry", team_id="team-1")
 BUG_ID = "5f1c2a7e-0d0e-4a8b-9c39-7d1f6e2b3a41"
 DONE_ID = "0b7a3c55-1e2f-4d6a-8b9c-0a1b2c3d4e5f"
@@ -289,9 +296,19 @@ def test_linear_add_labels_by_name_through_the_lookup() -> None:
 def test_linear_label_names_without_a_lookup_are_refused() -> None:
     reason = refused("add_labels", LINEAR, labels=["bug"])
     assert reason == (
-        "Linear needs label ids and no label lookup is configured to find 'bug'; "
-        "give the label ids instead"
+        "Linear label names need TASKYARD_LINEAR_API_KEY to be resolved to ids ('bug'); "
+        "set it, or give the label ids instead"
     )
+
+
+def test_linear_remove_labels_by_name_or_id() -> None:
+    planner = PlatformPlanner(label_ids=lookup({"needs triage": "id-triage"}))
+    request = only(plan("remove_labels", LINEAR, using=planner, labels=["needs triage", BUG_ID]))
+    assert graphql(request) == (
+        "issueUpdate",
+        {"id": "iss-1", "input": {"removedLabelIds": ["id-triage", BUG_ID]}},
+    )
+    assert "TASKYARD_LINEAR_API_KEY" in refused("remove_label", LINEAR, label="wip")
 
 
 def test_linear_unknown_label_name_is_refused_naming_it() -> None:
@@ -333,19 +350,34 @@ def test_linear_assign_one_user_through_the_lookup() -> None:
     assert reason == "a Linear issue has one assignee; name one, not 2"
 
 
-def test_linear_comment_has_no_marker() -> None:
+def test_linear_comment_has_no_marker_but_an_id_of_its_key() -> None:
+    key = key_of("comment", body="Triaged.")
     assert graphql(only(plan("comment", LINEAR, body="Triaged."))) == (
         "commentCreate",
-        {"input": {"issueId": "iss-1", "body": "Triaged."}},
+        {"input": {"id": linear_uuid(key), "issueId": "iss-1", "body": "Triaged."}},
     )
 
 
-def test_linear_mention_users_is_a_comment() -> None:
-    request = only(plan("mention_users", LINEAR, users=["alice"], message="can you check?"))
+def test_linear_mention_users_is_a_comment_with_an_id_of_its_key() -> None:
+    params: dict[str, Any] = {"users": ["alice"], "message": "can you check?"}
+    request = only(plan("mention_users", LINEAR, **params))
     assert graphql(request) == (
         "commentCreate",
-        {"input": {"issueId": "iss-1", "body": "@alice can you check?"}},
+        {
+            "input": {
+                "id": linear_uuid(key_of("mention_users", **params)),
+                "issueId": "iss-1",
+                "body": "@alice can you check?",
+            }
+        },
     )
+
+
+def test_linear_ids_differ_between_actions_and_stay_for_one() -> None:
+    first = only(plan("comment", LINEAR, body="one")).body["variables"]["input"]["id"]
+    again = only(plan("comment", LINEAR, body="one")).body["variables"]["input"]["id"]
+    other = only(plan("comment", LINEAR, body="two")).body["variables"]["input"]["id"]
+    assert first == again != other
 
 
 def test_linear_create_issue_in_the_targets_team() -> None:
@@ -353,10 +385,12 @@ def test_linear_create_issue_in_the_targets_team() -> None:
     request = only(
         plan("create_issue", LINEAR, using=planner, title="Crash", body="trace", labels=["bug"])
     )
+    key = key_of("create_issue", title="Crash", body="trace", labels=["bug"])
     assert graphql(request) == (
         "issueCreate",
         {
             "input": {
+                "id": linear_uuid(key),
                 "teamId": "team-1",
                 "title": "Crash",
                 "description": "trace",
@@ -366,11 +400,30 @@ def test_linear_create_issue_in_the_targets_team() -> None:
     )
 
 
+def test_linear_create_issue_with_a_priority() -> None:
+    request = only(plan("create_issue", LINEAR, title="Crash", priority="P1"))
+    key = key_of("create_issue", title="Crash", priority=1)
+    assert graphql(request)[1]["input"] == {
+        "id": linear_uuid(key),
+        "teamId": "team-1",
+        "title": "Crash",
+        "priority": 2,  # Linear: 1 urgent, 2 high
+    }
+
+
+def test_github_create_issue_refuses_a_priority() -> None:
+    reason = refused("create_issue", ISSUE, title="Crash", priority="P0")
+    assert (
+        reason
+        == "create_issue: GitHub issues have no priority; leave it out, or add a priority label"
+    )
+
+
 @pytest.mark.parametrize(
     ("kind", "params", "reason"),
     [
         ("close_issue", {}, "a Linear issue is closed by moving it to a done state; use set_state"),
-        ("remove_labels", {"labels": ["x"]}, "removing labels from a Linear issue is not"),
+        ("react", {"emoji": "eyes"}, "a comment is not a reaction); Linear: use comment"),
         ("review", {"summary": "x"}, "review cannot be applied to a linear target; it works on "
          "github targets"),
         ("merge_pr", {}, "merge_pr cannot be applied to a linear target"),
@@ -421,9 +474,17 @@ def test_slack_post_channel_is_a_top_level_message() -> None:
 
 def test_slack_create_issue_goes_to_the_default_linear_team() -> None:
     request = only(plan("create_issue", SLACK, title="Checkout 500", body="from #bugs"))
+    key = key_of("create_issue", title="Checkout 500", body="from #bugs")
     assert graphql(request) == (
         "issueCreate",
-        {"input": {"teamId": "team-1", "title": "Checkout 500", "description": "from #bugs"}},
+        {
+            "input": {
+                "id": linear_uuid(key),
+                "teamId": "team-1",
+                "title": "Checkout 500",
+                "description": "from #bugs",
+            }
+        },
     )
 
 
@@ -442,14 +503,79 @@ def test_slack_refusals_name_where_the_action_works(kind: str, params: dict[str,
     )
 
 
+# --- react --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [ISSUE, PULL])
+def test_github_react_is_a_reaction_on_the_issue_or_pull_request(target: Target) -> None:
+    assert rest(only(plan("react", target, emoji="rocket"))) == (
+        "github",
+        "POST",
+        f"/repos/acme/api/issues/{target.number}/reactions",
+        {"content": "rocket"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("emoji", "content"),
+    [("eyes", "eyes"), ("+1", "+1"), (":thumbsup:", "+1"), ("tada", "hooray"), ("-1", "-1")],
+)
+def test_github_react_takes_github_names_and_slacks_names_of_them(emoji: str, content: str) -> None:
+    assert only(plan("react", ISSUE, emoji=emoji)).body == {"content": content}
+
+
+def test_github_react_without_emoji_says_eyes() -> None:
+    assert only(plan("react", ISSUE)).body == {"content": "eyes"}
+
+
+def test_github_react_refuses_what_github_does_not_have() -> None:
+    assert refused("react", ISSUE, emoji="fire") == (
+        "react: GitHub has no 'fire' reaction; use one of "
+        "+1, -1, laugh, confused, heart, hooray, rocket, eyes"
+    )
+    assert "react needs a GitHub issue or pull request" in refused("react", REPO_ONLY)
+
+
+@pytest.mark.parametrize(
+    ("emoji", "name"),
+    [("eyes", "eyes"), (":white_check_mark:", "white_check_mark"), ("hooray", "tada")],
+)
+def test_slack_react_is_reactions_add_on_the_message(emoji: str, name: str) -> None:
+    assert rest(only(plan("react", SLACK, emoji=emoji))) == (
+        "slack",
+        "POST",
+        "reactions.add",
+        {"channel": "C1", "timestamp": "1700000000.000900", "name": name},
+    )
+
+
+def test_slack_react_without_a_message_is_refused() -> None:
+    target = Target("slack", channel="C1")
+    assert refused("react", target) == (
+        "react needs a Slack message, and the task's event names none"
+    )
+
+
+@pytest.mark.parametrize("emoji", ["two words", "", "<script>"])
+def test_react_with_no_emoji_name_is_invalid(emoji: str) -> None:
+    parsed = parse_action("t1", 0, {"type": "react", "params": {"emoji": emoji}})
+    assert not isinstance(parsed, ParsedAction)
+    assert "emoji" in parsed.error
+
+
+def test_react_is_idempotent() -> None:
+    assert REGISTRY["react"].idempotent
+
+
 # --- Sentry (no writable target of its own) and run_command --------------------------------
 
 
 def test_sentry_create_issue_goes_to_linear_and_the_rest_is_refused() -> None:
     request = only(plan("create_issue", SENTRY, title="TypeError in checkout"))
+    key = key_of("create_issue", title="TypeError in checkout")
     assert graphql(request) == (
         "issueCreate",
-        {"input": {"teamId": "team-1", "title": "TypeError in checkout"}},
+        {"input": {"id": linear_uuid(key), "teamId": "team-1", "title": "TypeError in checkout"}},
     )
     reason = refused("comment", SENTRY, body="x")
     assert (
@@ -496,6 +622,7 @@ SAMPLE_PARAMS: Mapping[str, dict[str, Any]] = {
     "merge_pr": {},
     "mention_users": {"users": ["alice"], "message": "m"},
     "post_channel": {"text": "t"},
+    "react": {"emoji": "eyes"},
     "run_command": {"argv": ["true"]},
 }
 

@@ -29,6 +29,8 @@ def test_github_pull_request_opened_is_the_pull_request_at_its_head(shared_dir: 
         pull_request=True,
         head_sha=PR_HEAD,
         team_id=TEAM,
+        branch="master",
+        lines_changed=2,
     )
 
 
@@ -65,6 +67,46 @@ def test_github_push_that_deleted_a_branch_has_no_head_commit(shared_dir: Path) 
     payload["after"] = "0" * 40
     target = target_from_event(event_for("github", payload, "push"), payload)
     assert (target.number, target.head_sha) == (None, None)
+
+
+def test_github_push_to_a_branch_names_the_branch_and_a_tag_push_none(shared_dir: Path) -> None:
+    payload = load(shared_dir / "webhooks", "github/push.json")
+    assert payload["ref"] == "refs/tags/simple-tag"
+    tag = target_from_event(event_for("github", payload, "push"), payload)
+    payload["ref"] = "refs/heads/release/1.2"
+    pushed = target_from_event(event_for("github", payload, "push"), payload)
+    assert (tag.branch, pushed.branch, pushed.lines_changed) == (None, "release/1.2", None)
+
+
+def test_github_pull_request_size_is_its_additions_and_deletions(shared_dir: Path) -> None:
+    payload = load(shared_dir / "webhooks", "github/pull_request.synchronize.json")
+    payload["pull_request"].update(additions=420, deletions=95)
+    target = target_from_event(event_for("github", payload, "pull_request"), payload)
+    assert (target.branch, target.lines_changed) == ("master", 515)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("pull_request_review.submitted.json", "pull_request_review"),
+        ("pull_request_review_comment.created.json", "pull_request_review_comment"),
+    ],
+)
+def test_github_review_events_have_the_base_branch_but_no_size(
+    shared_dir: Path, name: str, kind: str
+) -> None:
+    target = target_of(shared_dir, "github", name, kind)
+    assert (target.pull_request, target.branch, target.lines_changed) == (True, "master", None)
+
+
+def test_github_check_run_goes_to_its_pull_requests_base(shared_dir: Path) -> None:
+    target = target_of(shared_dir, "github", "check_run.completed.json", "check_run")
+    assert (target.branch, target.lines_changed) == ("master", None)
+
+
+def test_github_issue_has_no_branch_or_size(shared_dir: Path) -> None:
+    target = target_of(shared_dir, "github", "issues.opened.json", "issues")
+    assert (target.branch, target.lines_changed) == (None, None)
 
 
 def test_linear_issue_create_is_the_issue_in_its_own_team(shared_dir: Path) -> None:
@@ -111,5 +153,9 @@ def test_slack_reply_is_answered_in_its_thread() -> None:
     payload = slack_message("C0BUGS", ts="1700000000.000900", thread_ts="1700000000.000100")
     target = target_from_event(event_for("slack", payload), payload, default_linear_team=TEAM)
     assert target == Target(
-        platform="slack", channel="C0BUGS", thread_ts="1700000000.000100", team_id=TEAM
+        platform="slack",
+        channel="C0BUGS",
+        thread_ts="1700000000.000100",
+        message_ts="1700000000.000900",
+        team_id=TEAM,
     )

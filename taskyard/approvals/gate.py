@@ -1,0 +1,231 @@
+"""The risk-based policy, the gate where gated actions wait, and the decisions that open it.
+
+- `RiskPolicy` (an `ActionPolicy`): the route's allow-list still says what a route may never
+  do; what it may do is assessed by the risk rules, and the approval policy of the risk level
+  says whether a person must approve it (`Verdict.ASK`) or not (`Verdict.ALLOW`).
+- `StoreGate` (an `ApprovalGate`): creates the request (one pending per action), with its
+  expiry from the policy, and announces it on the configured channels.
+- `Decisions`: every way a decision arrives (Linear, GitHub, Slack, CLI, API) ends here: the
+  decider's role is checked, then the store takes the decision in one conditional update (of
+  two racing decisions exactly one wins) and hands the task back to a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from taskyard.actions.models import ParsedAction, Target
+from taskyard.actions.policy import AllowListPolicy, Assessment, Verdict
+from taskyard.approvals.policies import ApprovalPolicies, Identity
+from taskyard.approvals.records import (
+    Approval,
+    ApprovalStatus,
+    Decision,
+    DecisionAttempt,
+    DecisionOutcome,
+)
+from taskyard.approvals.risk import RiskLevel, RiskRules, subject_of
+from taskyard.models import new_id
+from taskyard.platforms.writes import PlannedRequest
+from taskyard.store.base import Store
+
+log = logging.getLogger(__name__)
+
+Announce = Callable[[Approval], Awaitable[Approval]]
+Listener = Callable[[Approval], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RiskPolicy:
+    allow: AllowListPolicy
+    rules: RiskRules
+    policies: ApprovalPolicies
+    environment: str | None = None
+
+    def assess(self, route: str, action: ParsedAction, target: Target) -> Assessment:
+        listed = self.allow.assess(route, action, target)
+        if not listed.allowed:
+            return listed
+        risk = self.rules.assess(subject_of(action, target, self.environment))
+        level = RiskLevel(risk.level)
+        if not self.policies.policy_for(level).approval:
+            return Assessment(Verdict.ALLOW, risk=str(level), rule=risk.rule)
+        why = f"{level} risk ({risk.rule}) needs a person's approval"
+        return Assessment(Verdict.ASK, why, risk=str(level), rule=risk.rule)
+
+
+def workflow_for(task_id: str) -> str:
+    """A new workflow id for a task handed back to a worker after a decision."""
+    return f"{task_id}-apply-{new_id()[-8:]}"
+
+
+def summary_of(action: ParsedAction, requests: Sequence[PlannedRequest]) -> str:
+    said = "; ".join(r.description for r in requests if r.description)
+    return f"{action.type}: {said}" if said else action.type
+
+
+@dataclass
+class StoreGate:
+    store: Store
+    policies: ApprovalPolicies
+    announce: Announce | None = None  # posts the request on the channels; returns it updated
+    clock: Callable[[], float] = time.time
+    on_created: list[Listener] = field(default_factory=list)
+
+    async def latest(self, action: ParsedAction) -> Approval | None:
+        return await asyncio.to_thread(self.store.latest_approval_for, action.key)
+
+    async def request(
+        self,
+        task_id: str,
+        route: str,
+        action: ParsedAction,
+        target: Target,
+        assessment: Assessment,
+        requests: list[PlannedRequest],
+    ) -> Approval:
+        level = RiskLevel(assessment.risk or RiskLevel.MEDIUM)
+        policy = self.policies.policy_for(level)
+        began = time.perf_counter()
+        now = self.clock()
+        remind = None if policy.remind_at is None else now + policy.timeout * policy.remind_at
+        approval = Approval(
+            id=new_id(),
+            task_id=task_id,
+            action_key=action.key,
+            route=route,
+            action_type=action.type,
+            risk=str(level),
+            rule=assessment.rule or "default",
+            summary=summary_of(action, requests),
+            details={
+                "params": action.params_json(),
+                "reasoning": action.reasoning,
+                "requests": [r.to_json() for r in requests],
+                "target": _target_json(target),
+                "roles": list(policy.roles),
+                "checklist": list(policy.checklist),
+                "justification_required": policy.justification_required,
+            },
+            status=ApprovalStatus.PENDING,
+            created_at=now,
+            expires_at=now + policy.timeout,
+            remind_at=remind,
+        )
+        stored = await asyncio.to_thread(self.store.create_approval, approval)
+        created = time.perf_counter()
+        if self.announce is not None:
+            try:
+                stored = await self.announce(stored)
+            except Exception:  # the request stands; the CLI, API and UI still reach it
+                log.exception("approval announcement failed", extra={"approval_id": stored.id})
+        if stored.id == approval.id:
+            log.info(
+                "approval requested",
+                extra={
+                    "approval_id": stored.id,
+                    "task_id": task_id,
+                    "action": action.type,
+                    "risk": stored.risk,
+                    "rule": stored.rule,
+                    "created_ms": round((created - began) * 1000, 2),
+                    "announced_ms": round((time.perf_counter() - created) * 1000, 2),
+                    "channels": sorted(stored.channels),
+                },
+            )
+            for listener in self.on_created:
+                listener(stored)
+        return stored
+
+
+def _target_json(target: Target) -> dict[str, object]:
+    return {k: v for k, v in dataclasses.asdict(target).items() if v is not None}
+
+
+@dataclass
+class Decisions:
+    """Takes decisions from every surface. `on_decided` listeners hear of each accepted one
+    (metrics, the channels' "decided" notes); `wake` nudges the local dispatcher."""
+
+    store: Store
+    policies: ApprovalPolicies
+    clock: Callable[[], float] = time.time
+    wake: Callable[[], None] | None = None
+    on_decided: list[Callable[[DecisionOutcome], None]] = field(default_factory=list)
+    on_refused: list[Callable[[DecisionAttempt], None]] = field(default_factory=list)
+
+    async def decide(
+        self,
+        approval_id: str,
+        decision: Decision,
+        who: Identity,
+        reason: str | None = None,
+    ) -> DecisionOutcome:
+        approval = await asyncio.to_thread(self.store.get_approval, approval_id)
+        now = self.clock()
+        refusal = self._refusal(approval, decision, who, reason)
+        if refusal is not None:
+            attempt = DecisionAttempt(
+                approval.id, now, who.platform, _actor(who), decision, False, refusal
+            )
+            await asyncio.to_thread(self.store.record_decision_attempt, attempt)
+            log.warning(
+                "approval decision refused",
+                extra={"approval_id": approval.id, "actor": _actor(who), "why": refusal},
+            )
+            for listener in self.on_refused:
+                listener(attempt)
+            return DecisionOutcome(False, approval, refusal)
+        outcome = await asyncio.to_thread(
+            self.store.decide_approval,
+            approval.id,
+            decision,
+            _actor(who),
+            who.platform,
+            reason,
+            now,
+            workflow_for(approval.task_id),
+        )
+        if not outcome.accepted:
+            attempt = DecisionAttempt(
+                approval.id, now, who.platform, _actor(who), decision, False, outcome.why
+            )
+            for listener in self.on_refused:
+                listener(attempt)
+            return outcome
+        log.info(
+            "approval decided",
+            extra={
+                "approval_id": approval.id,
+                "decision": str(decision),
+                "actor": _actor(who),
+                "resumed": outcome.resumed,
+            },
+        )
+        for decided in self.on_decided:
+            decided(outcome)
+        if outcome.resumed and self.wake is not None:
+            self.wake()
+        return outcome
+
+    def _refusal(
+        self, approval: Approval, decision: Decision, who: Identity, reason: str | None
+    ) -> str | None:
+        level = RiskLevel(approval.risk)
+        escalated = approval.reminded_at is not None  # past the reminder: escalate_to too
+        if not self.policies.may_decide(level, who, escalated=escalated):
+            return f"not authorised: {_actor(who)} holds none of the roles that decide {level}"
+        policy = self.policies.policy_for(level)
+        justified = bool(reason and reason.strip())
+        if decision is Decision.APPROVE and policy.justification_required and not justified:
+            return f"a justification is required to approve a {level} risk action"
+        return None
+
+
+def _actor(who: Identity) -> str:
+    return f"{who.platform}:{who.id}"

@@ -1,0 +1,241 @@
+"""`taskyard approvals …`: the operator's side of approval requests (seed 004's commands).
+
+The CLI decides as `cli:<name>` (`--as`, else the login name): whoever can run it against the
+database holds the operator's role. A decision here resumes the task through the database;
+a running worker picks it up within its dispatch poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import getpass
+import time
+from typing import Annotated, Any
+
+import typer
+
+from taskyard.approvals.records import ApprovalStatus, Decision, approval_json, iso
+from taskyard.cli import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    _fail,
+    _print_json,
+    _store,
+    out,
+    settings_from,
+)
+from taskyard.exceptions import NotFound, TaskyardError
+from taskyard.models import TaskStatus, new_id
+
+approvals_app = typer.Typer(
+    no_args_is_help=True, help="Approvals: risky actions waiting for a person's decision."
+)
+AsOpt = Annotated[str | None, typer.Option("--as", help="Who decides (default: your login name).")]
+
+
+def _decide(
+    approval_id: str,
+    decision: Decision,
+    who: str | None,
+    reason: str | None,
+    config: Any,
+    database_url: str | None,
+) -> Any:
+    from taskyard.approvals.policies import Identity
+    from taskyard.approvals.service import Approvals
+
+    store = _store(config, database_url)
+    settings = settings_from(config, database_url=database_url)
+    try:
+        approvals = Approvals.from_settings(settings, store)
+        identity = Identity("cli", who or getpass.getuser())
+        return asyncio.run(_decide_and_tell(approvals, approval_id, decision, identity, reason))
+    except NotFound as exc:
+        raise _fail(str(exc)) from exc
+    except TaskyardError as exc:
+        raise _fail(str(exc)) from exc
+
+
+async def _decide_and_tell(
+    approvals: Any, approval_id: str, decision: Decision, identity: Any, reason: str | None
+) -> Any:
+    """Decide, then say so on the channels the request was posted on."""
+    outcome = await approvals.decisions.decide(approval_id, decision, identity, reason)
+    if outcome.accepted:
+        await approvals.tell_apart(outcome)
+    return outcome
+
+
+def _report(outcome: Any, verb: str, as_json: bool) -> None:
+    data = {
+        "id": outcome.approval.id,
+        "accepted": outcome.accepted,
+        "status": str(outcome.approval.status),
+        "why": outcome.why,
+        "task_resumed": outcome.resumed,
+    }
+    if as_json:
+        _print_json(data)
+    elif outcome.accepted:
+        resumed = "; its task resumes" if outcome.resumed else ""
+        out.print(f"approval {outcome.approval.id} {verb}{resumed}", highlight=False)
+    if not outcome.accepted:
+        raise _fail(f"approval {outcome.approval.id} not {verb}: {outcome.why}")
+
+
+@approvals_app.command("init-db")
+def approvals_init_db(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Create the approval tables (applies every pending migration)."""
+    _store(config, database_url)
+    out.print("approval tables ready")
+
+
+@approvals_app.command("list-pending")
+def approvals_list_pending(
+    as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
+) -> None:
+    """Requests waiting for a decision, newest first."""
+    found = _store(config, database_url).list_approvals(ApprovalStatus.PENDING)
+    if as_json:
+        _print_json([approval_json(a) for a in found])
+        return
+    if not found:
+        out.print("no pending approvals")
+    now = time.time()
+    for a in found:
+        left = max(0, int((a.expires_at - now) / 60))
+        out.print(
+            f"{a.id}  {a.risk:<8}  {a.action_type:<12}  task {a.task_id}  "
+            f"expires in {left} min  {a.summary}",
+            highlight=False,
+        )
+
+
+@approvals_app.command("approve")
+def approvals_approve(
+    approval_id: str,
+    reason: Annotated[str | None, typer.Option(help="Why (required at high risk).")] = None,
+    who: AsOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Approve a pending request: its action is applied."""
+    outcome = _decide(approval_id, Decision.APPROVE, who, reason, config, database_url)
+    _report(outcome, "approved", as_json)
+
+
+@approvals_app.command("reject")
+def approvals_reject(
+    approval_id: str,
+    reason: Annotated[str, typer.Option(help="Why it is denied (posted back).")],
+    who: AsOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Deny a pending request: its action is skipped, and the denial reported."""
+    outcome = _decide(approval_id, Decision.DENY, who, reason, config, database_url)
+    _report(outcome, "denied", as_json)
+
+
+@approvals_app.command("status")
+def approvals_status(
+    ref: Annotated[str, typer.Argument(help="An approval id, a task id or a workflow id.")],
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """The requests of a task (or one request), with their decisions."""
+    store = _store(config, database_url)
+    try:
+        found = [store.get_approval(ref)]
+    except NotFound:
+        task_id = ref.split("-apply-")[0].split("-retry-")[0]
+        found = store.list_approvals(task_id=task_id, include_archived=True)
+    if not found:
+        raise _fail(f"no approval, task or workflow {ref} with approval requests")
+    data = [
+        {
+            **approval_json(a),
+            "attempts": [
+                {**dataclasses.asdict(t), "at": iso(t.at), "decision": str(t.decision)}
+                for t in store.decision_attempts(a.id)
+            ],
+        }
+        for a in found
+    ]
+    if as_json:
+        _print_json(data)
+        return
+    for a in data:
+        decided = f" by {a['decided_by']} ({a['decided_via']})" if a["decided_by"] else ""
+        out.print(
+            f"{a['id']}  {a['status']}{decided}  {a['risk']}  {a['summary']}", highlight=False
+        )
+        for t in a["attempts"]:
+            verdict = "accepted" if t["accepted"] else f"refused: {t['why']}"
+            out.print(f"    {t['at']} {t['actor']} {t['decision']}: {verdict}", highlight=False)
+
+
+@approvals_app.command("clean-expired")
+def approvals_clean_expired(
+    older_than_hours: Annotated[float, typer.Option(min=0)] = 24.0,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Archive expired requests older than this (kept in the database, out of the lists)."""
+    store = _store(config, database_url)
+    count = store.archive_approvals(time.time() - older_than_hours * 3600)
+    out.print(f"{count} expired approval request(s) archived")
+
+
+@approvals_app.command("resubmit")
+def approvals_resubmit(
+    approval_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
+) -> None:
+    """Ask again for an expired request: a new request, with a new expiry, for the same
+    action; its task waits again."""
+    store = _store(config, database_url)
+    try:
+        old = store.get_approval(approval_id)
+    except NotFound as exc:
+        raise _fail(str(exc)) from exc
+    if old.status is not ApprovalStatus.EXPIRED:
+        raise _fail(f"approval {old.id} is {old.status}; only an expired request is resubmitted")
+    now = time.time()
+    new = dataclasses.replace(
+        old,
+        id=new_id(),
+        status=ApprovalStatus.PENDING,
+        created_at=now,
+        expires_at=now + (old.expires_at - old.created_at),
+        remind_at=None if old.remind_at is None else now + (old.remind_at - old.created_at),
+        reminded_at=None,
+        channels={},
+        question=None,
+        decided_at=None,
+        decided_by=None,
+        decided_via=None,
+        reason=None,
+        archived=False,
+    )
+    stored = store.create_approval(new)
+    waiting = store.update_task(
+        old.task_id,
+        {
+            "status": TaskStatus.AWAITING_APPROVAL,
+            "reason": f"waiting for approval {stored.id} (resubmitted)",
+            "finished_at": None,
+            "updated_at": now,
+        },
+        (TaskStatus.EXPIRED, TaskStatus.AWAITING_APPROVAL),
+    )
+    if not waiting:
+        raise _fail(f"task {old.task_id} is no longer waiting for this action")
+    if as_json:
+        _print_json(approval_json(stored))
+    else:
+        out.print(f"approval {old.id} resubmitted as {stored.id}", highlight=False)
