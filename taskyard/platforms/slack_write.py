@@ -5,17 +5,25 @@ keyword arguments of slack-sdk's method of that name (`WebClient.chat_postMessag
 writer calls as they are, so slack-sdk encodes them as it always does (JSON for messages with
 blocks). Errors as for reads (`slack.api_error`): `ok: false` is permanent unless it is a rate
 limit (`ratelimited`/429: waits for Retry-After) or a Slack server error. A reaction that is
-already there (`already_reacted`) is the state asked for: a success, like GitHub's 200."""
+already there (`already_reacted`) is the state asked for: a success, like GitHub's 200.
+
+A transport error that means the call never reached Slack (connection refused, the name did
+not resolve) is transient and retried; any other (a timeout waiting for the answer, a dropped
+connection) leaves the write in doubt (`PlatformInDoubt`): it is not sent again, since a
+message Slack did post would be posted twice."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import socket
+import urllib.error
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from taskyard.exceptions import PlatformPermanentError, PlatformTransientError
+from taskyard.exceptions import PlatformInDoubt, PlatformPermanentError, PlatformTransientError
 from taskyard.platforms.base import redact
 from taskyard.platforms.retry import with_retries
 from taskyard.platforms.slack import SlackClient, api_error
@@ -28,6 +36,17 @@ UPDATE_MESSAGE = "chat.update"
 POST_EPHEMERAL = "chat.postEphemeral"
 # A contract test checks slack-sdk has each.
 METHODS = (POST_MESSAGE, ADD_REACTION, UPDATE_MESSAGE, POST_EPHEMERAL)
+# Transport errors that mean the request never left (urllib wraps errors of connecting and
+# sending in URLError; those of reading the answer come as they are).
+NOT_SENT = (ConnectionRefusedError, socket.gaierror)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Whether a transport error means Slack cannot have received the call."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, NOT_SENT)
+
+
 # Slack error codes that mean the call's effect is already in place, by method.
 ALREADY_DONE: Mapping[str, frozenset[str]] = {ADD_REACTION: frozenset({"already_reacted"})}
 
@@ -126,9 +145,11 @@ class SlackWriter(SlackClient):
             except SlackClientError as exc:
                 text = redact(f"slack: {what} failed: {type(exc).__name__}: {exc}", self._secrets)
                 raise PlatformPermanentError(text, platform=PLATFORM) from exc
-            except OSError as exc:  # urllib: URLError, timeouts, refused connections
+            except (OSError, http.client.HTTPException) as exc:  # urllib's transport errors
                 text = redact(f"slack: {what} failed: {type(exc).__name__}: {exc}", self._secrets)
-                raise PlatformTransientError(text, platform=PLATFORM) from exc
+                if never_sent(exc):
+                    raise PlatformTransientError(text, platform=PLATFORM) from exc
+                raise PlatformInDoubt(text, platform=PLATFORM) from exc
             data = response.data
             if not isinstance(data, Mapping):
                 raise PlatformPermanentError(f"slack: {what} answered no JSON", platform=PLATFORM)

@@ -224,3 +224,39 @@ async def test_comments_that_decide_nothing(
     said = await yard.intercept(*comment("/approve", "octocat"))  # no request on this thread
     assert said == "github: a decision on no known approval request"
     assert gh.requests == []
+
+
+async def test_several_pending_on_one_thread_must_be_named(
+    store: Store, gh: PlatformServer, writer: GitHubWriter
+) -> None:
+    waiting_task(store, "t1")
+    waiting_task(store, "t2")
+    yard = channels(store, writer)
+    first = await yard.announce(store.create_approval(request("t1")))
+    second = await yard.announce(store.create_approval(request("t2")))
+
+    # `/approve` without an id where two are pending decides neither, and says which exist.
+    mark = gh.mark()
+    said = await yard.intercept(*comment("/approve ship it", "octocat"))
+    assert said is not None and "2 requests are pending here" in said
+    assert {store.get_approval(a.id).status for a in (first, second)} == {ApprovalStatus.PENDING}
+    [reply] = posted(gh, mark)
+    assert reply.startswith("@octocat your `/approve` on approval")
+    assert f"`{first.id}`" in reply and f"`{second.id}`" in reply
+    assert store.decision_attempts(first.id) == store.decision_attempts(second.id) == []
+
+    # `/question` asks for more information: the request stays open and the question is shown.
+    mark = gh.mark()
+    said = await yard.intercept(*comment(f"/question {first.id} which tests ran?", "octocat"))
+    assert said == f"approval {first.id}: more_info by github:octocat accepted"
+    asked = store.get_approval(first.id)
+    assert (asked.status, asked.question) == (ApprovalStatus.PENDING, "which tests ran?")
+    assert [p for p in posted(gh, mark) if "asks for more information" in p] != []
+
+    # Naming one decides that one; then the other is the only one pending and needs no id.
+    assert "accepted" in str(await yard.intercept(*comment(f"/deny {first.id} no", "octocat")))
+    said = await yard.intercept(*comment("/approve fine", "octocat"))
+    assert said == f"approval {second.id}: approve by github:octocat accepted"
+    assert store.get_approval(first.id).status is ApprovalStatus.DENIED
+    assert store.get_approval(second.id).status is ApprovalStatus.APPROVED
+    assert gh.problems == []

@@ -6,6 +6,7 @@ Approved by someone, decides it through `ApprovalChannels` — or is refused and
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -250,3 +251,86 @@ async def test_a_real_delivery_of_another_issue_is_left_to_routing(
     channels, _ = await announced(store, channel)
     payload = {**real, "actor": actor_of(real)}  # KOR-11 moved to Todo: no approval issue
     assert await channels.intercept(event_for("linear", payload), payload) is None
+
+
+def commented(
+    shared_dir: Path, issue_id: str, body: str, actor: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The real `Comment.create` delivery, on `issue_id`, saying `body` (by `actor`; the
+    sample itself names its author only by `userId`)."""
+    payload: dict[str, Any] = json.loads(
+        (shared_dir / "webhooks" / "linear" / "comment.create.sdk-test.json").read_text()
+    )
+    payload["data"].update(issueId=issue_id, body=body)
+    if actor is not None:
+        payload["actor"] = actor
+    return payload
+
+
+async def test_a_comment_gives_the_justification_a_state_change_cannot(
+    store: Store,
+    linear: PlatformServer,
+    workspace: LinearWorkspace,
+    real: Any,
+    shared_dir: Path,
+) -> None:
+    policies = ApprovalPolicies.from_mapping(
+        {
+            "levels": {
+                "low": {"approval": False},
+                **{lv: {"roles": ["lead"], "timeout_minutes": 60} for lv in ("medium", "high")},
+                "critical": {
+                    "roles": ["lead"],
+                    "timeout_minutes": 60,
+                    "justification_required": True,
+                },
+            },
+            "roles": {"lead": {"linear": ["user@example.com"]}},
+        }
+    )
+    writer = LinearWriter(KEY, url=linear.base_url)
+    hub = LinearApprovalHub(hub_issue_id=HUB, team_id=team_of(real))
+    made = LinearChannel(writer, hub, policies)
+    waiting_task(store)
+    critical = replace_risk(approval(), "critical")
+    channels = ApprovalChannels(store, Decisions(store, policies, clock=lambda: T0 + 60), [made])
+    posted = await channels.announce(store.create_approval(critical))
+    issue_id = posted.channels["linear"]["issue_id"]
+    assert (
+        "approve by comment, `/approve <justification>`" in workspace.issue(issue_id)["description"]
+    )
+
+    # Moving it to Approved says no why: refused.
+    payload = moved_to_approved(real, workspace, issue_id, actor_of(real))
+    said = await channels.intercept(event_for("linear", payload), payload)
+    assert said is not None and "refused (a justification is required" in said
+
+    # A comment elsewhere that happens to start with /approve is routed as usual.
+    elsewhere = commented(shared_dir, stable_id("issue", "other"), "/approve", actor_of(real))
+    assert await channels.intercept(event_for("linear", elsewhere), elsewhere) is None
+
+    # The sample's author, named only by userId, holds no role: refused and recorded.
+    payload = commented(shared_dir, issue_id, "/approve fine by me", None)
+    said = await channels.intercept(event_for("linear", payload), payload)
+    author = payload["data"]["userId"]
+    assert said is not None and f"by linear:{author} refused (not authorised" in said
+
+    # The lead, by comment, with the justification: approved, the reason kept.
+    payload = commented(shared_dir, issue_id, "/approve\nrollback plan: revert #7", actor_of(real))
+    said = await channels.intercept(event_for("linear", payload), payload)
+    assert said == "approval a1: approve by linear:user@example.com accepted"
+    decided = store.get_approval("a1")
+    assert (decided.status, decided.reason) == (ApprovalStatus.APPROVED, "rollback plan: revert #7")
+    assert [(a.actor, a.accepted) for a in store.decision_attempts("a1")] == [
+        ("linear:user@example.com", False),
+        (f"linear:{author}", False),
+        ("linear:user@example.com", True),
+    ]
+    assert store.get_task("t1").status is TaskStatus.APPLYING
+    assert linear.problems == []
+    await writer.aclose()
+
+
+def replace_risk(made: Approval, risk: str) -> Approval:
+    details = {**made.details, "justification_required": risk == "critical"}
+    return dataclasses.replace(made, risk=risk, details=details)

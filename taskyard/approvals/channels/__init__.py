@@ -15,10 +15,10 @@ from typing import Any
 
 from taskyard.approvals.channels.base import Channel, DecisionRequest, Lookup
 from taskyard.approvals.gate import Decisions
-from taskyard.approvals.records import Approval, DecisionOutcome
+from taskyard.approvals.records import Approval, ApprovalStatus, DecisionOutcome
 from taskyard.exceptions import NotFound, PlatformError
 from taskyard.models import Event
-from taskyard.store.base import Store
+from taskyard.store.base import Store, channel_matches
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,17 @@ class ApprovalChannels:
             request = channel.decision_in(event, payload)
             if request is None:
                 continue
-            approval = await asyncio.to_thread(self._find, request.lookup)
-            if approval is None:
+            found = await asyncio.to_thread(self._find, request.lookup)
+            if not found and request.only_if_known:
+                continue
+            if not found:
                 return f"{channel.name}: a decision on no known approval request"
+            approval = found[0]
+            if len(found) > 1:  # several pending where it was made, and it named none
+                ids = ", ".join(f"`{a.id}`" for a in found)
+                why = f"{len(found)} requests are pending here ({ids}); name the one you decide"
+                await self._tell(DecisionOutcome(False, approval, why), channel, request)
+                return f"{channel.name}: {request.decision} refused: {why}"
             outcome = await self.decisions.decide(
                 approval.id, request.decision, request.who, request.reason
             )
@@ -117,12 +125,24 @@ class ApprovalChannels:
                     },
                 )
 
-    def _find(self, lookup: Lookup) -> Approval | None:
+    def _find(self, lookup: Lookup) -> list[Approval]:
+        """The request a decision is about: the one named; else the ones pending where it was
+        made (more than one: ambiguous), else the newest posted there (decided already, which
+        the decision is then told)."""
         if lookup.approval_id is not None:
             try:
-                return self.store.get_approval(lookup.approval_id)
+                return [self.store.get_approval(lookup.approval_id)]
             except NotFound:
-                return None
-        if lookup.platform and lookup.key and lookup.value is not None:
-            return self.store.find_approval_by_channel(lookup.platform, lookup.key, lookup.value)
-        return None
+                return []
+        if not (lookup.platform and lookup.key and lookup.value is not None):
+            return []
+        platform, key, value = lookup.platform, lookup.key, lookup.value
+        pending = [
+            a
+            for a in self.store.list_approvals(ApprovalStatus.PENDING, limit=1000)
+            if channel_matches(a, platform, key, value)
+        ]
+        if pending:
+            return pending
+        newest = self.store.find_approval_by_channel(platform, key, value)
+        return [newest] if newest is not None else []

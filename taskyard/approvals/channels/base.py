@@ -18,6 +18,7 @@ events before routing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +26,47 @@ from typing import Any, Protocol
 from taskyard.approvals.policies import Identity
 from taskyard.approvals.records import Approval, Decision, DecisionOutcome
 from taskyard.models import Event
+
+APPROVAL_ID = re.compile(r"[0-9a-f]{32}")  # taskyard.models.new_id: 12 hex clock + 20 random
+_COMMAND = re.compile(r"/(?P<verb>[A-Za-z][A-Za-z-]*)(?:[ \t]+(?P<rest>.*))?")
+_VERBS = {
+    "approve": Decision.APPROVE,
+    "deny": Decision.DENY,
+    "question": Decision.MORE_INFO,
+    "more-info": Decision.MORE_INFO,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A decision comment (GitHub, Linear), read: its first (non-blank) line is
+
+        /approve [APPROVAL-ID] [reason…]
+        /deny [APPROVAL-ID] <reason…>
+        /question [APPROVAL-ID] <question…>      (or /more-info)
+
+    in any case; the reason is the rest of that line and the lines after it."""
+
+    decision: Decision
+    approval_id: str | None = None
+    reason: str | None = None
+
+
+def parse_command(body: str) -> Command | None:
+    """The decision a comment's first (non-blank) line makes, or None when it makes none."""
+    text = body.replace("\r\n", "\n").strip()
+    first, _, more = text.partition("\n")
+    found = _COMMAND.fullmatch(first.strip())
+    decision = _VERBS.get(found["verb"].lower()) if found else None
+    if found is None or decision is None:
+        return None
+    rest = (found["rest"] or "").strip()
+    head, *tail = rest.split(None, 1) or [""]
+    approval_id = None
+    if APPROVAL_ID.fullmatch(head.lower()):
+        approval_id, rest = head.lower(), "".join(tail)
+    reason = f"{rest.strip()}\n{more}".strip()
+    return Command(decision, approval_id, reason or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +90,9 @@ class DecisionRequest:
     who: Identity
     reason: str | None = None
     reply_to: Mapping[str, Any] | None = None
+    # A delivery that may just as well not be a decision (a Linear comment starting with
+    # `/approve` on any issue): when it finds no request, it is routed as usual.
+    only_if_known: bool = False
 
 
 class Channel(Protocol):

@@ -5,10 +5,12 @@ A decision is a new comment (`issue_comment.created`; edits never decide) whose 
 
     /approve [APPROVAL-ID] [reason…]
     /deny [APPROVAL-ID] <reason…>
+    /question [APPROVAL-ID] <question…>      (also `/more-info`: more information required)
 
 (any case). The id (32 hex characters, as `taskyard.models.new_id` makes them) may be left out:
-the request is then the newest one announced on that pull request or issue, found by the
-`thread` (`owner/repo#N`, lower case) stored with the post. The reason is the rest of the line
+the request is then the one pending on that pull request or issue, found by the `thread`
+(`owner/repo#N`, lower case) stored with the post; with several pending there, the decision is
+refused and the answer lists their ids (`ApprovalChannels`). The reason is the rest of the line
 and the lines after it. Comments by bots (`user.type == "Bot"`) and by taskyard's own login
 are never decisions. Who may decide is the policies' business (`Decisions`), not this
 channel's: a comment by anyone is read, and a refusal is answered on the thread.
@@ -22,14 +24,19 @@ people nor forge markup.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from taskyard.actions.keys import with_marker
-from taskyard.approvals.channels.base import DecisionRequest, Lookup
+from taskyard.approvals.channels.base import (
+    APPROVAL_ID,
+    Command,
+    DecisionRequest,
+    Lookup,
+    parse_command,
+)
 from taskyard.approvals.channels.markdown import block, code
 from taskyard.approvals.policies import ApprovalPolicies, Identity
 from taskyard.approvals.records import Approval, ApprovalStatus, Decision, DecisionOutcome
@@ -40,38 +47,11 @@ from taskyard.platforms.writes import PlatformWriter
 
 NAME = "github"
 COMMENT_CREATED = "github:issue_comment.created"
-APPROVAL_ID = re.compile(r"[0-9a-f]{32}")  # taskyard.models.new_id: 12 hex clock + 20 random
+__all__ = ["APPROVAL_ID", "Command", "GitHubChannel", "parse_command"]
 THREAD_KEY = "thread"  # the key of the stored ref a decision without an id is found by
 MAX_BLOCK = 20_000  # characters of params or reasoning shown (a comment holds 65,536)
 
-_COMMAND = re.compile(r"/(?P<verb>[A-Za-z]+)(?:[ \t]+(?P<rest>.*))?")
-_VERBS = {"approve": Decision.APPROVE, "deny": Decision.DENY}
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A `/approve` or `/deny` comment, read."""
-
-    decision: Decision
-    approval_id: str | None = None
-    reason: str | None = None
-
-
-def parse_command(body: str) -> Command | None:
-    """The decision a comment's first (non-blank) line makes, or None when it makes none."""
-    text = body.replace("\r\n", "\n").strip()
-    first, _, more = text.partition("\n")
-    found = _COMMAND.fullmatch(first.strip())
-    decision = _VERBS.get(found["verb"].lower()) if found else None
-    if found is None or decision is None:
-        return None
-    rest = (found["rest"] or "").strip()
-    head, *tail = rest.split(None, 1) or [""]
-    approval_id = None
-    if APPROVAL_ID.fullmatch(head.lower()):
-        approval_id, rest = head.lower(), "".join(tail)
-    reason = f"{rest.strip()}\n{more}".strip()
-    return Command(decision, approval_id, reason or None)
+_VERB_OF = {Decision.APPROVE: "approve", Decision.DENY: "deny", Decision.MORE_INFO: "question"}
 
 
 def thread_key(repo: str, number: int) -> str:
@@ -269,8 +249,9 @@ def _how_section(where: str, approval: Approval) -> str:
     approve = "`/approve <reason>` (a reason is required)" if justify else "`/approve [reason]`"
     return (
         f"**To decide**, comment on this {where} with {approve} or `/deny <reason>` as its "
-        "first line. If more than one request is pending here, name this one: "
-        f"`/approve {approval.id} …` or `/deny {approval.id} …`."
+        "first line; `/question <what you need to know>` asks the agent's side for more "
+        "information and keeps the request open. If more than one request is pending here, "
+        f"name this one: `/approve {approval.id} …` or `/deny {approval.id} …`."
     )
 
 
@@ -316,7 +297,8 @@ def refusal_text(
     """The answer to a decision that did not count, to the person who made it."""
     why = outcome.why or "it was refused"
     text = (
-        f"@{_login(request.who.id)} your `/{request.decision}` on approval `{approval.id}` "
+        f"@{_login(request.who.id)} your `/{_VERB_OF[request.decision]}` on approval "
+        f"`{approval.id}` "
         f"did not count: {why}."
     )
     if why.startswith("not authorised"):

@@ -13,7 +13,10 @@
   delivery's `actor`: a user by the email or id the approval policies name them by (email
   first), any other actor (an integration, an external user) by its id only, so it never
   borrows a person's email. A delivery without an actor is decided by `NO_ACTOR`, whom no
-  policy names: it is refused and recorded. A state or label change carries no reason.
+  policy names: it is refused and recorded. A state or label change carries no reason, so
+  a comment on the approval issue decides too: `/approve [reason]`, `/deny <reason>` or
+  `/question <question>` as its first line (`Comment.create`; its author decides), which is
+  how a justification is given here.
 - `decided`: a comment on the issue saying what came of it (approved, denied, expired, more
   information asked, or why a decision made here did not count). The issue is never moved.
 """
@@ -28,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskyard.actions.directory import LinearDirectory
-from taskyard.approvals.channels.base import DecisionRequest, Lookup
+from taskyard.approvals.channels.base import DecisionRequest, Lookup, parse_command
 from taskyard.approvals.channels.markdown import block, code
 from taskyard.approvals.policies import ApprovalPolicies, Identity
 from taskyard.approvals.records import Approval, ApprovalStatus, Decision, DecisionOutcome
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 NAME = "linear"
 EVENT_TYPE = "linear:Issue.update"
+COMMENT_CREATED = "linear:Comment.create"
 NO_ACTOR = "(no actor in the delivery)"  # the decider of a delivery that names nobody
 PRIORITY = {RiskLevel.CRITICAL: 1, RiskLevel.HIGH: 2, RiskLevel.MEDIUM: 3, RiskLevel.LOW: 4}
 MAX_TITLE = 120
@@ -112,6 +116,8 @@ class LinearChannel:
         return _ref(_mapping(result.response.get("issue")), issue_id, team_id)
 
     def decision_in(self, event: Event, payload: Mapping[str, Any]) -> DecisionRequest | None:
+        if event.type == COMMENT_CREATED:
+            return self._comment_decision(payload)
         if event.type != EVENT_TYPE:
             return None
         data = _mapping(payload.get("data"))
@@ -128,6 +134,34 @@ class LinearChannel:
             who=self._identity(payload.get("actor")),
             reason=None,  # a state or label change carries none
             reply_to={"issue_id": issue_id, "how": how},
+        )
+
+    def _comment_decision(self, payload: Mapping[str, Any]) -> DecisionRequest | None:
+        """A `/approve`, `/deny` or `/question` comment; only on an approval issue (a comment
+        anywhere else is routed as usual), and never by taskyard itself (its comments
+        start with an emoji, never a command)."""
+        data = _mapping(payload.get("data"))
+        issue_id = data.get("issueId") or _mapping(data.get("issue")).get("id")
+        body = data.get("body")
+        command = parse_command(body) if isinstance(body, str) else None
+        if command is None or not isinstance(issue_id, str):
+            return None
+        actor = payload.get("actor")
+        if not _mapping(actor):  # older deliveries name the author only by `userId`
+            author = data.get("userId") or _mapping(data.get("user")).get("id")
+            actor = {"id": author, "type": "user"} if isinstance(author, str) else None
+        lookup = (
+            Lookup(approval_id=command.approval_id)
+            if command.approval_id
+            else Lookup(platform=NAME, key="issue_id", value=issue_id)
+        )
+        return DecisionRequest(
+            lookup=lookup,
+            decision=command.decision,
+            who=self._identity(actor),
+            reason=command.reason,
+            reply_to={"issue_id": issue_id, "how": "by comment"},
+            only_if_known=True,
         )
 
     async def decided(
@@ -321,15 +355,16 @@ def _how(approval: Approval, hub: LinearApprovalHub) -> str:
         f"**{hub.approved_label}**.\n"
         f"- **Deny**: move this issue to **{hub.denied_state}**, or add the label "
         f"**{hub.denied_label}**.\n\n"
-        "A state or label change carries no reason: add a comment with yours. A decision by "
+        "- **Or comment** with `/approve <reason>`, `/deny <reason>` or "
+        "`/question <what you need to know>` as the first line (a question keeps the request "
+        "open).\n\n"
+        "A state or label change carries no reason: a comment gives one. A decision by "
         "someone without one of the roles above is refused and recorded."
     )
     if approval.details.get("justification_required") is True:
         text += (
             "\n\nThis risk level needs a written justification to approve, which a state or "
-            "label change cannot give: approve with "
-            f"`taskyard approvals approve {approval.id} --reason …` or on another channel "
-            "(a denial here counts)."
+            "label change cannot give: approve by comment, `/approve <justification>`."
         )
     return text
 
@@ -348,8 +383,8 @@ def outcome_text(approval: Approval, request: DecisionRequest | None) -> str:
         f"{' '.join((approval.question or '').split()) or '(no question)'}",
     }
     text = texts[approval.status]
-    if request is not None:
-        how = _mapping(request.reply_to).get("how")
+    how = _mapping(request.reply_to).get("how") if request is not None else None
+    if request is not None and how != "by comment":
         text += f"\n\nDecided here ({how or 'on this issue'}); a state or label change carries "
         text += "no reason, so a comment may give it."
     elif reason and approval.status.decided:

@@ -21,7 +21,7 @@ from taskyard.models import Event, Priority, new_id
 
 SAMPLE = Path(__file__).resolve().parents[4] / "shared" / "webhooks" / "github"
 AID = "018f3a5b7c9d0123456789abcdef0123"
-APPROVE, DENY = Decision.APPROVE, Decision.DENY
+APPROVE, DENY, MORE_INFO = Decision.APPROVE, Decision.DENY, Decision.MORE_INFO
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 POLICIES = ApprovalPolicies.from_mapping(
     {
@@ -59,6 +59,10 @@ POLICIES = ApprovalPolicies.from_mapping(
             Command(DENY, None, "the second line is the reason"),
         ),
         ("/approve 01ABCDEF not an id", Command(APPROVE, None, "01ABCDEF not an id")),
+        ("/question what does it touch?", Command(MORE_INFO, None, "what does it touch?")),
+        (f"/more-info {AID} which tests ran?", Command(MORE_INFO, AID, "which tests ran?")),
+        ("/Question", Command(MORE_INFO)),
+        ("/questions?", None),
         ("/approved", None),
         ("/approve: yes", None),
         ("/merge now", None),

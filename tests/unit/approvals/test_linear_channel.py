@@ -326,7 +326,7 @@ async def test_the_description_says_what_why_who_until_when_and_how() -> None:
         "**Expires:** 2023-11-14 23:13 UTC",
         "move this issue to **Approved**, or add the label **Approved**",
         "move this issue to **Denied**, or add the label **Denied**",
-        "add a comment with yours",
+        "`/approve <reason>`, `/deny <reason>` or `/question <what you need to know>`",
     ):
         assert said in text, said
     assert "justification" not in text
@@ -336,7 +336,7 @@ async def test_a_level_that_needs_a_justification_says_where_to_give_it() -> Non
     writer = FakeWriter("linear")
     await channel(writer, team_id=TEAM).announce(approval(risk="critical"))
     text = writer.calls[0].body["variables"]["input"]["description"]
-    assert "`taskyard approvals approve a1 --reason …`" in text
+    assert "approve by comment, `/approve <justification>`" in text
     assert "- **owner**: no Linear user is configured" in text
 
 
