@@ -94,3 +94,34 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 't.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Say what could keep the test process from ending (a thread that is not a daemon, a
+    child process still running), then end the process at once with the run's status: CI
+    waits for the run to end, and a leftover must show up named, not as a run that hangs."""
+    import multiprocessing
+    import sys
+    import threading
+
+    threads = [
+        t.name
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    children = [f"{p.name} (pid {p.pid})" for p in multiprocessing.active_children()]
+    if threads or children:
+        print(
+            f"\nstill alive after the tests: threads {threads}, child processes {children}",
+            file=sys.stderr,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1] if _EXIT_STATUS else 1)
