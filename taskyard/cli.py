@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import sys
@@ -16,11 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from taskyard.actions.records import ActionRecord
 from taskyard.approvals.records import iso
 from taskyard.config import Settings, load_settings
 from taskyard.exceptions import NotFound, TaskyardError
-from taskyard.models import DeadLetter, Event, EventStatus, Task, TaskStatus
+from taskyard.models import EventStatus, Task, TaskStatus
+from taskyard.taskops import cancel_task, log_file, retry_task
+from taskyard.views import action_json, decision_json, event_json, letter_json, task_json
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 events_app = typer.Typer(no_args_is_help=True, help="Stored webhook events.")
@@ -87,7 +87,7 @@ def serve(
     from taskyard import server  # imports prometheus_client: after _shared_metrics_dir
     from taskyard.observe import setup_logging
 
-    setup_logging(s.log_level, s.log_format)
+    setup_logging(s.log_level, s.log_format, s.secrets())
     server.run(
         server.serve(s, verify_only=verify_only, metrics_dir=metrics_dir, environ=os.environ)
     )
@@ -114,7 +114,7 @@ def worker(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
     from taskyard.observe import setup_logging
 
     s = settings_from(config, database_url=database_url)
-    setup_logging(s.log_level, s.log_format)
+    setup_logging(s.log_level, s.log_format, s.secrets())
     server.run(server.work(s, environ=os.environ))
 
 
@@ -175,32 +175,6 @@ def _store(config: Path | None, database_url: str | None) -> Any:
     return open_migrated_store(settings_from(config, database_url=database_url))
 
 
-def event_json(e: Event, with_body: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": e.id,
-        "source": e.source,
-        "type": e.type,
-        "delivery_id": e.delivery_id,
-        "subject": e.subject,
-        "actor": e.actor,
-        "priority": e.priority.name,
-        "status": str(e.status),
-        "attempts": e.attempts,
-        "error": e.error,
-        "received_at": iso(e.received_at),
-        "processed_at": iso(e.processed_at),
-        "content_hash": e.content_hash,
-        "size": len(e.body),
-    }
-    if with_body:
-        data["headers"] = e.headers
-        try:
-            data["body"] = e.body.decode("utf-8")
-        except UnicodeDecodeError:
-            data["body_base64"] = base64.b64encode(e.body).decode()
-    return data
-
-
 def _print_json(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
@@ -242,10 +216,7 @@ def events_show(
     except NotFound as exc:
         raise _fail(str(exc)) from exc
     data = event_json(e, with_body=True)
-    data["routing"] = [
-        {"route": d.route, "decision": str(d.decision), "reason": d.reason, "task_id": d.task_id}
-        for d in store.decisions_for(event_id)
-    ]
+    data["routing"] = [decision_json(d) for d in store.decisions_for(event_id)]
     if as_json:
         _print_json(data)
         return
@@ -271,22 +242,6 @@ def events_replay(
 
 
 # --- dead letters -------------------------------------------------------------------------
-
-
-def letter_json(d: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "job": d.job,
-        "ref": d.ref,
-        "event_id": d.ref,
-        "error": d.error,
-        "attempts": d.attempts,
-        "failed_at": iso(d.failed_at),
-        "status": str(d.status),
-        "earlier_failures": d.replays,
-        "auto_retry_at": iso(d.auto_retry_at),
-        "replayed_at": iso(d.replayed_at),
-    }
 
 
 @dlq_app.command("list")
@@ -334,53 +289,6 @@ def dlq_replay(
 
 
 # --- tasks --------------------------------------------------------------------------------
-
-
-def task_json(t: Task) -> dict[str, Any]:
-    ended = t.finished_at
-    return {
-        "id": t.id,
-        "event_id": t.event_id,
-        "route": t.route,
-        "agent": t.agent,
-        "status": str(t.status),
-        "reason": t.reason,
-        "priority": t.priority.name,
-        "attempts": t.attempts,
-        "usage": t.usage,
-        "cost": t.cost_usd,
-        "workspace": t.workspace,
-        "workspace_exists": t.workspace is not None and Path(t.workspace).is_dir(),
-        "created_at": iso(t.created_at),
-        "started_at": iso(t.started_at),
-        "finished_at": iso(ended),
-        "duration_seconds": round(ended - t.started_at, 3)
-        if ended is not None and t.started_at is not None
-        else None,
-        "worker": t.worker,
-        "cancel_requested": t.cancel_requested,
-        "result": t.result,
-    }
-
-
-def action_json(a: ActionRecord) -> dict[str, Any]:
-    return {
-        "key": a.key,
-        "index": a.index,
-        "type": a.type,
-        "status": str(a.status),
-        "reason": a.reason,
-        "params": a.params,
-        "reasoning": a.reasoning,
-        "requests": a.requests,
-        "sent": a.sent,
-        "attempts": a.attempts,
-        "in_doubt": a.in_doubt,
-        "external_id": a.external_id,
-        "url": a.url,
-        "created_at": iso(a.created_at),
-        "updated_at": iso(a.updated_at),
-    }
 
 
 @tasks_app.command("list")
@@ -448,13 +356,6 @@ def tasks_show(
             out.print(f"      {request['method']} {request['path']}", highlight=False)
 
 
-def _log_file(task: Task) -> Path | None:
-    if not task.workspace:
-        return None
-    path = Path(task.workspace) / "outputs" / "log.jsonl"
-    return path if path.exists() else None
-
-
 @tasks_app.command("logs")
 def tasks_logs(
     task_id: str,
@@ -469,7 +370,7 @@ def tasks_logs(
     seen = False
     while True:
         # An ended task's workspace may have moved to the archive: same file, same offset.
-        path = _log_file(task)
+        path = log_file(task)
         if path is not None:
             seen = True
             with path.open("rb") as f:
@@ -493,31 +394,20 @@ def tasks_cancel(
     """Stop a queued or running task (its agent's whole process group is killed)."""
     store = _store(config, database_url)
     try:
-        asked = store.request_cancel(task_id, time.time())
+        done = cancel_task(store, task_id, time.time())
     except NotFound as exc:
         raise _fail(str(exc)) from exc
-    if not asked:
-        status = _task(store, task_id).status
-        if status is TaskStatus.AWAITING_APPROVAL:  # nothing runs: it ends here and now
-            now = time.time()
-            changes = {
-                "status": TaskStatus.CANCELLED,
-                "reason": "cancelled while awaiting approval",
-                "finished_at": now,
-                "updated_at": now,
-            }
-            if store.update_task(task_id, changes, (TaskStatus.AWAITING_APPROVAL,)):
-                if as_json:
-                    _print_json({"id": task_id, "cancelled": True})
-                else:
-                    out.print(f"task {task_id}: cancelled (it was awaiting approval)")
-                return
-        if status is TaskStatus.APPLYING:
-            raise _fail(
-                f"task {task_id} is applying its actions and cannot be cancelled now; "
-                "see `taskyard tasks show` for each action's outcome"
-            )
-        raise _fail(f"task {task_id} has already ended ({status})")
+    if not done.done:
+        hint = ""
+        if done.status is TaskStatus.APPLYING:
+            hint = "; see `taskyard tasks show` for each action's outcome"
+        raise _fail(f"{done.why}{hint}")
+    if done.ended_now:
+        if as_json:
+            _print_json({"id": task_id, "cancelled": True})
+        else:
+            out.print(f"task {task_id}: cancelled (it was awaiting approval)")
+        return
     if as_json:
         _print_json({"id": task_id, "cancel_requested": True})
     else:
@@ -541,24 +431,14 @@ def tasks_retry(
     """Run an ended task again (a new attempt, same route and event). A task whose agent
     succeeded but some of whose actions failed only applies its actions again (the applied
     ones are not sent twice), unless --rerun."""
-    from taskyard.models import new_id
-
     store = _store(config, database_url)
-    task = _task(store, task_id)
-    reapply = (
-        not rerun
-        and task.status is TaskStatus.FAILED
-        and task.result is not None
-        and (task.reason or "").startswith("actions:")
-    )
-    status = TaskStatus.APPLYING if reapply else TaskStatus.QUEUED
-    workflow = f"{task_id}-retry-{new_id()[-8:]}"
     try:
-        queued = store.retry_task(task_id, workflow, time.time(), status)
+        done = retry_task(store, task_id, time.time(), rerun=rerun)
     except NotFound as exc:
         raise _fail(str(exc)) from exc
-    if not queued:
-        raise _fail(f"task {task_id} has not ended ({_task(store, task_id).status})")
+    if not done.done:
+        raise _fail(str(done.why))
+    workflow, reapply = done.workflow_id, done.reapply
     if as_json:
         _print_json({"id": task_id, "workflow_id": workflow, "queued": True, "reapply": reapply})
     elif reapply:
@@ -571,6 +451,43 @@ def tasks_retry(
 
 
 # --- dev tools ----------------------------------------------------------------------------
+
+
+# --- budget -------------------------------------------------------------------------------
+
+
+@app.command()
+def budget(
+    month: Annotated[
+        str | None, typer.Option(help="The month (YYYY-MM, UTC) to show; default: this one.")
+    ] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """What agents spent this month against `budget.monthly_usd`: by route, by day, and the
+    tasks waiting for the budget."""
+    from taskyard.budget import money, parse_month, report
+
+    try:
+        when = parse_month(month) if month else time.time()
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    settings = settings_from(config, database_url=database_url)
+    data: dict[str, Any] = report(settings.budget, _store(config, database_url), when)
+    if as_json:
+        _print_json(data)
+        return
+    limit = data["limit_usd"]
+    used = f" ({data['used_ratio']:.0%}, {data['state']})" if limit is not None else ""
+    out.print(f"{data['month']}: {money(data['spent_usd'])} spent", end="", highlight=False)
+    out.print(f" of {money(limit)}{used}" if limit is not None else " (no budget)", highlight=False)
+    out.print(f"tasks waiting for the budget: {data['waiting']}", highlight=False)
+    for title, key in (("route", "by_route"), ("day", "by_day")):
+        table = Table(title, "cost", "tasks")
+        for row in data[key]:
+            table.add_row(str(row[title]), money(row["cost_usd"]), str(row["tasks"]))
+        out.print(table)
 
 
 @dev_app.command("model-server")

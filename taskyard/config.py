@@ -419,6 +419,56 @@ class ReportingConfig(_Frozen):
     notify_channel: str | None = None
 
 
+class ModelPrice(_Frozen):
+    """One model's price in USD per million tokens. Cached input costs the input price
+    unless `cached_input_usd_per_mtok` says otherwise."""
+
+    input_usd_per_mtok: float = Field(ge=0)
+    output_usd_per_mtok: float = Field(ge=0)
+    cached_input_usd_per_mtok: float | None = Field(default=None, ge=0)
+
+
+class BudgetConfig(_Frozen):
+    """What agents may spend (see `taskyard.budget`). `monthly_usd`: the calendar month's
+    budget (UTC) over all tasks, None for none; at `alert_at` of it a warning is logged, and
+    once it is spent new tasks wait (`budget exhausted`) until it is raised or the month
+    turns. `per_task_usd`: a run whose cost so far passes it is stopped. `prices`: model name
+    → price, for agents whose stream gives tokens but no cost (an agent's own
+    `*_usd_per_mtok` keys win)."""
+
+    monthly_usd: float | None = Field(default=None, ge=0)
+    alert_at: float = Field(default=0.8, gt=0, le=1)
+    per_task_usd: float | None = Field(default=None, gt=0)
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    recheck_seconds: float = Field(default=30.0, gt=0)  # how often a waiting task looks again
+
+
+class TracingConfig(_Frozen):
+    """OpenTelemetry spans (see `taskyard.tracing`). `otlp_endpoint`: the OTLP/HTTP collector's
+    base URL (`/v1/traces` is appended), from `TASKYARD_OTLP_ENDPOINT` or else the standard
+    `OTEL_EXPORTER_OTLP_ENDPOINT`; unset, tracing is off."""
+
+    otlp_endpoint: str | None = None
+    service_name: str = "taskyard"
+    export_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not re.match(r"https?://[^/\s]+", value.strip()):
+            raise ValueError("tracing.otlp_endpoint must be an http:// or https:// URL")
+        return value.strip() if value is not None else None
+
+
+class MetricsConfig(_Frozen):
+    """`workspace_disk_seconds`: how old the workspaces' disk use shown by `/metrics` may be
+    (a scrape measures it again when it is older)."""
+
+    workspace_disk_seconds: float = Field(default=60.0, ge=0)
+
+
 class Settings(_Frozen):
     # Validation errors never echo input values: they may be secrets or platform credentials.
     model_config = ConfigDict(
@@ -447,6 +497,9 @@ class Settings(_Frozen):
     actions: ActionsConfig = ActionsConfig()
     reporting: ReportingConfig = ReportingConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
+    budget: BudgetConfig = BudgetConfig()
+    tracing: TracingConfig = TracingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     api_token: SecretStr | None = None  # the management API's bearer token (TASKYARD_API_TOKEN)
 
     @model_validator(mode="after")
@@ -543,6 +596,12 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     if environ.get("TASKYARD_INTAKE_PROCESSES"):
         intake = data.get("intake") or {}
         data["intake"] = {**intake, "processes": environ["TASKYARD_INTAKE_PROCESSES"]}
+    if environ.get("TASKYARD_BUDGET_MONTHLY_USD", "").strip():
+        budget = data.get("budget") or {}
+        data["budget"] = {**budget, "monthly_usd": environ["TASKYARD_BUDGET_MONTHLY_USD"].strip()}
+    otlp = environ.get("TASKYARD_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if otlp and otlp.strip():
+        data["tracing"] = {**(data.get("tracing") or {}), "otlp_endpoint": otlp.strip()}
     if environ.get("TASKYARD_GIT_URL_TEMPLATE"):
         runs = data.get("runs") or {}
         data["runs"] = {**runs, "git_url_template": environ["TASKYARD_GIT_URL_TEMPLATE"]}

@@ -34,12 +34,21 @@ from taskyard.agents import build_adapter
 from taskyard.agents.base import AgentAdapter, AgentOutcome, AgentRequest
 from taskyard.agents.limiter import Limiter
 from taskyard.agents.process import ProcessRecord, kill_stale_group
-from taskyard.agents.supervisor import Limits, RunReport, build_env, supervise
+from taskyard.agents.supervisor import Limits, RunReport, RunStatus, build_env, supervise
 from taskyard.approvals.gate import workflow_for
 from taskyard.approvals.records import ApprovalStatus
+from taskyard.budget import (
+    BudgetGuard,
+    BudgetWait,
+    Position,
+    priced,
+    unpriced_agents,
+    waiting_notice,
+)
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError, TaskyardError
 from taskyard.models import Event, Task, TaskStatus
+from taskyard.observe import log_context
 from taskyard.prompts import PromptLibrary
 from taskyard.results import (
     DEFAULT_RESULT_SCHEMA,
@@ -52,6 +61,7 @@ from taskyard.store.base import Store
 from taskyard.taskspec import ContextGatherer, TaskSpec, event_json, repo_spec
 from taskyard.tools.base import ToolHandler
 from taskyard.tools.bridge import SOCKET_NAME, ToolBridge, socket_path_fits
+from taskyard.tracing import Tracing
 from taskyard.workspace import TaskDirs, Workspaces
 
 log = logging.getLogger(__name__)
@@ -87,6 +97,7 @@ class TaskExecutor:
         clock: Callable[[], float] = time.time,
         actions: ActionService | None = None,
         tools_for: ToolsFor | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -101,8 +112,13 @@ class TaskExecutor:
         self._adapters: dict[str, AgentAdapter] = {}
         self.notes_dir = settings.home / "tasks"
         self.on_finished: list[Callable[[Task], None]] = []
+        # (agent, reason) of each run without a usable result (see `agent_failure`)
+        self.on_agent_failure: list[Callable[[str, str], None]] = []
+        self.tracing = tracing or Tracing.off()
         self.actions = actions
         self.tools_for = tools_for
+        self.budget = BudgetGuard(settings.budget, store, clock)
+        self.budget_wait = BudgetWait(self.budget, self._tell_waiting, clock=clock)
 
     def warm_up(self, routes: Sequence[RouteConfig]) -> None:
         """Before the first event: compile every route's prompt (a missing one is a
@@ -118,11 +134,21 @@ class TaskExecutor:
                     "agent not usable yet",
                     extra={"route": route.name, "agent": route.agent, "error": str(exc)},
                 )
+        budget = self.settings.budget
+        if budget.monthly_usd is not None or budget.per_task_usd is not None:
+            for name in unpriced_agents(self.settings.agents, budget.prices):
+                log.warning(
+                    "agent has no price: its runs cost nothing to the budget", extra={"agent": name}
+                )
 
     # --- the workflow body ----------------------------------------------------------------
 
     async def run(self, task_id: str) -> str:
         task = await self._get(task_id)
+        with log_context(event_id=task.event_id, task_id=task.id):
+            return await self._run(task)
+
+    async def _run(self, task: Task) -> str:
         if task.status.terminal:
             return str(task.status)
         if task.status is TaskStatus.APPLYING:
@@ -135,8 +161,21 @@ class TaskExecutor:
             return str(
                 await self._end(task, Ending(TaskStatus.CANCELLED, "cancelled before start"))
             )
-        async with self.limiter.slot(task.agent, int(task.priority)):
-            return str(await self._attempt(task))
+        while True:  # while the month's budget is spent, wait without holding a slot
+            task = await self.budget_wait.until_allowed(task)
+            if task.cancel_requested:
+                ending = Ending(TaskStatus.CANCELLED, "cancelled before start")
+                return str(await self._end(task, ending))
+            async with self.limiter.slot(task.agent, int(task.priority)):
+                if await self.budget_wait.allows():
+                    return str(await self._attempt(task))
+
+    async def _tell_waiting(self, task: Task, position: Position) -> None:
+        """Say where the task came from that it waits for the budget."""
+        event = await asyncio.to_thread(self.store.get_event, task.event_id)
+        acts = self._task_actions(task, event)
+        if acts is not None:
+            await acts.report_waiting(waiting_notice(position), subject=event.subject)
 
     async def _recover_interrupted(self, task: Task) -> Task:
         """The previous attempt died with its worker: kill what it left, then decide."""
@@ -225,7 +264,8 @@ class TaskExecutor:
             changes["cost_usd"] = ending.outcome.usage.cost_usd
         await asyncio.to_thread(self.store.update_task, task.id, changes)
         proposed = result.get("actions")
-        records = await acts.apply_result(proposed if isinstance(proposed, list) else [])
+        with self.tracing.span("apply", task.event_id, task.id, {"taskyard.route": task.route}):
+            records = await acts.apply_result(proposed if isinstance(proposed, list) else [])
         # In dry-run nothing was attempted: what could not be planned (a Linear name without
         # credentials to resolve it) is in the records, and the task still succeeds.
         status, reason = outcome_of(records, acts.dry_run)
@@ -234,17 +274,14 @@ class TaskExecutor:
     async def _pause(self, task: Task, ending: Ending, dirs: TaskDirs | None) -> TaskStatus:
         """Some actions wait for a person: the task holds no worker and no agent until a
         decision hands it back (`applying`); its workspace is done with."""
-        if dirs is not None and dirs.root.exists():
-            await self._finish_workspace(task, ending, dirs)
-        await asyncio.to_thread(
-            self.store.update_task,
-            task.id,
-            {
-                "status": TaskStatus.AWAITING_APPROVAL,
-                "reason": ending.reason,
-                "updated_at": self.clock(),
-            },
-        )
+        changes: dict[str, Any] = {
+            "status": TaskStatus.AWAITING_APPROVAL,
+            "reason": ending.reason,
+            "updated_at": self.clock(),
+        }
+        if dirs is not None and dirs.root.exists():  # where it went (the log is there)
+            changes["workspace"] = await self._finish_workspace(task, ending, dirs)
+        await asyncio.to_thread(self.store.update_task, task.id, changes)
         log.info(
             "task awaiting approval",
             extra={"task_id": task.id, "route": task.route, "reason": ending.reason},
@@ -313,9 +350,10 @@ class TaskExecutor:
         (dirs.context / "event.json").write_bytes(
             orjson.dumps(event_data, option=orjson.OPT_INDENT_2)
         )
-        failures = await self.context.gather(
-            spec, event.source, event_data["payload"], dirs.context
-        )
+        with self.tracing.span("context", task.event_id, task.id):
+            failures = await self.context.gather(
+                spec, event.source, event_data["payload"], dirs.context
+            )
         if failures:
             return Ending(TaskStatus.FAILED, "context: " + "; ".join(failures))
         schema = spec.result_schema or DEFAULT_RESULT_SCHEMA
@@ -341,6 +379,7 @@ class TaskExecutor:
             defaults,
             timeout_seconds=request.timeout_seconds,
             max_tool_calls=request.max_tool_calls,
+            max_cost_usd=self.settings.budget.per_task_usd,
         )
         adapter = self._adapter(spec.agent)
         async with contextlib.AsyncExitStack() as stack:
@@ -349,8 +388,14 @@ class TaskExecutor:
                 bridge = ToolBridge(handler, _socket_path(dirs, task.id))
                 await stack.enter_async_context(bridge)
                 request = replace(request, mcp=bridge.mcp_launch())
-            report = await self._supervise(task, adapter, request, limits, dirs)
-        return self._judge(report, schema)
+            with self.tracing.span("run", task.event_id, task.id, {"taskyard.agent": task.agent}):
+                report = await self._supervise(task, adapter, request, limits, dirs)
+        ending = self._judge(report, schema)
+        failure = agent_failure(report, ending)
+        if failure is not None:
+            for listener in self.on_agent_failure:
+                listener(task.agent, failure)
+        return ending
 
     def _tools(self, kind: str, acts: TaskActions | None) -> ToolHandler | None:
         if acts is None or self.tools_for is None or kind not in MCP_AGENTS:
@@ -392,7 +437,8 @@ class TaskExecutor:
 
     def _adapter(self, name: str) -> AgentAdapter:
         if name not in self._adapters:
-            self._adapters[name] = build_adapter(self.settings.agents[name])
+            agent = priced(self.settings.agents[name], self.settings.budget.prices)
+            self._adapters[name] = build_adapter(agent)
         return self._adapters[name]
 
     async def _supervise(
@@ -498,6 +544,8 @@ class TaskExecutor:
                 **_timings(began, ending.agent_seconds),
             },
         )
+        if done.cost_usd:  # logs the alert as soon as a task's cost reaches it
+            await asyncio.to_thread(self.budget.check)
         for listener in self.on_finished:
             listener(done)
         return ending.status
@@ -518,6 +566,26 @@ class TaskExecutor:
 
     async def _get(self, task_id: str) -> Task:
         return await asyncio.to_thread(self.store.get_task, task_id)
+
+
+_STOPPED_FOR = (("tool-call budget", "budget_exceeded"), ("cost ceiling", "cost_exceeded"))
+
+
+def agent_failure(report: RunReport, ending: Ending) -> str | None:
+    """Why the agent's run gave no usable result (a `taskyard_agent_failures_total` reason),
+    or None when it did, or when it was cancelled."""
+    if ending.status is TaskStatus.SUCCEEDED or report.status is RunStatus.CANCELLED:
+        return None
+    if report.status is RunStatus.TIMED_OUT:
+        return "timed_out"
+    if report.status is RunStatus.SUCCEEDED:  # the agent ended well; its result did not
+        return "no_result" if ending.result is None else "invalid_result"
+    for words, reason in _STOPPED_FOR:
+        if (report.reason or "").startswith(words):
+            return reason
+    if report.exit_code is None:
+        return "not_started"
+    return "crashed" if report.exit_code < 0 else "failed"
 
 
 def _socket_path(dirs: TaskDirs, task_id: str) -> Path:

@@ -1,4 +1,32 @@
-"""Every Prometheus metric taskyard exposes, defined in one place, and the logging setup."""
+"""Every Prometheus metric taskyard exposes, defined in one place, and the logging setup.
+
+The pipeline's metrics (labels are fixed small sets or config names, never ids or repos):
+- intake: `taskyard_webhooks_received_total{source,outcome}`,
+  `taskyard_intake_latency_seconds{source}`; queue: `taskyard_queue_depth{state}`,
+  `taskyard_jobs_total{job,result}`, `taskyard_dead_letters{status}` (open, replayed).
+- tasks: `taskyard_tasks_total{route,agent,status}` (finished), `taskyard_tasks{status}`
+  (now), `taskyard_task_duration_seconds{route,agent}` (from the task's creation, when it was
+  queued, to its end: queue wait, agent run, applying and any approval wait included; the
+  agent's own run is `started_at` → `finished_at` of the task), `taskyard_task_cost_usd_total
+  {route,agent}`, `taskyard_task_tokens_total{agent,kind}`.
+- agents: `taskyard_agents_running{agent}` (agent processes alive now),
+  `taskyard_agents_waiting{agent}`, `taskyard_agent_failures_total{agent,reason}` with reason
+  one of `AGENT_FAILURE_REASONS`.
+- platforms: `taskyard_platform_requests_total{platform,kind,outcome}` (every HTTP attempt,
+  retries included; kind read|write, outcome ok|error|rate_limited) and
+  `taskyard_platform_rate_limit_wait_seconds_total{platform}` (time spent waiting as a
+  platform's rate limit asked).
+- workspaces: `taskyard_workspace_disk_bytes` (file bytes under the workspaces directory).
+- actions and approvals: `taskyard_actions_total`, `taskyard_approval_*`.
+
+The success rate is derived, not exported: over the last hour, by route,
+
+    sum by (route) (increase(taskyard_tasks_total{status="succeeded"}[1h]))
+      / sum by (route) (increase(taskyard_tasks_total[1h]))
+
+(drop `by (route)` for the whole pipeline; `status!="cancelled"` in the divisor leaves out
+tasks a person stopped).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +34,8 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +67,23 @@ TASK_STATES = (
     "cancelled",
     "expired",
 )
+# Why an agent's run did not give a usable result (`agent_failure_reason` in the executor):
+# non-zero exit or the agent's own error; killed by a signal; the time limit; the tool-call
+# budget; the per-task cost ceiling; could not be started; a clean exit without a result; a
+# result the schema refused.
+AGENT_FAILURE_REASONS = (
+    "failed",
+    "crashed",
+    "timed_out",
+    "budget_exceeded",
+    "cost_exceeded",
+    "not_started",
+    "no_result",
+    "invalid_result",
+)
+PLATFORMS = ("github", "linear", "slack", "sentry")
+DEAD_LETTER_STATES = ("open", "replayed")
+DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 86400)
 
 
 class _QueueDepth(Collector):
@@ -149,6 +196,32 @@ class Metrics:
             ["route", "type", "status"],
             registry=own,
         )
+        self.task_duration = Histogram(
+            "taskyard_task_duration_seconds",
+            "Finished tasks' time from creation (queued) to end, by route and agent.",
+            ["route", "agent"],
+            buckets=DURATION_BUCKETS,
+            registry=own,
+        )
+        self.agent_failures = Counter(
+            "taskyard_agent_failures_total",
+            "Agent runs that gave no usable result, by agent and reason.",
+            ["agent", "reason"],
+            registry=own,
+        )
+        self.platform_requests = Counter(
+            "taskyard_platform_requests_total",
+            "Platform API requests (each attempt), by platform, kind (read, write) and outcome "
+            "(ok, error, rate_limited).",
+            ["platform", "kind", "outcome"],
+            registry=own,
+        )
+        self.rate_limit_wait = Counter(
+            "taskyard_platform_rate_limit_wait_seconds_total",
+            "Seconds spent waiting because a platform's rate limit asked to, by platform.",
+            ["platform"],
+            registry=own,
+        )
 
         self.approvals_created = Counter(
             "taskyard_approval_requests_created_total",
@@ -191,6 +264,11 @@ class Metrics:
                 self.approvals_resolved.labels(risk, status)
         for reason in REFUSAL_REASONS:
             self.approval_refusals.labels(reason)
+        for platform in PLATFORMS:
+            self.rate_limit_wait.labels(platform)
+            for kind in ("read", "write"):
+                for outcome in ("ok", "error", "rate_limited"):
+                    self.platform_requests.labels(platform, kind, outcome)
         self._children: dict[tuple[str, ...], Any] = {}
 
     def received(self, source: str, outcome: str) -> None:
@@ -213,12 +291,30 @@ class Metrics:
 
     def task_finished(self, task: Task) -> None:
         self.tasks.labels(task.route, task.agent, str(task.status)).inc()
+        if task.finished_at is not None:
+            took = max(0.0, task.finished_at - task.created_at)
+            self.task_duration.labels(task.route, task.agent).observe(took)
         if task.cost_usd:
             self.task_cost.labels(task.route, task.agent).inc(task.cost_usd)
         for kind in ("input", "output"):
             tokens = int((task.usage or {}).get(f"{kind}_tokens") or 0)
             if tokens:
                 self.task_tokens.labels(task.agent, kind).inc(tokens)
+
+    def agent_failed(self, agent: str, reason: str) -> None:
+        """An agent run without a usable result; `reason` one of AGENT_FAILURE_REASONS."""
+        self.agent_failures.labels(agent, reason).inc()
+
+    def platform_request(self, platform: str, kind: str, outcome: str) -> None:
+        """One platform API attempt (a `RequestObserver` for `taskyard.platforms.retry`)."""
+        key = ("p", platform, kind, outcome)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.platform_requests.labels(platform, kind, outcome)
+        child.inc()
+
+    def rate_limit_waited(self, platform: str, seconds: float) -> None:
+        self.rate_limit_wait.labels(platform).inc(seconds)
 
     def action_recorded(self, record: ActionRecord) -> None:
         self.actions.labels(record.route, record.type, str(record.status)).inc()
@@ -271,8 +367,12 @@ class Metrics:
     def watch_agents(
         self, agents: Iterable[str], running: Callable[[str], int], waiting: Callable[[str], int]
     ) -> None:
-        """Agents alive now and tasks waiting for a slot, per agent (this process)."""
+        """Agents alive now and tasks waiting for a slot, per agent (this process); each
+        agent's failure reasons start at 0."""
         names = sorted(agents)
+        for agent in names:
+            for reason in AGENT_FAILURE_REASONS:
+                self.agent_failures.labels(agent, reason)
         for name, doc, count in (
             ("taskyard_agents_running", "Agent processes alive now, by agent.", running),
             ("taskyard_agents_waiting", "Tasks waiting for an agent slot, by agent.", waiting),
@@ -285,6 +385,62 @@ class Metrics:
                     lambda count=count: [((a,), count(a)) for a in names],  # type: ignore[misc]
                 )
             )
+
+    def watch_dead_letters(self, counts: Callable[[], dict[str, int]]) -> None:
+        """`taskyard_dead_letters{status}` from the store, read at most once a second."""
+
+        def read() -> Iterable[tuple[tuple[str, ...], float]]:
+            found = counts()
+            return [((state,), found.get(state, 0)) for state in DEAD_LETTER_STATES]
+
+        self.registry.register(
+            _LiveGauge("taskyard_dead_letters", "Dead letters by status.", ["status"], read, 1.0)
+        )
+
+    def watch_workspace_disk(self, measure: Callable[[], int], cache_seconds: float) -> None:
+        """`taskyard_workspace_disk_bytes`, measured at a scrape at most every
+        `cache_seconds` (scrapes run off the event loop)."""
+        self.registry.register(
+            _LiveGauge(
+                "taskyard_workspace_disk_bytes",
+                "Bytes of the files under the workspaces directory (archive and mirrors too).",
+                [],
+                lambda: [((), float(measure()))],
+                cache_seconds,
+            )
+        )
+
+    def watch_budget(self, read: Callable[[], tuple[float, float | None]]) -> None:
+        """`taskyard_budget_spent_usd`, `taskyard_budget_limit_usd` and
+        `taskyard_budget_used_ratio` for this month: `read()` gives (spent, limit or None),
+        from the store at most every 5 s. Without a budget only the spend is shown."""
+        cache: list[tuple[float, tuple[float, float | None]]] = []
+
+        def position() -> tuple[float, float | None]:
+            now = time.monotonic()
+            if not cache or now - cache[0][0] > 5.0:
+                cache[:] = [(now, read())]
+            return cache[0][1]
+
+        def spent() -> list[tuple[tuple[str, ...], float]]:
+            return [((), position()[0])]
+
+        def limit() -> list[tuple[tuple[str, ...], float]]:
+            usd = position()[1]
+            return [] if usd is None else [((), usd)]
+
+        def ratio() -> list[tuple[tuple[str, ...], float]]:
+            used, usd = position()
+            if usd is None:
+                return []
+            return [((), used / usd if usd else 1.0)]  # a budget of 0 is spent from the start
+
+        for name, doc, gauge in (
+            ("taskyard_budget_spent_usd", "Model cost of this month's tasks (UTC).", spent),
+            ("taskyard_budget_limit_usd", "This month's budget in USD.", limit),
+            ("taskyard_budget_used_ratio", "This month's spend / budget (1: exhausted).", ratio),
+        ):
+            self.registry.register(_LiveGauge(name, doc, [], gauge))
 
     def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepth(counts))
@@ -310,10 +466,68 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 SECRET_WORDS = ("secret", "token", "password", "authorization", "signature", "key")
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+_LOG_FIELDS: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("taskyard_log", default=())
+REDACTED = "[redacted]"
+
+
+@contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Every log record made inside (in this task, and in the tasks and threads it starts)
+    carries `fields` (event_id, task_id), unless the record names them itself."""
+    merged = dict(_LOG_FIELDS.get())
+    merged.update({k: v for k, v in fields.items() if v is not None})
+    token = _LOG_FIELDS.set(tuple(merged.items()))
+    try:
+        yield
+    finally:
+        _LOG_FIELDS.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Adds the fields of the enclosing `log_context` to each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _LOG_FIELDS.get():
+            if key not in record.__dict__:
+                setattr(record, key, value)
+        return True
+
+
+class _Redacting(logging.Formatter):
+    """Replaces every configured secret (as written, and as JSON escapes it) in the line."""
+
+    def __init__(self, secrets: Iterable[str] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._secrets: list[str] = []
+        self.add_secrets(secrets)
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        found = set(self._secrets)
+        for secret in secrets:
+            if secret and len(secret) >= 4:
+                found.update((secret, orjson.dumps(secret).decode()[1:-1]))
+        self._secrets = sorted(found, key=len, reverse=True)  # a longer secret first
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+class TextFormatter(_Redacting):
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redact(super().format(record))
+
+
+class JsonFormatter(_Redacting):
+    """One JSON object per line: time, level, logger, message and the record's extra fields;
+    fields named like a secret, and the configured secrets anywhere, are redacted."""
 
     def format(self, record: logging.LogRecord) -> str:
+        return self.redact(self._json(record))
+
+    def _json(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
             "time": round(record.created, 3),
             "level": record.levelname,
@@ -322,19 +536,31 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                data[key] = "[redacted]" if any(w in key.lower() for w in SECRET_WORDS) else value
+                data[key] = REDACTED if any(w in key.lower() for w in SECRET_WORDS) else value
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(data, default=str).decode()
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
+    """One handler on stderr: JSON lines (or text), with the `log_context` fields, and
+    `secrets` (e.g. `Settings.secrets()`) redacted."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(secrets))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        text = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        handler.setFormatter(TextFormatter(secrets, fmt=text))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def redact_in_logs(secrets: Iterable[str]) -> None:
+    """Redact `secrets` from now on in the lines of the handlers `setup_logging` installed."""
+    wanted = tuple(secrets)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, _Redacting):
+            handler.formatter.add_secrets(wanted)

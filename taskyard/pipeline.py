@@ -22,9 +22,11 @@ from taskyard.models import (
     TaskStatus,
     new_id,
 )
+from taskyard.observe import log_context
 from taskyard.queue.jobs import JobContext
 from taskyard.routing import PermissionLookup, RouteMatch, may_trigger, payload_of, select_routes
 from taskyard.taskspec import TaskSpec
+from taskyard.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,10 @@ class Pipeline:
         lookup: PermissionLookup | None,
         on_tasks: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = tracing or Tracing.off()
         self.lookup = lookup
         self.on_tasks = on_tasks
         self.clock = clock
@@ -49,6 +53,14 @@ class Pipeline:
         self.interceptors: list[Interceptor] = []
 
     async def route_event(self, ctx: JobContext) -> EventStatus:
+        """The routing job of event `ctx.ref` (its logs carry its event_id; one `route` span)."""
+        with (
+            log_context(event_id=ctx.ref),
+            self.tracing.span("route", ctx.ref, attributes={"taskyard.attempt": ctx.attempt}),
+        ):
+            return await self._route(ctx)
+
+    async def _route(self, ctx: JobContext) -> EventStatus:
         event = await asyncio.to_thread(ctx.store.get_event, ctx.ref)
         for intercept in self.interceptors:
             handled = await intercept(event, payload_of(event))

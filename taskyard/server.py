@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import logging
 import os
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from taskyard.intake.app import IntakeApp, build_sources
 from taskyard.intake.pool import IntakePool, reserve_port
 from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
-from taskyard.observe import Metrics
+from taskyard.observe import Metrics, redact_in_logs
 from taskyard.pipeline import Pipeline
 from taskyard.platforms import Platforms
 from taskyard.platforms.clients import writers_from_settings
@@ -38,6 +39,7 @@ from taskyard.routing import PermissionLookup
 from taskyard.store import SQLStore, Store
 from taskyard.store.backends import redact_url
 from taskyard.taskspec import ContextGatherer
+from taskyard.tracing import ApprovalSpans, Tracing
 from taskyard.web.app import build_app
 from taskyard.workspace import Workspaces
 
@@ -73,6 +75,7 @@ class Services:
     queue: DurableQueue
     writer: EventWriter | None
     approvals: Approvals | None = None
+    tracing: Tracing = field(default_factory=Tracing.off)
 
 
 def _permission_lookup(platforms: Platforms) -> PermissionLookup | None:
@@ -88,16 +91,23 @@ async def running(
     intake: bool,
     metrics_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[Services]:
+    """Everything but the HTTP server. `tracing` (tests) replaces the configured one."""
     environ = environ or {}
+    redact_in_logs(settings.secrets())
+    own_tracing = tracing is None
+    tracing = Tracing.from_settings(settings) if tracing is None else tracing
     store = await asyncio.to_thread(open_migrated_store, settings)
     executor = claim_executor_id(settings.home, role, settings.worker_id)
     metrics = Metrics(metrics_dir)
     metrics.watch_queue(store.count_events)
-    platforms = Platforms.from_settings(settings.platforms)
-    writers = writers_from_settings(settings.platforms)
-    pipeline = Pipeline(settings, _permission_lookup(platforms))
+    metrics.watch_dead_letters(store.count_dead_letters)
+    platforms = Platforms.from_settings(settings.platforms, observer=metrics)
+    writers = writers_from_settings(settings.platforms, observer=metrics)
+    pipeline = Pipeline(settings, _permission_lookup(platforms), tracing=tracing)
     workspaces = Workspaces.from_settings(settings, environ)
+    metrics.watch_workspace_disk(workspaces.disk_bytes, settings.metrics.workspace_disk_seconds)
     swept = await workspaces.sweep_stale()
     if swept:
         log.info("stale workspaces removed", extra={"count": len(swept)})
@@ -123,9 +133,12 @@ async def running(
         executor.value,
         actions=actions,
         tools_for=tools_for(platforms),
+        tracing=tracing,
     )
     tasks.on_finished.append(metrics.task_finished)
+    tasks.on_agent_failure.append(metrics.agent_failed)
     metrics.watch_tasks(store.count_tasks)
+    metrics.watch_budget(tasks.budget.gauges)
     metrics.watch_agents(settings.agents, tasks.limiter.in_use_by, tasks.limiter.waiting_for)
     tasks.warm_up(settings.routes)
     runtime = JobRuntime(store, load_handlers(settings, pipeline.route_event), settings.queue.retry)
@@ -157,6 +170,10 @@ async def running(
             sweeper.tell = approvals.tell_apart
             sweeper.remind = approvals.remind_apart
         sweeper.on_expired.append(metrics.approval_expired)
+        if tracing.enabled:
+            spans = ApprovalSpans(tracing, lambda task_id: store.get_task(task_id).event_id)
+            approvals.decisions.on_decided.append(spans.decided)
+            sweeper.on_expired.append(spans.expired)
         await sweeper.start()
     writer = None
     if intake:
@@ -174,7 +191,7 @@ async def running(
         },
     )
     try:
-        yield Services(store, metrics, dispatcher, queue, writer, approvals)
+        yield Services(store, metrics, dispatcher, queue, writer, approvals, tracing)
     finally:
         if sweeper is not None:
             await sweeper.stop()
@@ -182,11 +199,52 @@ async def running(
             await writer.stop()
         await dispatcher.stop()
         await queue.stop()
-        await platforms.aclose()
-        for platform_writer in writers.values():
-            await platform_writer.aclose()
+        if own_tracing:
+            await asyncio.to_thread(tracing.shutdown)  # exports what is left
+        # The clients' connections were opened on the job queue's loop, which is gone now:
+        # closing them may fail, and must not keep the store open or the executor id held.
+        closers = [platforms.aclose, *(w.aclose for w in writers.values())]
+        for aclose in closers:
+            try:
+                await aclose()
+            except Exception as exc:  # noqa: BLE001 - shutting down: say it and go on
+                log.debug("platform client not closed cleanly", extra={"error": str(exc)})
         store.close()
         executor.release()
+
+
+def api_token(settings: Settings) -> str | None:
+    """The management API's bearer token; None when unset or empty."""
+    return (settings.api_token.get_secret_value() if settings.api_token else "") or None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_unless_token(settings: Settings) -> Settings:
+    """Without an API token the management API (and the UI) is open: listen on loopback only,
+    whatever `host` asked, and say so."""
+    if api_token(settings) is not None:
+        return settings
+    if _is_loopback(settings.host):
+        log.warning(
+            "no API token (TASKYARD_API_TOKEN): the management API is unauthenticated and "
+            "listens on loopback only",
+            extra={"host": settings.host},
+        )
+        return settings
+    log.warning(
+        "no API token (TASKYARD_API_TOKEN): the management API is unauthenticated, so taskyard "
+        "listens on 127.0.0.1 only, not on the host asked; set a token to listen there",
+        extra={"host": "127.0.0.1", "host_refused": settings.host},
+    )
+    return settings.model_copy(update={"host": "127.0.0.1"})
 
 
 async def serve(
@@ -195,12 +253,19 @@ async def serve(
     metrics_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> None:
+    settings = loopback_unless_token(settings)
     if settings.intake.processes > 1:
         await _serve_with_intake_processes(settings, verify_only, metrics_dir, environ)
         return
     async with running(settings, "serve", intake=True, environ=environ) as services:
-        intake = IntakeApp(settings, services.writer, services.metrics, verify_only=verify_only)
-        token = settings.api_token.get_secret_value() if settings.api_token else None
+        intake = IntakeApp(
+            settings,
+            services.writer,
+            services.metrics,
+            verify_only=verify_only,
+            tracing=services.tracing,
+        )
+        token = api_token(settings)
         app = build_app(services.store, services.metrics, intake, services.approvals, token)
         config = uvicorn.Config(
             app,

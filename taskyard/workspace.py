@@ -41,7 +41,15 @@ from taskyard.mirrors import (
     url_resolver,
 )
 
-__all__ = ["RepoSpec", "TaskDirs", "TaskWorkspace", "Workspaces", "check_task_id", "remove_tree"]
+__all__ = [
+    "RepoSpec",
+    "TaskDirs",
+    "TaskWorkspace",
+    "Workspaces",
+    "check_task_id",
+    "remove_tree",
+    "tree_bytes",
+]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -172,6 +180,39 @@ def _last_touched(task_root: Path) -> float:
     return newest
 
 
+def tree_bytes(top: Path, seen: set[tuple[int, int]] | None = None) -> int:
+    """Bytes of the regular files under `top`: apparent sizes, symlinks not followed, a file
+    with several hard links counted once (in `seen`). Entries that vanish meanwhile, or cannot
+    be read, are left out."""
+    seen = set() if seen is None else seen
+    total, folders = 0, [top]
+    while folders:
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    total += _entry_bytes(entry, folders, seen)
+        except OSError:
+            continue
+    return total
+
+
+def _entry_bytes(entry: os.DirEntry[str], folders: list[Path], seen: set[tuple[int, int]]) -> int:
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(Path(entry.path))
+            return 0
+        if not entry.is_file(follow_symlinks=False):
+            return 0
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return 0
+    if info.st_nlink > 1:
+        if (info.st_dev, info.st_ino) in seen:
+            return 0
+        seen.add((info.st_dev, info.st_ino))
+    return info.st_size
+
+
 def _archive_move(task_root: Path, archive: Path) -> Path:
     archive.mkdir(parents=True, exist_ok=True)
     dest, n = archive / task_root.name, 1
@@ -250,6 +291,14 @@ class Workspaces:
 
     def dirs(self, task_id: str, *, with_repo: bool = False) -> TaskDirs:
         return TaskDirs.layout(self.root, task_id, with_repo=with_repo)
+
+    def disk_bytes(self) -> int:
+        """Bytes of the files under the root, and under the archive and the mirrors when
+        they are elsewhere (see `tree_bytes`). Blocking: a walk of the whole tree."""
+        tops = [self.root]
+        tops += [p for p in (self.archive, self.mirrors.root) if not p.is_relative_to(self.root)]
+        seen: set[tuple[int, int]] = set()
+        return sum(tree_bytes(top, seen) for top in tops)
 
     async def prepare(self, task_id: str, repo: RepoSpec | None = None) -> TaskDirs:
         """A clean workspace for the task (an earlier attempt's is removed first)."""

@@ -11,7 +11,8 @@ Indexes (part of each idempotency key) say where an action came from:
 - `TOOL_INDEX`: a tool call (two calls with the same type and params are one action: the
   second answers with the first's outcome, never applies twice);
 - `START_INDEX`, `END_INDEX`, `NOTIFY_INDEX`: taskyard's own reports (the start reaction or
-  note, the summary or failure where the task came from, the Slack notification). They are
+  note, the summary or failure where the task came from, the Slack notification);
+  `WAIT_INDEX`, `WAIT_NOTIFY_INDEX`: that the task waits (the monthly budget is spent). They are
   configured by the operator, not proposed by an agent, so no allow-list applies to them;
   dry-run does.
 
@@ -46,6 +47,8 @@ TOOL_INDEX = 1000
 START_INDEX = -1
 END_INDEX = -2
 NOTIFY_INDEX = -3
+WAIT_INDEX = -4
+WAIT_NOTIFY_INDEX = -5
 # Actions that post a message where the task came from: after one of them, no summary.
 _POSTS_AT_SOURCE = frozenset({"comment", "review", "mention_users"})
 _DONE = frozenset({ActionStatus.APPLIED, ActionStatus.DRY_RUN})
@@ -86,6 +89,8 @@ def plain_reason(status: TaskStatus, reason: str | None) -> str:
     lowered = why.lower()
     if lowered.startswith("tool-call budget"):
         return f"The agent used up its budget: {why}."
+    if lowered.startswith("cost ceiling"):
+        return f"The agent was stopped at the cost ceiling of one task: {why}."
     if lowered.startswith("actions:"):
         return f"The agent's work could not be applied: {why.removeprefix('actions:').strip()}"
     if "rate limit" in lowered or "429" in lowered:
@@ -291,6 +296,23 @@ class TaskActions:
                 note = f"❌ {self.route} failed for {what}: {plain_reason(status, reason)}"
             raw = {"type": "post_channel", "params": {"text": self._safe(note), "channel": channel}}
             out.extend(await self._report(NOTIFY_INDEX, raw))
+        return out
+
+    async def report_waiting(self, text: str, subject: str | None = None) -> list[ActionRecord]:
+        """That the task waits, and why (`text`), where it came from (a comment or thread
+        reply) and on the notification channel. The same text for the same task is one
+        action (its idempotency key): telling it again posts nothing."""
+        out: list[ActionRecord] = []
+        if self._can_post_at_source():
+            body = self._safe(f"**taskyard** ({self.route}): {text}")
+            out.extend(
+                await self._report(WAIT_INDEX, {"type": "comment", "params": {"body": body}})
+            )
+        channel = self.reporting.notify_channel
+        if channel:
+            note = self._safe(f"⏸ {self.route} waits for {subject or self.target.platform}: {text}")
+            raw = {"type": "post_channel", "params": {"text": note, "channel": channel}}
+            out.extend(await self._report(WAIT_NOTIFY_INDEX, raw))
         return out
 
     def _can_post_at_source(self) -> bool:

@@ -97,6 +97,13 @@ class StreamParser(abc.ABC):
     def feed(self, line: str) -> list[StreamEvent]:
         """Interpret one line (without its newline). Never raises on odd input."""
 
+    def usage_so_far(self) -> Usage | None:
+        """What the run has used up to the last line fed, with its cost when the stream
+        tells it or the agent's prices give it; None while the stream has said nothing about
+        usage. The supervisor reads it for the per-task cost ceiling, and for the usage of a
+        run it stopped."""
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class AgentOutcome:

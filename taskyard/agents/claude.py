@@ -28,11 +28,12 @@ from taskyard.agents.base import (
     Usage,
 )
 from taskyard.agents.cli_support import (
+    Pricing,
     as_dict,
     as_int,
     json_line,
     json_object,
-    price,
+    pricing_of,
     resolve_binary,
     shorten,
 )
@@ -48,7 +49,10 @@ _OUT_OF_MEMORY = "MemoryExhaustion"  # how Bun's JavaScriptCore aborts under a l
 class ClaudeParser(StreamParser):
     """Reads `claude -p --output-format stream-json --verbose` lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, pricing: Pricing | None = None) -> None:
+        self.pricing = pricing  # the agent's prices (its own, else the budget's price table)
+        # Each model message's usage so far, by message id (a message may come in pieces).
+        self.messages: dict[str, dict[str, int]] = {}
         self.session_id: str | None = None
         self.result: dict[str, Any] | None = None  # the final `result` event
         self.last_text: str | None = None
@@ -69,6 +73,17 @@ class ClaudeParser(StreamParser):
         handler = self._handlers.get(str(event.get("type")))
         return handler(event) if handler else [StreamEvent("other", str(event.get("type")))]
 
+    def usage_so_far(self) -> Usage | None:
+        """The final `result`'s usage once it came; before, the tokens of each model message
+        so far, priced by the agent's prices (claude tells its own cost only at the end, and
+        a message's output tokens only partly while it streams)."""
+        if self.result is not None:
+            return result_usage(self.result, self.pricing)
+        if not self.messages:
+            return None
+        total = {k: sum(m.get(k, 0) for m in self.messages.values()) for k in _TOKEN_KEYS}
+        return tokens_usage(total, self.pricing)
+
     def _system(self, event: dict[str, Any]) -> list[StreamEvent]:
         if event.get("session_id"):
             self.session_id = str(event["session_id"])
@@ -76,12 +91,21 @@ class ClaudeParser(StreamParser):
 
     def _assistant(self, event: dict[str, Any]) -> list[StreamEvent]:
         message = event.get("message")
+        self._count(message)
         content = message.get("content") if isinstance(message, dict) else None
         blocks = [b for b in content or [] if isinstance(b, dict)]
         found = [e for block in blocks for e in self._block(block)]
         if event.get("error"):
             found.append(StreamEvent("error", f"{event['error']}: {shorten(self.last_text or '')}"))
         return found or [StreamEvent("other", "assistant")]
+
+    def _count(self, message: Any) -> None:
+        if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+            return
+        key = str(message.get("id") or len(self.messages))
+        seen = self.messages.setdefault(key, {})
+        for name in _TOKEN_KEYS:
+            seen[name] = max(seen.get(name, 0), as_int(message["usage"].get(name)))
 
     def _block(self, block: dict[str, Any]) -> list[StreamEvent]:
         kind = block.get("type")
@@ -153,7 +177,7 @@ class ClaudeAdapter(AgentAdapter):
         return Launch(tuple(argv), env, request.workspace, request.prompt_file, files)
 
     def new_parser(self) -> StreamParser:
-        return ClaudeParser()
+        return ClaudeParser(pricing_of(self.config))
 
     def outcome(
         self, request: AgentRequest, parser: StreamParser, exit_code: int, stderr_tail: str
@@ -164,7 +188,7 @@ class ClaudeAdapter(AgentAdapter):
             False,
             None,
             None,
-            self._usage(parser.result or {}),
+            result_usage(parser.result or {}, pricing_of(self.config)),
             parser.tool_calls,
             parser.session_id,
         )
@@ -198,20 +222,39 @@ class ClaudeAdapter(AgentAdapter):
         detail = "; ".join(map(str, errors)) if isinstance(errors, list) and errors else text
         return f"claude failed ({event.get('subtype')}): {shorten(detail or stderr_tail)}"
 
-    def _usage(self, event: dict[str, Any]) -> Usage:
-        usage = as_dict(event.get("usage"))
-        cached = as_int(usage.get("cache_read_input_tokens"))
-        total_input = (
-            as_int(usage.get("input_tokens"))
-            + as_int(usage.get("cache_creation_input_tokens"))
-            + cached
-        )
-        output = as_int(usage.get("output_tokens"))
-        cost = price(self.config, total_input, cached, output)
-        reported = event.get("total_cost_usd")
-        if cost is None and isinstance(reported, int | float) and not isinstance(reported, bool):
-            cost = float(reported)
-        return Usage(total_input, cached, output, 0, cost)
+
+_TOKEN_KEYS = (
+    "input_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "output_tokens",
+)
+
+
+def tokens_usage(usage: dict[str, Any], pricing: Pricing | None) -> Usage:
+    """Anthropic's token counts (fresh, cache writes and cache reads are apart) as `Usage`,
+    priced by `pricing` when it has prices."""
+    cached = as_int(usage.get("cache_read_input_tokens"))
+    total_input = (
+        as_int(usage.get("input_tokens"))
+        + as_int(usage.get("cache_creation_input_tokens"))
+        + cached
+    )
+    output = as_int(usage.get("output_tokens"))
+    cost = pricing(total_input, cached, output) if pricing is not None else None
+    return Usage(total_input, cached, output, 0, cost)
+
+
+def result_usage(event: dict[str, Any], pricing: Pricing | None) -> Usage:
+    """The final `result` event's usage: priced by the agent's prices when it has them, else
+    the cost claude reports (`total_cost_usd`)."""
+    usage = tokens_usage(as_dict(event.get("usage")), pricing)
+    reported = event.get("total_cost_usd")
+    if usage.cost_usd is not None or isinstance(reported, bool):
+        return usage
+    if isinstance(reported, int | float):
+        return replace(usage, cost_usd=float(reported))
+    return usage
 
 
 def _mcp_tools(mcp: McpLaunch | None) -> list[str]:

@@ -7,12 +7,15 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from taskyard.config import AgentConfig
 from taskyard.exceptions import ConfigError
+
+# (input tokens, of them cached, output tokens) → USD, or None when the agent has no price.
+Pricing = Callable[[int, int, int], float | None]
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*)\n\s*```\s*$", re.DOTALL)
 
@@ -50,6 +53,11 @@ def price(config: AgentConfig, input_tokens: int, cached: int, output: int) -> f
         + output * config.output_usd_per_mtok
     )
     return round(total / 1_000_000, 6)
+
+
+def pricing_of(config: AgentConfig) -> Pricing:
+    """The agent's prices as a function of its token counts (see `price`)."""
+    return lambda input_tokens, cached, output: price(config, input_tokens, cached, output)
 
 
 def json_line(line: str) -> dict[str, Any] | None:

@@ -29,11 +29,13 @@ from taskyard.agents.base import (
     Usage,
 )
 from taskyard.agents.cli_support import (
+    Pricing,
     as_dict,
     as_int,
     json_line,
     json_object,
     price,
+    pricing_of,
     resolve_binary,
     shorten,
 )
@@ -108,7 +110,8 @@ def config_toml(config: AgentConfig, mcp: McpLaunch | None = None) -> str:
 class CodexParser(StreamParser):
     """Reads `codex exec --json` lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, pricing: Pricing | None = None) -> None:
+        self.pricing = pricing  # prices the tokens for `usage_so_far` (the cost ceiling)
         self.session_id: str | None = None
         self.turn_completed = False
         self.failure: str | None = None  # turn.failed's message
@@ -138,6 +141,14 @@ class CodexParser(StreamParser):
             return [StreamEvent("other", shorten(line, 200))]
         handler = self._handlers.get(str(event.get("type")))
         return handler(event) if handler else [StreamEvent("other", str(event.get("type")))]
+
+    def usage_so_far(self) -> Usage | None:
+        """codex reports tokens only when its turn ends (`turn.completed`): until then, None."""
+        if not self.turn_completed:
+            return None
+        inputs, cached, output = self.input_tokens, self.cached_input_tokens, self.output_tokens
+        cost = self.pricing(inputs, cached, output) if self.pricing is not None else None
+        return Usage(inputs, cached, output, self.reasoning_tokens, cost)
 
     def _thread_started(self, event: dict[str, Any]) -> list[StreamEvent]:
         self.session_id = str(event.get("thread_id") or "") or None
@@ -242,7 +253,7 @@ class CodexAdapter(AgentAdapter):
         return Launch(tuple(argv), env, request.workspace, request.prompt_file, files)
 
     def new_parser(self) -> StreamParser:
-        return CodexParser()
+        return CodexParser(pricing_of(self.config))
 
     def outcome(
         self, request: AgentRequest, parser: StreamParser, exit_code: int, stderr_tail: str

@@ -73,8 +73,13 @@ class JsonLineParser(StreamParser):
     def __init__(self) -> None:
         self.tool_calls = 0
         self.usage = Usage()
+        self.usage_lines = 0  # `usage` lines read so far
         self.messages: list[str] = []
         self.errors: list[str] = []
+
+    def usage_so_far(self) -> Usage | None:
+        """The `usage` lines added up so far (their `cost_usd` is the run's cost)."""
+        return self.usage if self.usage_lines else None
 
     def feed(self, line: str) -> list[StreamEvent]:
         try:
@@ -98,6 +103,7 @@ class JsonLineParser(StreamParser):
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             changes["cost_usd"] = (self.usage.cost_usd or 0.0) + float(cost)
         self.usage = replace(self.usage, **changes)
+        self.usage_lines += 1
         return StreamEvent("usage")
 
     def _message(self, data: dict[str, Any]) -> StreamEvent:

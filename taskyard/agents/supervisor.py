@@ -4,9 +4,11 @@
 session (so its own process group, pgid == pid) with a parent-death signal and resource
 limits, streams stdout line by line into `outputs/log.jsonl` (flushed per line) and through
 the adapter's parser, keeps the stderr tail (all of stderr goes to `outputs/stderr.log`), and
-stops the agent on timeout, tool-call budget or cancel by signalling the whole group: SIGTERM,
-then SIGKILL after `kill_grace_seconds`. It returns only once no live process of the group is
-left (a zombie waiting for its parent counts as gone: it runs nothing and holds nothing).
+stops the agent on timeout, tool-call budget, cost ceiling (`Limits.max_cost_usd`, read from
+the parser's `usage_so_far` after each line) or cancel by signalling the whole group: SIGTERM,
+then SIGKILL after `kill_grace_seconds`. A stopped run's report keeps the usage the stream had
+told so far. It returns only once no live process of the group is left (a zombie waiting
+for its parent counts as gone: it runs nothing and holds nothing).
 
 `log.jsonl`: a stdout line that is a JSON object is written as it is; any other non-blank line
 becomes `{"stream": "stdout", "text": ...}`. The supervisor ends the file with one line of its
@@ -42,7 +44,14 @@ from typing import IO, Any, Protocol
 
 import orjson
 
-from taskyard.agents.base import AgentAdapter, AgentOutcome, AgentRequest, Launch, StreamParser
+from taskyard.agents.base import (
+    AgentAdapter,
+    AgentOutcome,
+    AgentRequest,
+    Launch,
+    StreamParser,
+    Usage,
+)
 from taskyard.agents.process import (
     KILL_WAIT_SECONDS,
     ProcessRecord,
@@ -93,6 +102,7 @@ class Limits:
     max_tool_calls: int = 50
     address_space_bytes: int = 2 * 1024**3
     cpu_seconds: int = 600
+    max_cost_usd: float | None = None  # the per-task cost ceiling (`budget.per_task_usd`)
 
     @classmethod
     def from_config(
@@ -181,6 +191,7 @@ def describe_exit(code: int) -> str:
 class _Stop(enum.Enum):
     TIMEOUT = "timeout"
     BUDGET = "budget"
+    COST = "cost"
     CANCEL = "cancel"
 
 
@@ -190,6 +201,7 @@ _STOPS: dict[_Stop, Callable[[Limits], tuple[RunStatus, str]]] = {
         RunStatus.FAILED,
         f"tool-call budget of {lim.max_tool_calls} exceeded",
     ),
+    _Stop.COST: lambda lim: (RunStatus.FAILED, f"cost ceiling ${lim.max_cost_usd:g} exceeded"),
     _Stop.CANCEL: lambda lim: (RunStatus.CANCELLED, "cancelled"),
 }
 
@@ -299,6 +311,7 @@ class _Run:
         self.started_at = _now()
         self.tool_calls = 0
         self.over_budget = asyncio.Event()
+        self.over_cost = asyncio.Event()
         self.stderr_tail = bytearray()
         self.stderr_written = 0
         self.log_fd = _open_out(request.output_dir / "log.jsonl")
@@ -395,6 +408,13 @@ class _Run:
                 self.tool_calls += 1
         if self.tool_calls > self.limits.max_tool_calls:
             self.over_budget.set()
+        if self._cost_over_ceiling(self.parser.usage_so_far()):
+            self.over_cost.set()
+
+    def _cost_over_ceiling(self, usage: Usage | None) -> bool:
+        ceiling = self.limits.max_cost_usd
+        cost = usage.cost_usd if usage is not None else None
+        return ceiling is not None and cost is not None and cost > ceiling
 
     async def _pump_stderr(self, reader: asyncio.StreamReader) -> None:
         while chunk := await reader.read(_READ_CHUNK):
@@ -411,7 +431,8 @@ class _Run:
         """Waits for the process to exit (None) or for a reason to stop it."""
         assert self.exited is not None
         budget = asyncio.create_task(self.over_budget.wait())
-        stop_tasks: dict[asyncio.Future[Any], _Stop] = {budget: _Stop.BUDGET}
+        cost = asyncio.create_task(self.over_cost.wait())
+        stop_tasks: dict[asyncio.Future[Any], _Stop] = {budget: _Stop.BUDGET, cost: _Stop.COST}
         if cancel is not None:
             stop_tasks[asyncio.create_task(cancel.wait())] = _Stop.CANCEL
         try:
@@ -490,16 +511,29 @@ class _Run:
         outcome: AgentOutcome | None = None
         reason: str | None
         if stop is not None:
-            status, reason = _STOPS[stop](self.limits)
+            status, reason = self._stopped(stop)
+            usage = self.parser.usage_so_far()  # what the run used before it was stopped
+            if usage is not None:
+                outcome = AgentOutcome(False, None, reason, usage, self.tool_calls)
         else:
             code = exit_code if exit_code is not None else -int(signal.SIGKILL)
             outcome = self.adapter.outcome(self.request, self.parser, code, self.stderr_text())
             status, reason = self._judge(outcome, code)
         return self.finish(status, reason, exit_code, outcome)
 
+    def _stopped(self, stop: _Stop) -> tuple[RunStatus, str]:
+        status, reason = _STOPS[stop](self.limits)
+        usage = self.parser.usage_so_far()
+        if stop is _Stop.COST and usage is not None and usage.cost_usd is not None:
+            reason += f" (${usage.cost_usd:g} so far)"
+        return status, reason
+
     def _judge(self, outcome: AgentOutcome, code: int) -> tuple[RunStatus, str | None]:
         if self.tool_calls > self.limits.max_tool_calls:
             return _STOPS[_Stop.BUDGET](self.limits)
+        if self._cost_over_ceiling(outcome.usage):  # known only at the end (codex)
+            reason = _STOPS[_Stop.COST](self.limits)[1]
+            return RunStatus.FAILED, f"{reason} (${outcome.usage.cost_usd:g} in all)"
         if outcome.success:
             return RunStatus.SUCCEEDED, None
         tail = self.stderr_text()[-1000:]

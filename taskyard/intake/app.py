@@ -34,6 +34,7 @@ from taskyard.intake.writer import EventWriter
 from taskyard.models import Event, new_id
 from taskyard.observe import Metrics
 from taskyard.store.base import FOREVER, NewEvent
+from taskyard.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ class IntakeApp:
         metrics: Metrics,
         verify_only: bool = False,
         shared: SharedIntakeState | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = tracing or Tracing.off()
         self.writer = writer
         self.metrics = metrics
         self.verify_only = verify_only
@@ -135,6 +138,9 @@ class IntakeApp:
         result = await self._store(event, now)
         if not result.duplicate:
             log.debug("event stored", extra={"event_id": event.id, "type": event.type})
+            if self.tracing.enabled:
+                about = {"taskyard.source": src.name, "taskyard.event_type": event.type}
+                self.tracing.record("intake", event.id, now, time.time(), attributes=about)
         reply = src.adapter.reply(payload, result.event_id, result.duplicate)
         return reply, "duplicate" if result.duplicate else "accepted"
 

@@ -37,7 +37,9 @@ from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
 from taskyard.observe import Metrics, setup_logging
 from taskyard.store import SQLStore
+from taskyard.tracing import Tracing
 from taskyard.web.app import build_app
+from taskyard.workspace import Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ class IntakeProcessSpec:
 def intake_process_main(spec: IntakeProcessSpec, slot: int) -> None:
     """Entry point of one intake process."""
     _die_with_parent(spec.parent_pid)
-    setup_logging(spec.settings.log_level, spec.settings.log_format)
+    setup_logging(spec.settings.log_level, spec.settings.log_format, spec.settings.secrets())
     sock = _listen(spec.host, spec.port)
     try:
         import uvloop
@@ -116,6 +118,10 @@ async def _serve_intake(spec: IntakeProcessSpec, slot: int, sock: socket.socket)
     store = SQLStore.open(settings.store_url)
     metrics = Metrics(spec.metrics_dir)
     metrics.watch_queue(store.count_events)
+    metrics.watch_dead_letters(store.count_dead_letters)  # /metrics is answered here
+    disk = Workspaces.from_settings(settings, {}).disk_bytes
+    metrics.watch_workspace_disk(disk, settings.metrics.workspace_disk_seconds)
+    tracing = Tracing.from_settings(settings)
     writer = None
     if not spec.verify_only:
         writer = EventWriter(
@@ -125,7 +131,9 @@ async def _serve_intake(spec: IntakeProcessSpec, slot: int, sock: socket.socket)
         )
         await writer.start()
     try:
-        intake = IntakeApp(settings, writer, metrics, verify_only=spec.verify_only, shared=state)
+        intake = IntakeApp(
+            settings, writer, metrics, verify_only=spec.verify_only, shared=state, tracing=tracing
+        )
         # The management API answers here too: decisions go through the database, and the
         # dispatching process picks the resumed tasks up.
         approvals = None
@@ -144,6 +152,7 @@ async def _serve_intake(spec: IntakeProcessSpec, slot: int, sock: socket.socket)
     finally:
         if writer is not None:
             await writer.stop()
+        tracing.shutdown()
         store.close()
         state.close()
 

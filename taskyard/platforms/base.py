@@ -12,12 +12,21 @@ message ever holds a credential.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 JSONObject = dict[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+
+
+class RequestObserver(Protocol):
+    """Hears of every platform API attempt (metrics): `kind` is read or write, `outcome` ok,
+    error or rate_limited; and of every wait a rate limit asked for."""
+
+    def platform_request(self, platform: str, kind: str, outcome: str) -> None: ...
+
+    def rate_limit_waited(self, platform: str, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +41,7 @@ class RetryPolicy:
     backoff_max: float = 8.0
     rate_limit_max_wait: float = 30.0
     rate_limit_attempts: int = 5
+    observer: RequestObserver | None = field(default=None, compare=False, repr=False)
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the `failures`-th transient failure (1-based)."""

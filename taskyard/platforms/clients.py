@@ -20,6 +20,7 @@ from taskyard.platforms.base import (
     GitHubReader,
     LinearReader,
     PermissionLookup,
+    RequestObserver,
     RetryPolicy,
     SentryReader,
     SlackReader,
@@ -48,8 +49,9 @@ def _missing(platform: str, needed_by: str) -> CredentialsMissing:
     )
 
 
-def retry_policy(config: PlatformsConfig) -> RetryPolicy:
+def retry_policy(config: PlatformsConfig, observer: RequestObserver | None = None) -> RetryPolicy:
     return RetryPolicy(
+        observer=observer,
         attempts=config.retry_attempts,
         backoff=config.backoff_seconds,
         backoff_max=config.backoff_max_seconds,
@@ -172,11 +174,13 @@ class Platforms:
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.time,
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        observer: RequestObserver | None = None,
     ) -> Platforms:
         """Clients for the platforms that have credentials. `transports` (by platform name)
-        replace the network, for tests. Raises ConfigError for an unreadable or invalid App
-        key."""
-        build = _Build(config, retry_policy(config), sleep, clock, dict(transports or {}))
+        replace the network, for tests; `observer` hears of every request (metrics). Raises
+        ConfigError for an unreadable or invalid App key."""
+        policy = retry_policy(config, observer)
+        build = _Build(config, policy, sleep, clock, dict(transports or {}))
         return cls(
             github=_github(build), linear=_linear(build), slack=_slack(build), sentry=_sentry(build)
         )
@@ -233,6 +237,7 @@ def writers_from_settings(
     sleep: Sleep = asyncio.sleep,
     clock: Clock = time.time,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    observer: RequestObserver | None = None,
 ) -> dict[str, ClosableWriter]:
     """Writers (by platform name: github, linear, slack) for the platforms that have
     credentials, built like the readers; the caller closes each (`aclose`)."""
@@ -240,7 +245,7 @@ def writers_from_settings(
     from taskyard.platforms.linear_write import LinearWriter
     from taskyard.platforms.slack_write import SlackWriter
 
-    build = _Build(config, retry_policy(config), sleep, clock, dict(transports or {}))
+    build = _Build(config, retry_policy(config, observer), sleep, clock, dict(transports or {}))
     found = {
         "github": _github(build, GitHubWriter),
         "linear": _linear(build, LinearWriter),

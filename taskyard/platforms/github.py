@@ -224,7 +224,12 @@ class GitHubClient:
                 raise translate(exc, what, self._secrets) from exc
 
         return await with_retries(
-            once, policy=self._retry, sleep=self._sleep, what=what, write=write
+            once,
+            policy=self._retry,
+            sleep=self._sleep,
+            what=what,
+            write=write,
+            platform="github",
         )
 
     def _forgot_refused_token(self, exc: GitHubException, installation: int | None) -> bool:

@@ -153,7 +153,9 @@ class LinearClient:
         async def once() -> JSONObject:
             return self._data(await self._post(name, variables, what), what)
 
-        return await with_retries(once, policy=self._retry, sleep=self._sleep, what=what)
+        return await with_retries(
+            once, policy=self._retry, sleep=self._sleep, what=what, platform="linear"
+        )
 
     async def run_or_none(
         self, name: str, variables: Mapping[str, Any], what: str
@@ -164,7 +166,9 @@ class LinearClient:
             response = await self._post(name, variables, what)
             return None if _entity_not_found(response) else self._data(response, what)
 
-        return await with_retries(once, policy=self._retry, sleep=self._sleep, what=what)
+        return await with_retries(
+            once, policy=self._retry, sleep=self._sleep, what=what, platform="linear"
+        )
 
     async def _post(self, name: str, variables: Mapping[str, Any], what: str) -> httpx.Response:
         payload = {"query": query(name), "variables": dict(variables)}

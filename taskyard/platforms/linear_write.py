@@ -182,6 +182,11 @@ class LinearWriter(LinearClient):
             return self._data(response, what)
 
         data = await with_retries(
-            once, policy=self._retry, sleep=self._sleep, what=what, write=True
+            once,
+            policy=self._retry,
+            sleep=self._sleep,
+            what=what,
+            write=True,
+            platform=PLATFORM,
         )
         return write_result(data, what)

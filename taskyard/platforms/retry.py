@@ -12,7 +12,6 @@ from typing import TypeVar
 
 from taskyard.exceptions import (
     PlatformInDoubt,
-    PlatformPermanentError,
     PlatformRateLimited,
     PlatformTransientError,
 )
@@ -78,24 +77,36 @@ async def with_retries(
     sleep: Sleep,
     what: str,
     write: bool = False,
+    platform: str = "unknown",
 ) -> T:
     """Run `call` until it succeeds, fails permanently, or the retry budget is spent. A
-    `write` is not sent again after an error that leaves it in doubt (`PlatformInDoubt`)."""
+    `write` is not sent again after an error that leaves it in doubt (`PlatformInDoubt`).
+    Each attempt, and each rate-limit wait, is told to `policy.observer` (when set)."""
     budget = _Budget(policy)
+    seen = policy.observer or _UNSEEN
+    kind = "write" if write else "read"
     while True:
         try:
-            return await call()
-        except PlatformPermanentError:
-            raise
+            answer = await call()
         except PlatformRateLimited as exc:
+            seen.platform_request(platform, kind, "rate_limited")
             wait, error = budget.after_rate_limit(exc), str(exc)
+            seen.rate_limit_waited(platform, wait)
         except PlatformTransientError as exc:
+            seen.platform_request(platform, kind, "error")
             if write and isinstance(exc, PlatformInDoubt):
                 raise
             wait, error = budget.after_failure(exc), str(exc)
+        except Exception:
+            seen.platform_request(platform, kind, "error")
+            raise
+        else:
+            seen.platform_request(platform, kind, "ok")
+            return answer
         log.info(
             "platform call retried",
             extra={
+                "platform": platform,
                 "call": what,
                 "wait_seconds": round(wait, 3),
                 "attempt": budget.failures,
@@ -103,3 +114,14 @@ async def with_retries(
             },
         )
         await sleep(wait)
+
+
+class _Unseen:
+    def platform_request(self, platform: str, kind: str, outcome: str) -> None:
+        pass
+
+    def rate_limit_waited(self, platform: str, seconds: float) -> None:
+        pass
+
+
+_UNSEEN = _Unseen()

@@ -88,6 +88,7 @@ class SentryClient:
             lambda: self._http.json("GET", path, what),
             policy=self._retry,
             sleep=self._sleep,
+            platform="sentry",
             what=what,
         )
         if not isinstance(body, Mapping):

@@ -106,7 +106,9 @@ class SlackClient:
                 raise PlatformPermanentError(f"slack: {what} answered no JSON", platform="slack")
             return data
 
-        return await with_retries(once, policy=self._retry, sleep=self._sleep, what=what)
+        return await with_retries(
+            once, policy=self._retry, sleep=self._sleep, what=what, platform="slack"
+        )
 
     async def thread(self, channel: str, thread_ts: str) -> JSONObject:
         """The thread's messages, oldest first (the parent first), up to `thread_limit`."""

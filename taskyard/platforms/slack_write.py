@@ -156,6 +156,11 @@ class SlackWriter(SlackClient):
             return data
 
         data = await with_retries(
-            once, policy=self._retry, sleep=self._sleep, what=what, write=True
+            once,
+            policy=self._retry,
+            sleep=self._sleep,
+            what=what,
+            write=True,
+            platform=PLATFORM,
         )
         return write_result(method, body, data)

@@ -89,7 +89,13 @@ async def execute_attempt(rt: JobRuntime, job: str, ref: str, attempt: int) -> O
     except PermanentError as exc:
         log.warning(
             "job failed permanently",
-            extra={"job": job, "ref": ref, "attempt": attempt, "error": _describe(exc)},
+            extra={
+                "job": job,
+                "ref": ref,
+                "event_id": ref,
+                "attempt": attempt,
+                "error": _describe(exc),
+            },
         )
         return Outcome(ok=False, permanent=True, error=_describe(exc))
     except Exception as exc:  # noqa: BLE001 - any other error is recorded and retried
@@ -98,6 +104,7 @@ async def execute_attempt(rt: JobRuntime, job: str, ref: str, attempt: int) -> O
             extra={
                 "job": job,
                 "ref": ref,
+                "event_id": ref,
                 "attempt": attempt,
                 "error": _describe(exc),
                 "trace": traceback.format_exc(limit=5),
@@ -134,6 +141,7 @@ async def dead_letter(rt: JobRuntime, job: str, ref: str, attempts: int, error: 
         extra={
             "job": job,
             "ref": ref,
+            "event_id": ref,
             "attempts": attempts,
             "dead_letter": letter.id,
             "error": error,

@@ -66,6 +66,46 @@ class TaskFilter:
     limit: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class EndedTasks:
+    """The tasks of one route that ended in one status within a time window."""
+
+    route: str
+    status: TaskStatus
+    count: int
+    cost_usd: float  # the sum of the costs they reported
+    costed: int  # how many of them reported a cost
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """What happened in [since, until): the events received; the tasks that ended, by route
+    and status; and how long the ones whose agent started took (finished - started): how many
+    (`timed`) and the duration at each asked percentile (nearest rank; none when `timed` is 0).
+    """
+
+    events_received: int
+    ended: tuple[EndedTasks, ...]
+    timed: int
+    percentiles: dict[int, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCost:
+    """What one task's agent cost, counted when (UTC) its agent started."""
+
+    task_id: str
+    route: str
+    agent: str
+    started_at: float
+    cost_usd: float
+
+
+def nearest_rank(percentile: int, count: int) -> int:
+    """The 0-based position of `percentile` (1..100) among `count` sorted values."""
+    return max(0, -(-percentile * count // 100) - 1)
+
+
 # Columns `update_task` may change; JSON columns are serialised by the store.
 TASK_COLUMNS = frozenset(
     {
@@ -355,3 +395,25 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027
         """Release connections."""
+
+    # --- stats ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def window_stats(
+        self, since: float, until: float, percentiles: Sequence[int] = (50, 95)
+    ) -> WindowStats:
+        """Events received and tasks ended in [since, until) (see `WindowStats`)."""
+
+    @abc.abstractmethod
+    def count_dead_letters(self) -> dict[str, int]:
+        """Dead letters by status (`open`, `replayed`)."""
+
+    # --- spend ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def spent_between(self, since: float, until: float) -> float:
+        """The summed cost of the tasks whose agent started in [since, until)."""
+
+    @abc.abstractmethod
+    def costs_between(self, since: float, until: float) -> list[TaskCost]:
+        """Each costed task whose agent started in [since, until), oldest first."""

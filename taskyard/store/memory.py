@@ -37,12 +37,16 @@ from taskyard.store.base import (
     EXPIRY_VIA,
     TASK_COLUMNS,
     Dispatch,
+    EndedTasks,
     EventFilter,
     NewEvent,
     Store,
+    TaskCost,
     TaskFilter,
+    WindowStats,
     channel_matches,
     check_decision,
+    nearest_rank,
     refusal,
 )
 
@@ -595,3 +599,57 @@ class MemoryStore(Store):
             n, age = stats.get(a.risk, (0, 0.0))
             stats[a.risk] = (n + 1, max(age, now - a.created_at))
         return stats
+
+    def window_stats(
+        self, since: float, until: float, percentiles: Sequence[int] = (50, 95)
+    ) -> WindowStats:
+        with self._lock:
+            received = sum(1 for e in self._events.values() if since <= e.received_at < until)
+            ended = [
+                t
+                for t in self._tasks.values()
+                if t.status.terminal
+                and t.finished_at is not None
+                and since <= t.finished_at < until
+            ]
+        groups: dict[tuple[str, TaskStatus], list[Task]] = {}
+        for t in ended:
+            groups.setdefault((t.route, t.status), []).append(t)
+        durations = sorted(
+            t.finished_at - t.started_at
+            for t in ended
+            if t.finished_at is not None and t.started_at is not None
+        )
+        return WindowStats(
+            received,
+            tuple(
+                EndedTasks(
+                    route,
+                    status,
+                    len(ts),
+                    sum(t.cost_usd for t in ts if t.cost_usd is not None),
+                    sum(1 for t in ts if t.cost_usd is not None),
+                )
+                for (route, status), ts in sorted(groups.items())
+            ),
+            len(durations),
+            {p: durations[nearest_rank(p, len(durations))] for p in percentiles if durations},
+        )
+
+    def count_dead_letters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(str(d.status) for d in self._letters.values()))
+
+    def spent_between(self, since: float, until: float) -> float:
+        return sum(c.cost_usd for c in self.costs_between(since, until))
+
+    def costs_between(self, since: float, until: float) -> list[TaskCost]:
+        with self._lock:
+            costed = [
+                TaskCost(t.id, t.route, t.agent, t.started_at, t.cost_usd)
+                for t in self._tasks.values()
+                if t.started_at is not None
+                and t.cost_usd is not None
+                and since <= t.started_at < until
+            ]
+        return sorted(costed, key=lambda c: (c.started_at, c.task_id))

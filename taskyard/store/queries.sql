@@ -234,3 +234,35 @@ UPDATE approvals SET archived = 1 WHERE status = 'expired' AND archived = 0 AND 
 -- name: pending_approvals_by_risk
 SELECT risk, COUNT(*) AS n, MIN(created_at) AS oldest FROM approvals WHERE status = 'pending'
 GROUP BY risk
+
+-- name: stats_events_received
+SELECT COUNT(*) AS n FROM events WHERE received_at >= :since AND received_at < :until
+
+-- name: stats_tasks_ended
+SELECT route, status, COUNT(*) AS n, SUM(cost_usd) AS cost, COUNT(cost_usd) AS costed
+FROM tasks WHERE finished_at >= :since AND finished_at < :until
+AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'expired')
+GROUP BY route, status ORDER BY route, status
+
+-- name: stats_tasks_timed
+SELECT COUNT(*) AS n FROM tasks WHERE finished_at >= :since AND finished_at < :until
+AND started_at IS NOT NULL AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'expired')
+
+-- name: stats_task_duration_at
+-- The duration at one position (0-based) of the timed tasks' durations in ascending order.
+SELECT finished_at - started_at AS seconds FROM tasks
+WHERE finished_at >= :since AND finished_at < :until
+AND started_at IS NOT NULL AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'expired')
+ORDER BY seconds LIMIT 1 OFFSET :position
+
+-- name: count_dead_letters_by_status
+SELECT status, COUNT(*) AS n FROM dead_letters GROUP BY status
+
+-- name: spent_between
+SELECT SUM(cost_usd) AS usd FROM tasks
+WHERE started_at >= :since AND started_at < :until AND cost_usd IS NOT NULL
+
+-- name: costs_between
+SELECT id, route, agent, started_at, cost_usd FROM tasks
+WHERE started_at >= :since AND started_at < :until AND cost_usd IS NOT NULL
+ORDER BY started_at, id

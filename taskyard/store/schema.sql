@@ -82,6 +82,8 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_status ON tasks (status, priority, created_at);
 CREATE INDEX tasks_by_created ON tasks (created_at);
 CREATE INDEX tasks_to_dispatch ON tasks (dispatched, priority, created_at);
+CREATE INDEX tasks_by_started ON tasks (started_at);
+CREATE INDEX tasks_by_finished ON tasks (finished_at);
 
 CREATE TABLE route_decisions (
     event_id TEXT NOT NULL,

@@ -37,12 +37,16 @@ from taskyard.store.base import (
     EXPIRY_VIA,
     TASK_COLUMNS,
     Dispatch,
+    EndedTasks,
     EventFilter,
     NewEvent,
     Store,
+    TaskCost,
     TaskFilter,
+    WindowStats,
     channel_matches,
     check_decision,
+    nearest_rank,
     refusal,
 )
 
@@ -599,6 +603,59 @@ class SQLStore(Store):
         with self.backend.reading() as tx:
             rows = tx.fetchall(Q["pending_approvals_by_risk"])
         return {r["risk"]: (int(r["n"]), now - float(r["oldest"])) for r in rows}
+
+    # --- stats ----------------------------------------------------------------------------
+
+    def window_stats(
+        self, since: float, until: float, percentiles: Sequence[int] = (50, 95)
+    ) -> WindowStats:
+        window = {"since": since, "until": until}
+        with self.backend.reading() as tx:
+            received = tx.fetchone(Q["stats_events_received"], window)
+            ended = tx.fetchall(Q["stats_tasks_ended"], window)
+            timed_row = tx.fetchone(Q["stats_tasks_timed"], window)
+            timed = int(timed_row["n"]) if timed_row else 0
+            at: dict[int, float] = {}
+            for p in percentiles if timed else ():
+                params = {**window, "position": nearest_rank(p, timed)}
+                row = tx.fetchone(Q["stats_task_duration_at"], params)
+                if row is not None:
+                    at[p] = float(row["seconds"])
+        return WindowStats(
+            int(received["n"]) if received else 0,
+            tuple(
+                EndedTasks(
+                    r["route"],
+                    TaskStatus(r["status"]),
+                    int(r["n"]),
+                    float(r["cost"] or 0.0),
+                    int(r["costed"]),
+                )
+                for r in ended
+            ),
+            timed,
+            at,
+        )
+
+    def count_dead_letters(self) -> dict[str, int]:
+        with self.backend.reading() as tx:
+            rows = tx.fetchall(Q["count_dead_letters_by_status"])
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    # --- spend ----------------------------------------------------------------------------
+
+    def spent_between(self, since: float, until: float) -> float:
+        with self.backend.reading() as tx:
+            row = tx.fetchone(Q["spent_between"], {"since": since, "until": until})
+        return float(row["usd"] or 0.0) if row else 0.0
+
+    def costs_between(self, since: float, until: float) -> list[TaskCost]:
+        with self.backend.reading() as tx:
+            rows = tx.fetchall(Q["costs_between"], {"since": since, "until": until})
+        return [
+            TaskCost(r["id"], r["route"], r["agent"], float(r["started_at"]), float(r["cost_usd"]))
+            for r in rows
+        ]
 
 
 def _newest_first(

@@ -1,16 +1,23 @@
-"""The management API under `/api`, behind a bearer token (`TASKYARD_API_TOKEN`).
+"""The management API under `/api`: JSON, behind a bearer token (`api_token` in the config or
+`TASKYARD_API_TOKEN`). Its OpenAPI document is `GET /api/openapi.json` (`taskyard.web.openapi`).
 
-Approvals (what the UI's pending list calls):
+With a token configured, every `/api` request without `Authorization: Bearer <token>` is
+answered 401, whatever its path. Without one the API is open, and `taskyard serve` listens on
+loopback only (`taskyard.server`); as a second guard the API then answers 403 to any client
+that is not on loopback.
 
-    GET  /api/approvals?status=pending&task_id=…      → {"approvals": [...]}
+Events and dead letters: `taskyard.web.api_events`; tasks, actions and logs:
+`taskyard.web.api_tasks`; stats: `taskyard.web.api_stats`. Approvals (what the UI's pending
+list calls):
+
+    GET  /api/approvals?status=pending&task_id=…&limit=  → {"approvals": [...]}
     GET  /api/approvals/{id}                           → the request, with its decision attempts
     POST /api/approvals/{id}/approve  {"reason", "as"} → 200 decided | 409 refused (why)
     POST /api/approvals/{id}/deny     {"reason", "as"}
     POST /api/approvals/{id}/more-info {"question", "as"}
 
-Without a configured token the API answers 404 saying how to turn it on; a missing or wrong
-token is 401. A decision made here is `web:<as>` (default `web:operator`): whoever holds the
-API token holds the operator's role.
+A decision made here is `web:<as>` (default `web:operator`): whoever holds the API token
+holds the operator's role.
 """
 
 from __future__ import annotations
@@ -18,62 +25,55 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from taskyard.approvals.policies import Identity
 from taskyard.approvals.records import ApprovalStatus, Decision, approval_json
 from taskyard.approvals.service import Approvals
 from taskyard.exceptions import NotFound
 from taskyard.store.base import Store
+from taskyard.web import params
+from taskyard.web.api_events import dead_letter_routes, event_routes
+from taskyard.web.api_stats import stats_routes
+from taskyard.web.api_tasks import task_routes
+from taskyard.web.logstream import STREAM_SECONDS
+from taskyard.web.openapi import openapi_document
+from taskyard.web.params import error
 
 log = logging.getLogger(__name__)
-Endpoint = Callable[[Request], Awaitable[Response]]
 _DECISIONS = {"approve": Decision.APPROVE, "deny": Decision.DENY, "more-info": Decision.MORE_INFO}
+UNAUTHORISED = "a valid bearer token is required"
+LOOPBACK_ONLY = (
+    "the management API has no token (TASKYARD_API_TOKEN), so it answers on loopback only"
+)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status)
-
-
-def api_routes(store: Store, approvals: Approvals | None, token: str | None) -> list[Route]:
-    def guarded(endpoint: Endpoint) -> Endpoint:
-        async def check(request: Request) -> Response:
-            if token is None:
-                return _error(404, "the management API is off: set TASKYARD_API_TOKEN")
-            given = request.headers.get("authorization", "")
-            scheme, _, value = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                value.encode(), token.encode()
-            ):
-                return _error(401, "a valid bearer token is required")
-            return await endpoint(request)
-
-        return check
-
+def approval_routes(store: Store, approvals: Approvals | None) -> list[Route]:
     async def list_approvals(request: Request) -> Response:
-        status = request.query_params.get("status")
-        try:
-            wanted = ApprovalStatus(status) if status else None
-        except ValueError:
-            known = ", ".join(s.value for s in ApprovalStatus)
-            return _error(400, f"status must be one of {known}")
+        wanted = params.choice(request, "status", ApprovalStatus, empty_is_absent=True)
+        task_id = params.query(request, "task_id")
         found = await asyncio.to_thread(
-            store.list_approvals, wanted, request.query_params.get("task_id")
+            store.list_approvals, wanted, task_id, params.limit(request, default=100)
         )
         return JSONResponse({"approvals": [approval_json(a) for a in found]})
 
     async def show_approval(request: Request) -> Response:
-        approval_id = request.path_params["approval_id"]
+        approval_id = params.path(request, "approval_id")
         try:
             approval = await asyncio.to_thread(store.get_approval, approval_id)
         except NotFound as exc:
-            return _error(404, str(exc))
+            return error(404, str(exc))
         attempts = await asyncio.to_thread(store.decision_attempts, approval_id)
         data = approval_json(approval)
         data["attempts"] = [
@@ -83,28 +83,27 @@ def api_routes(store: Store, approvals: Approvals | None, token: str | None) -> 
 
     async def decide(request: Request) -> Response:
         if approvals is None:
-            return _error(409, "approvals are turned off (approvals.enabled: false)")
+            return error(409, "approvals are turned off (approvals.enabled: false)")
         decision = _DECISIONS.get(request.path_params["decision"])
         if decision is None:
-            return _error(404, f"no such decision; use one of {', '.join(_DECISIONS)}")
-        try:
-            body: Any = await request.json() if await request.body() else {}
-        except ValueError:
-            return _error(400, "the body must be JSON")
-        if not isinstance(body, dict):
-            return _error(400, "the body must be a JSON object")
+            return error(404, f"no such decision; use one of {', '.join(_DECISIONS)}")
+        approval_id = params.path(request, "approval_id")
+        body: dict[str, Any] = await params.json_object(request)
         reason = body.get("question" if decision is Decision.MORE_INFO else "reason")
         if reason is not None and not isinstance(reason, str):
-            return _error(400, "reason must be a string")
+            return error(400, "reason must be a string")
         who = body.get("as") or "operator"
         if not isinstance(who, str):
-            return _error(400, "as must be a string")
+            return error(400, "as must be a string")
+        params.text("as", who)
+        if reason is not None:
+            params.text("reason", reason)
         try:
             outcome = await approvals.decisions.decide(
-                request.path_params["approval_id"], decision, Identity("web", who), reason
+                approval_id, decision, Identity("web", who), reason
             )
         except NotFound as exc:
-            return _error(404, str(exc))
+            return error(404, str(exc))
         if outcome.accepted:  # the decision stands even if a channel cannot be told
             try:
                 await approvals.tell_apart(outcome)
@@ -122,11 +121,80 @@ def api_routes(store: Store, approvals: Approvals | None, token: str | None) -> 
         return JSONResponse(data, 200 if outcome.accepted else 409)
 
     return [
-        Route("/api/approvals", guarded(list_approvals), methods=["GET"]),
-        Route("/api/approvals/{approval_id}", guarded(show_approval), methods=["GET"]),
-        Route(
-            "/api/approvals/{approval_id}/{decision}",
-            guarded(decide),
-            methods=["POST"],
-        ),
+        Route("/api/approvals", list_approvals, methods=["GET"]),
+        Route("/api/approvals/{approval_id}", show_approval, methods=["GET"]),
+        Route("/api/approvals/{approval_id}/{decision}", decide, methods=["POST"]),
     ]
+
+
+def _is_loopback(scope: Scope) -> bool:
+    client = scope.get("client")
+    if not client:  # a unix socket: only this machine reaches it
+        return True
+    try:
+        address = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def _bearer(scope: Scope) -> bytes:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            return token.strip() if scheme.lower() == b"bearer" else b""
+    return b""
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error(exc.status_code, exc.detail, dict(exc.headers or {}))
+
+
+class ManagementAPI:
+    """The ASGI app answering every path under `/api`. `stream_seconds`: how long one log
+    stream lasts before its client reconnects."""
+
+    def __init__(
+        self,
+        store: Store,
+        approvals: Approvals | None,
+        token: str | None,
+        clock: Callable[[], float] = time.time,
+        stream_seconds: float = STREAM_SECONDS,
+    ) -> None:
+        document = openapi_document()
+
+        async def openapi(request: Request) -> Response:
+            return JSONResponse(document)
+
+        self.routes = [
+            *event_routes(store),
+            *dead_letter_routes(store),
+            *task_routes(store, stream_seconds),
+            *approval_routes(store, approvals),
+            *stats_routes(store, clock),
+            Route("/api/openapi.json", openapi, methods=["GET"]),
+        ]
+        self._app = Starlette(routes=self.routes, exception_handlers={HTTPException: _http_error})
+        self._app.router.redirect_slashes = False  # `/api/tasks/` is no task, not the list
+        self._token = token.encode() if token else None  # an empty token is no token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        if self._token is None:
+            return None if _is_loopback(scope) else error(403, LOOPBACK_ONLY)
+        if hmac.compare_digest(_bearer(scope), self._token):
+            return None
+        return error(401, UNAUTHORISED, {"www-authenticate": 'Bearer realm="taskyard"'})
+
+
+api_app = ManagementAPI

@@ -1,5 +1,5 @@
-"""The HTTP surface: webhooks (the hot path, routed first), health, readiness, metrics and
-the management API (`taskyard.web.api`)."""
+"""The HTTP surface: webhooks (the hot path, routed first), health, readiness, metrics, the
+management API (`taskyard.web.api`) and the web UI (`taskyard.web.ui`, at `/`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from taskyard.exceptions import StoreError
 from taskyard.intake.app import IntakeApp
 from taskyard.observe import Metrics
 from taskyard.store.base import Store
-from taskyard.web.api import api_routes
+from taskyard.web.api import api_app
+from taskyard.web.logstream import STREAM_SECONDS
+from taskyard.web.ui import ui_routes
 
 
 def build_app(
@@ -26,6 +28,7 @@ def build_app(
     intake: IntakeApp,
     approvals: Approvals | None = None,
     api_token: str | None = None,
+    stream_seconds: float = STREAM_SECONDS,
 ) -> Any:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -46,13 +49,17 @@ def build_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
-            *api_routes(store, approvals, api_token),
+            *ui_routes(store, approvals, api_token),
         ]
     )
+    api = api_app(store, approvals, api_token, stream_seconds=stream_seconds)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/webhooks/"):
             await intake(scope, receive, send)
+        elif scope["type"] == "http" and (path == "/api" or path.startswith("/api/")):
+            await api(scope, receive, send)
         else:
             await rest(scope, receive, send)
 

@@ -14,6 +14,7 @@ from taskyard.approvals.records import ApprovalStatus, Decision
 from taskyard.approvals.service import Sweeper
 from taskyard.models import TaskStatus
 from taskyard.store.base import Store
+from taskyard.taskops import log_file
 from tests.integration.actions_harness import (
     ISSUE,
     LABELS,
@@ -53,6 +54,8 @@ async def test_a_risky_action_waits_and_is_applied_once_approved(
     waiting = store.get_task(task.id)
     assert waiting.status is TaskStatus.AWAITING_APPROVAL
     assert waiting.reason == "waiting for approval: close_issue (#1)"
+    # The workspace was archived; the task says where, so its agent log is still found.
+    assert waiting.workspace is not None and log_file(waiting) is not None
     records = yard.actions(task.id)
     assert records[0].status is ActionStatus.APPLIED  # low risk: at once
     assert records[1].status is ActionStatus.AWAITING_APPROVAL

@@ -1,0 +1,99 @@
+"""What an operator does to a task, from the CLI (`taskyard tasks …`) or the management API:
+cancel it, run it again, find its agent's log. Both call these, so both behave alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from taskyard.models import Task, TaskStatus, new_id
+from taskyard.store.base import Store
+
+_LIVE = frozenset({TaskStatus.QUEUED, TaskStatus.PREPARING, TaskStatus.RUNNING})
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """What `cancel_task` did. `done`: the cancel was taken (`ended_now`: the task was
+    awaiting approval, held nothing, and ended `cancelled` at once; otherwise its worker stops
+    the agent and ends it); else `why` says why not. `status`: the task's status after it."""
+
+    task_id: str
+    done: bool
+    status: TaskStatus
+    ended_now: bool = False
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """What `retry_task` did. `done`: queued again under `workflow_id`; `reapply`: only its
+    actions are applied again (the agent does not run). Else `why` says why not."""
+
+    task_id: str
+    done: bool
+    status: TaskStatus
+    workflow_id: str | None = None
+    reapply: bool = False
+    why: str | None = None
+
+
+def cancel_task(store: Store, task_id: str, now: float) -> Cancel:
+    """Stop a queued or running task, or end one awaiting approval. NotFound for an unknown
+    id; refused (`done` False) while it applies its actions, or once it has ended."""
+    if store.request_cancel(task_id, now):
+        return Cancel(task_id, True, store.get_task(task_id).status)
+    status = store.get_task(task_id).status
+    if status is TaskStatus.AWAITING_APPROVAL:  # nothing runs: it ends here and now
+        changes = {
+            "status": TaskStatus.CANCELLED,
+            "reason": "cancelled while awaiting approval",
+            "finished_at": now,
+            "updated_at": now,
+        }
+        if store.update_task(task_id, changes, (TaskStatus.AWAITING_APPROVAL,)):
+            return Cancel(task_id, True, TaskStatus.CANCELLED, ended_now=True)
+        status = store.get_task(task_id).status  # a decision resumed it meanwhile
+    return Cancel(task_id, False, status, why=_cannot_cancel(task_id, status))
+
+
+def _cannot_cancel(task_id: str, status: TaskStatus) -> str:
+    if status is TaskStatus.APPLYING:
+        return f"task {task_id} is applying its actions and cannot be cancelled now"
+    if status in _LIVE or status is TaskStatus.AWAITING_APPROVAL:
+        return f"task {task_id} changed state meanwhile ({status}); try again"
+    return f"task {task_id} has already ended ({status})"
+
+
+def retry_task(store: Store, task_id: str, now: float, rerun: bool = False) -> Retry:
+    """Run an ended task again (a new attempt, same route and event). A task whose agent
+    succeeded but some of whose actions failed only applies its actions again (the applied
+    ones are not sent twice), unless `rerun`. NotFound for an unknown id; refused (`done`
+    False) while it has not ended."""
+    task = store.get_task(task_id)
+    reapply = (
+        not rerun
+        and task.status is TaskStatus.FAILED
+        and task.result is not None
+        and (task.reason or "").startswith("actions:")
+    )
+    status = TaskStatus.APPLYING if reapply else TaskStatus.QUEUED
+    workflow = f"{task_id}-retry-{new_id()[-8:]}"
+    if store.retry_task(task_id, workflow, now, status):
+        return Retry(task_id, True, status, workflow, reapply)
+    current = store.get_task(task_id).status
+    return Retry(task_id, False, current, why=f"task {task_id} has not ended ({current})")
+
+
+def log_file(task: Task) -> Path | None:
+    """The agent's event stream of the task (`outputs/log.jsonl` in its workspace, which an
+    ended task's archive keeps at the same place), if it exists yet. The agent can write in
+    `outputs/`: a log that is a symbolic link, or lies outside the workspace once links are
+    followed, is not the agent's log and is never read."""
+    if not task.workspace:
+        return None
+    root = Path(task.workspace)
+    path = root / "outputs" / "log.jsonl"
+    if path.is_symlink() or not path.is_file():
+        return None
+    return path if path.resolve().is_relative_to(root.resolve()) else None

@@ -1,0 +1,119 @@
+"""How events, dead letters, tasks and actions are shown as JSON: one definition for the
+CLI (`--json`) and the management API (`/api/...`)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from taskyard.actions.records import ActionRecord
+from taskyard.approvals.records import iso
+from taskyard.budget import waiting_reason
+from taskyard.models import DeadLetter, Event, RouteDecision, Task
+
+# Header names whose values may carry a credential (signatures are dropped at intake; a
+# platform or a proxy may still send others): shown as "(hidden)" by the API and the UI.
+SECRET_HEADER = re.compile(r"auth|cookie|token|secret|signature|key|password", re.I)
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A delivery's headers with the values of any that may carry a credential hidden."""
+    return {k: "(hidden)" if SECRET_HEADER.search(k) else v for k, v in headers.items()}
+
+
+def event_json(e: Event, with_body: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": e.id,
+        "source": e.source,
+        "type": e.type,
+        "delivery_id": e.delivery_id,
+        "subject": e.subject,
+        "actor": e.actor,
+        "priority": e.priority.name,
+        "status": str(e.status),
+        "attempts": e.attempts,
+        "error": e.error,
+        "received_at": iso(e.received_at),
+        "processed_at": iso(e.processed_at),
+        "content_hash": e.content_hash,
+        "size": len(e.body),
+    }
+    if with_body:
+        data["headers"] = masked_headers(e.headers)
+        try:
+            data["body"] = e.body.decode("utf-8")
+        except UnicodeDecodeError:
+            data["body_base64"] = base64.b64encode(e.body).decode()
+    return data
+
+
+def decision_json(d: RouteDecision) -> dict[str, Any]:
+    """What routing decided for one route of an event (`events show`'s `routing`)."""
+    return {"route": d.route, "decision": str(d.decision), "reason": d.reason, "task_id": d.task_id}
+
+
+def letter_json(d: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "job": d.job,
+        "ref": d.ref,
+        "event_id": d.ref,
+        "error": d.error,
+        "attempts": d.attempts,
+        "failed_at": iso(d.failed_at),
+        "status": str(d.status),
+        "earlier_failures": d.replays,
+        "auto_retry_at": iso(d.auto_retry_at),
+        "replayed_at": iso(d.replayed_at),
+    }
+
+
+def task_json(t: Task) -> dict[str, Any]:
+    ended = t.finished_at
+    return {
+        "id": t.id,
+        "event_id": t.event_id,
+        "route": t.route,
+        "agent": t.agent,
+        "status": str(t.status),
+        "reason": t.reason,
+        "priority": t.priority.name,
+        "attempts": t.attempts,
+        "usage": t.usage,
+        "cost": t.cost_usd,
+        "workspace": t.workspace,
+        "workspace_exists": t.workspace is not None and Path(t.workspace).is_dir(),
+        "created_at": iso(t.created_at),
+        "started_at": iso(t.started_at),
+        "finished_at": iso(ended),
+        "duration_seconds": round(ended - t.started_at, 3)
+        if ended is not None and t.started_at is not None
+        else None,
+        "worker": t.worker,
+        "cancel_requested": t.cancel_requested,
+        "waiting_reason": waiting_reason(t),  # why a queued task waits (`budget exhausted`)
+        "result": t.result,
+    }
+
+
+def action_json(a: ActionRecord) -> dict[str, Any]:
+    return {
+        "key": a.key,
+        "index": a.index,
+        "type": a.type,
+        "status": str(a.status),
+        "reason": a.reason,
+        "params": a.params,
+        "reasoning": a.reasoning,
+        "requests": a.requests,
+        "sent": a.sent,
+        "attempts": a.attempts,
+        "in_doubt": a.in_doubt,
+        "external_id": a.external_id,
+        "url": a.url,
+        "created_at": iso(a.created_at),
+        "updated_at": iso(a.updated_at),
+    }

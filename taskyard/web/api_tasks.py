@@ -1,0 +1,141 @@
+"""Tasks and their actions in the management API.
+
+GET  /api/tasks?status=&route=&event_id=&limit=  → {"tasks": [...]}, newest first
+GET  /api/tasks/{id}                             → the task with its actions
+GET  /api/tasks/{id}/actions                     → {"actions": [...]}
+GET  /api/tasks/{id}/logs                        → the agent's log (JSON lines)
+GET  /api/tasks/{id}/logs/stream                 → the same as Server-Sent Events, followed
+                                                   until the task ends (`taskyard.web.logstream`)
+POST /api/tasks/{id}/cancel                      → 202 cancel requested | 200 cancelled
+                                                   (it was awaiting approval) | 409 refused
+POST /api/tasks/{id}/retry   {"rerun": false}    → 202 queued again | 409 not ended
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from taskyard.exceptions import NotFound
+from taskyard.models import Task, TaskStatus
+from taskyard.store.base import Store, TaskFilter
+from taskyard.taskops import cancel_task, log_file, retry_task
+from taskyard.views import action_json, task_json
+from taskyard.web import params
+from taskyard.web.logstream import STREAM_SECONDS, LogFollower
+from taskyard.web.params import error
+
+NDJSON = "application/x-ndjson"
+
+
+def _last_event_id(request: Request) -> int:
+    """Where a reconnecting SSE client goes on from (the id of the last event it got)."""
+    given = request.headers.get("last-event-id")
+    if given is None:
+        return 0
+    given = given.strip()
+    if not given.isascii() or not given.isdigit() or len(given) > 18:
+        raise params.bad("Last-Event-ID must be a byte offset (a whole number)")
+    return int(given)
+
+
+def task_routes(store: Store, stream_seconds: float = STREAM_SECONDS) -> list[Route]:
+    async def task_or_404(task_id: str) -> Task | Response:
+        try:
+            return await asyncio.to_thread(store.get_task, task_id)
+        except NotFound as exc:
+            return error(404, str(exc))
+
+    async def list_tasks(request: Request) -> Response:
+        flt = TaskFilter(
+            status=params.choice(request, "status", TaskStatus),
+            route=params.query(request, "route"),
+            event_id=params.query(request, "event_id"),
+            limit=params.limit(request),
+        )
+        found = await asyncio.to_thread(store.list_tasks, flt)
+        return JSONResponse({"tasks": [task_json(t) for t in found]})
+
+    async def show_task(request: Request) -> Response:
+        task_id = params.path(request, "task_id")
+        task = await task_or_404(task_id)
+        if isinstance(task, Response):
+            return task
+        actions = await asyncio.to_thread(store.actions_of, task_id)
+        return JSONResponse({**task_json(task), "actions": [action_json(a) for a in actions]})
+
+    async def list_actions(request: Request) -> Response:
+        task_id = params.path(request, "task_id")
+        task = await task_or_404(task_id)
+        if isinstance(task, Response):
+            return task
+        actions = await asyncio.to_thread(store.actions_of, task_id)
+        return JSONResponse({"actions": [action_json(a) for a in actions]})
+
+    async def logs(request: Request) -> Response:
+        task = await task_or_404(params.path(request, "task_id"))
+        if isinstance(task, Response):
+            return task
+        path = log_file(task)
+        if path is None:
+            return error(404, f"task {task.id} has no log yet (status {task.status})")
+        return Response(await asyncio.to_thread(Path.read_bytes, path), media_type=NDJSON)
+
+    async def stream_logs(request: Request) -> Response:
+        offset = _last_event_id(request)
+        task = await task_or_404(params.path(request, "task_id"))
+        if isinstance(task, Response):
+            return task
+        follower = LogFollower(store, task.id, offset, max_seconds=stream_seconds)
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(follower.events(), media_type="text/event-stream", headers=headers)
+
+    async def cancel(request: Request) -> Response:
+        task_id = params.path(request, "task_id")
+        try:
+            done = await asyncio.to_thread(cancel_task, store, task_id, time.time())
+        except NotFound as exc:
+            return error(404, str(exc))
+        if not done.done:
+            return JSONResponse({"error": done.why, "status": str(done.status)}, 409)
+        answer: dict[str, Any] = {"id": task_id, "status": str(done.status)}
+        if done.ended_now:
+            return JSONResponse({**answer, "cancelled": True, "cancel_requested": False})
+        return JSONResponse({**answer, "cancelled": False, "cancel_requested": True}, 202)
+
+    async def retry(request: Request) -> Response:
+        task_id = params.path(request, "task_id")
+        body = await params.json_object(request)
+        rerun = body.get("rerun", False)
+        if not isinstance(rerun, bool):
+            return error(400, "rerun must be true or false")
+        try:
+            done = await asyncio.to_thread(retry_task, store, task_id, time.time(), rerun)
+        except NotFound as exc:
+            return error(404, str(exc))
+        if not done.done:
+            return JSONResponse({"error": done.why, "status": str(done.status)}, 409)
+        answer = {
+            "id": task_id,
+            "workflow_id": done.workflow_id,
+            "queued": True,
+            "reapply": done.reapply,
+            "status": str(done.status),
+        }
+        return JSONResponse(answer, 202)
+
+    return [
+        Route("/api/tasks", list_tasks, methods=["GET"]),
+        Route("/api/tasks/{task_id}", show_task, methods=["GET"]),
+        Route("/api/tasks/{task_id}/actions", list_actions, methods=["GET"]),
+        Route("/api/tasks/{task_id}/logs", logs, methods=["GET"]),
+        Route("/api/tasks/{task_id}/logs/stream", stream_logs, methods=["GET"]),
+        Route("/api/tasks/{task_id}/cancel", cancel, methods=["POST"]),
+        Route("/api/tasks/{task_id}/retry", retry, methods=["POST"]),
+    ]

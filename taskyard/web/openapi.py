@@ -1,0 +1,435 @@
+"""The management API's OpenAPI 3.1 document, served at `GET /api/openapi.json`.
+
+Written by hand beside the endpoints it describes (the answers' schemas are in
+`taskyard.web.openapi_schemas`); the enums come from the models, so a new state shows up here
+by itself. Tests check that every route is described and answers as described (and
+schemathesis, against a running server).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskyard.approvals.records import ApprovalStatus
+from taskyard.models import EventStatus, TaskStatus
+from taskyard.web.openapi_schemas import (
+    BOOL,
+    ID,
+    INT,
+    NO_NUL,
+    OBJ,
+    SCHEMAS,
+    STR,
+    Schema,
+    enum_of,
+    obj,
+    ref,
+)
+from taskyard.web.params import MAX_LIMIT
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Schema]:
+    told = {
+        400: "a parameter or the body is not valid (the error says which)",
+        401: "no valid bearer token",
+        403: "no token is configured and the client is not on loopback",
+        404: "no such record",
+        409: "not possible in the record's present state (the error says why)",
+    }
+    shown = sorted({401, 403, *statuses})
+    return {str(s): _json(ref("Error"), told[s]) for s in shown}
+
+
+def _path(name: str, what: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": ID, "description": what}
+
+
+def _query(name: str, schema: Schema, what: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": what}
+
+
+TEXT_FILTER: Schema = {"type": "string", "pattern": NO_NUL}
+SSE_EVENT = obj(
+    {"event": {"type": "string", "enum": ["log", "status", "end"]}, "data": STR},
+    {"id": {"type": "string", "pattern": "^[0-9]+$"}, "retry": INT},
+)
+LIMIT = _query(
+    "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "at most this many"
+)
+
+
+def _op(
+    op_id: str,
+    summary: str,
+    ok: dict[str, Schema],
+    params: list[Schema] | None = None,
+    errors: tuple[int, ...] = (),
+    body: Schema | None = None,
+) -> Schema:
+    op: Schema = {
+        "operationId": op_id,
+        "summary": summary,
+        "parameters": params or [],
+        "responses": {**ok, **_errors(*errors)},
+    }
+    if body is not None:
+        op["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": body}},
+        }
+    return op
+
+
+def _list(key: str, item: str) -> Schema:
+    return obj({key: {"type": "array", "items": ref(item)}})
+
+
+def _links(key: str, param: str, *op_ids: str, **constants: str) -> dict[str, Schema]:
+    """Links from a list's first item to the operations that take its id."""
+    first = f"$response.body#/{key}/0/id"
+    return {op: {"operationId": op, "parameters": {param: first, **constants}} for op in op_ids}
+
+
+def _linked(response: Schema, links: dict[str, Schema]) -> Schema:
+    return {**response, "links": links}
+
+
+EVENT_ID = _path("event_id", "the event's id")
+TASK_ID = _path("task_id", "the task's id")
+LETTER_ID = _path("letter_id", "the dead letter's id")
+APPROVAL_ID = _path("approval_id", "the approval request's id")
+
+
+def _paths() -> dict[str, Schema]:
+    return {
+        "/api/events": {
+            "get": _op(
+                "listEvents",
+                "Stored events, newest first",
+                {
+                    "200": _linked(
+                        _json(_list("events", "Event"), "the events"),
+                        _links("events", "event_id", "showEvent", "replayEvent"),
+                    )
+                },
+                [
+                    _query("status", enum_of(EventStatus), "only this status"),
+                    _query("source", TEXT_FILTER, "only this source (github, linear, …)"),
+                    _query("type", TEXT_FILTER, "only this type (github:pull_request.opened)"),
+                    LIMIT,
+                ],
+                (400,),
+            )
+        },
+        "/api/events/{event_id}": {
+            "get": _op(
+                "showEvent",
+                "One event with its headers, raw body and routing decisions",
+                {"200": _json(ref("EventDetail"), "the event")},
+                [EVENT_ID],
+                (400, 404),
+            )
+        },
+        "/api/events/{event_id}/replay": {
+            "post": _op(
+                "replayEvent",
+                "Run the event's job again (the dispatcher picks it up)",
+                {"202": _json(ref("Replayed"), "queued again")},
+                [EVENT_ID],
+                (400, 404),
+            )
+        },
+        "/api/dlq": {
+            "get": _op(
+                "listDeadLetters",
+                "Dead letters (jobs that failed for good), newest first",
+                {
+                    "200": _linked(
+                        _json(_list("dead_letters", "DeadLetter"), "the dead letters"),
+                        _links("dead_letters", "letter_id", "showDeadLetter", "replayDeadLetter"),
+                    )
+                },
+                [
+                    _query(
+                        "status",
+                        {"type": "string", "enum": ["open", "replayed", "all"]},
+                        "open (the default), replayed or all",
+                    ),
+                    LIMIT,
+                ],
+                (400,),
+            )
+        },
+        "/api/dlq/{letter_id}": {
+            "get": _op(
+                "showDeadLetter",
+                "One dead letter",
+                {"200": _json(ref("DeadLetter"), "the dead letter")},
+                [LETTER_ID],
+                (400, 404),
+            )
+        },
+        "/api/dlq/{letter_id}/replay": {
+            "post": _op(
+                "replayDeadLetter",
+                "Run a dead letter's job again, once",
+                {"202": _json(ref("LetterReplayed"), "queued again")},
+                [LETTER_ID],
+                (400, 404, 409),
+            )
+        },
+        **_task_paths(),
+        **_approval_paths(),
+        "/api/stats": {
+            "get": _op(
+                "stats",
+                "Throughput, success rate, durations, cost and queue depth",
+                {"200": _json(ref("Stats"), "the numbers")},
+                [
+                    _query(
+                        "window",
+                        {"type": "string", "pattern": "^[1-9][0-9]{0,8}[smhd]$"},
+                        "how far back from now: a number and s, m, h or d (default 24h; "
+                        "never before 1970)",
+                    ),
+                    _query(
+                        "since",
+                        {
+                            "anyOf": [
+                                {"type": "string", "format": "date-time"},
+                                {"type": "string", "pattern": "^[0-9]{1,12}(\\.[0-9]{1,9})?$"},
+                            ]
+                        },
+                        "from this time instead (RFC 3339, or seconds since the epoch); "
+                        "it must be in the past",
+                    ),
+                ],
+                (400,),
+            )
+        },
+        "/api/openapi.json": {
+            "get": _op(
+                "openapi",
+                "This document",
+                {"200": _json(OBJ, "the OpenAPI document")},
+            )
+        },
+    }
+
+
+def _task_paths() -> dict[str, Schema]:
+    rerun = obj(
+        {},
+        {
+            "rerun": {
+                **BOOL,
+                "description": "run the agent again even when only applying its actions failed",
+            }
+        },
+    )
+    refused = _json(ref("Refused"), "not possible now (the error says why)")
+    return {
+        "/api/tasks": {
+            "get": _op(
+                "listTasks",
+                "Tasks, newest first",
+                {
+                    "200": _linked(
+                        _json(_list("tasks", "Task"), "the tasks"),
+                        _links(
+                            "tasks",
+                            "task_id",
+                            "showTask",
+                            "listTaskActions",
+                            "taskLog",
+                            "followTaskLog",
+                            "cancelTask",
+                            "retryTask",
+                        ),
+                    )
+                },
+                [
+                    _query("status", enum_of(TaskStatus), "only this status"),
+                    _query("route", TEXT_FILTER, "only this route"),
+                    _query("event_id", TEXT_FILTER, "only the tasks of this event"),
+                    LIMIT,
+                ],
+                (400,),
+            )
+        },
+        "/api/tasks/{task_id}": {
+            "get": _op(
+                "showTask",
+                "One task with its actions",
+                {"200": _json(ref("TaskDetail"), "the task")},
+                [TASK_ID],
+                (400, 404),
+            )
+        },
+        "/api/tasks/{task_id}/actions": {
+            "get": _op(
+                "listTaskActions",
+                "The actions the task proposed, each with its outcome and requests",
+                {"200": _json(_list("actions", "Action"), "the actions")},
+                [TASK_ID],
+                (400, 404),
+            )
+        },
+        "/api/tasks/{task_id}/logs": {
+            "get": _op(
+                "taskLog",
+                "The agent's event stream (outputs/log.jsonl); 404 while there is none yet",
+                {
+                    "200": {
+                        "description": "the log, one JSON object a line",
+                        "content": {"application/x-ndjson": {"schema": STR}},
+                    }
+                },
+                [TASK_ID],
+                (400, 404),
+            )
+        },
+        "/api/tasks/{task_id}/logs/stream": {
+            "get": _op(
+                "followTaskLog",
+                "The log as Server-Sent Events, followed until the task ends: `log` events "
+                "(one line each, id = byte offset after it), `status` events, then `end`",
+                {
+                    "200": {
+                        "description": "the event stream; it closes after `end`, or after "
+                        "a few minutes without it (reconnect with Last-Event-ID)",
+                        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+                    }
+                },
+                [
+                    TASK_ID,
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                        "description": "go on after this byte offset (a reconnecting client)",
+                    },
+                ],
+                (400, 404),
+            )
+        },
+        "/api/tasks/{task_id}/cancel": {
+            "post": _op(
+                "cancelTask",
+                "Stop a queued or running task; one awaiting approval ends at once",
+                {
+                    "200": _json(ref("Cancelled"), "cancelled (it was awaiting approval)"),
+                    "202": _json(ref("Cancelled"), "cancel requested: its worker stops it"),
+                    "409": refused,
+                },
+                [TASK_ID],
+                (400, 404),
+            )
+        },
+        "/api/tasks/{task_id}/retry": {
+            "post": _op(
+                "retryTask",
+                "Run an ended task again (only its failed actions, unless rerun)",
+                {"202": _json(ref("Retried"), "queued again"), "409": refused},
+                [TASK_ID],
+                (400, 404),
+                body=rerun,
+            )
+        },
+    }
+
+
+def _approval_paths() -> dict[str, Schema]:
+    text = {"anyOf": [TEXT_FILTER, {"type": "null"}]}
+    decision_body = obj({}, {"reason": text, "question": text, "as": text})
+    refused = {
+        "description": "refused (already decided, expired, not allowed) or approvals are off",
+        "content": {
+            "application/json": {"schema": {"anyOf": [ref("DecisionOutcome"), ref("Error")]}}
+        },
+    }
+    return {
+        "/api/approvals": {
+            "get": _op(
+                "listApprovals",
+                "Approval requests, newest first",
+                {
+                    "200": _linked(
+                        _json(_list("approvals", "Approval"), "the requests"),
+                        {
+                            **_links("approvals", "approval_id", "showApproval"),
+                            **_links(
+                                "approvals", "approval_id", "decideApproval", decision="approve"
+                            ),
+                        },
+                    )
+                },
+                [
+                    _query(
+                        "status",
+                        {"type": "string", "enum": [*enum_of(ApprovalStatus)["enum"], ""]},
+                        "only this status (empty: any)",
+                    ),
+                    _query("task_id", TEXT_FILTER, "only the requests of this task"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                        "at most this many (default 100)",
+                    ),
+                ],
+                (400,),
+            )
+        },
+        "/api/approvals/{approval_id}": {
+            "get": _op(
+                "showApproval",
+                "One request with every attempt to decide it",
+                {"200": _json(ref("ApprovalDetail"), "the request")},
+                [APPROVAL_ID],
+                (400, 404),
+            )
+        },
+        "/api/approvals/{approval_id}/{decision}": {
+            "post": _op(
+                "decideApproval",
+                "Approve, deny, or ask for more information (`question`); "
+                "decided as web:<as>, default web:operator",
+                {"200": _json(ref("DecisionOutcome"), "decided"), "409": refused},
+                [
+                    APPROVAL_ID,
+                    {
+                        "name": "decision",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["approve", "deny", "more-info"]},
+                    },
+                ],
+                (400, 404),
+                body=decision_body,
+            )
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "taskyard management API",
+            "version": "1",
+            "description": "Events, tasks, actions, approvals, dead letters and stats. "
+            "Every request needs `Authorization: Bearer <TASKYARD_API_TOKEN>`; errors are "
+            '`{"error": "why"}`.',
+        },
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

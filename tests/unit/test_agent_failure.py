@@ -1,0 +1,65 @@
+"""Why an agent run gave no usable result: the fixed reasons of
+`taskyard_agent_failures_total`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from taskyard.agents.base import AgentOutcome
+from taskyard.agents.supervisor import RunReport, RunStatus
+from taskyard.executor import Ending, agent_failure
+from taskyard.models import TaskStatus
+from taskyard.observe import AGENT_FAILURE_REASONS
+
+NOW = datetime.now(UTC)
+OK = AgentOutcome(True, {"success": True}, None)
+
+
+def report(status: RunStatus, reason: str | None, exit_code: int | None) -> RunReport:
+    return RunReport(status, reason, exit_code, None, NOW, NOW, None)
+
+
+@pytest.mark.parametrize(
+    ("run", "ending", "reason"),
+    [
+        (report(RunStatus.FAILED, "agent exited 3", 3), TaskStatus.FAILED, "failed"),
+        (report(RunStatus.FAILED, "killed by SIGSEGV", -11), TaskStatus.FAILED, "crashed"),
+        (
+            report(RunStatus.TIMED_OUT, "timed out after 5 s", -15),
+            TaskStatus.TIMED_OUT,
+            "timed_out",
+        ),
+        (
+            report(RunStatus.FAILED, "tool-call budget of 3 exceeded", -15),
+            TaskStatus.FAILED,
+            "budget_exceeded",
+        ),
+        (
+            report(RunStatus.FAILED, "cost ceiling $1 exceeded", -15),
+            TaskStatus.FAILED,
+            "cost_exceeded",
+        ),
+        (
+            report(RunStatus.FAILED, "could not prepare the agent: no binary", None),
+            TaskStatus.FAILED,
+            "not_started",
+        ),
+        (report(RunStatus.CANCELLED, "cancelled", -15), TaskStatus.CANCELLED, None),
+        (report(RunStatus.SUCCEEDED, None, 0), TaskStatus.SUCCEEDED, None),
+    ],
+)
+def test_a_run_that_ended_badly_has_one_reason(
+    run: RunReport, ending: TaskStatus, reason: str | None
+) -> None:
+    assert agent_failure(run, Ending(ending, run.reason)) == reason
+    assert reason is None or reason in AGENT_FAILURE_REASONS
+
+
+def test_a_clean_exit_without_a_usable_result() -> None:
+    run = report(RunStatus.SUCCEEDED, None, 0)
+    missing = Ending(TaskStatus.FAILED, "the agent returned no result", OK, None)
+    invalid = Ending(TaskStatus.FAILED, "invalid result: 'summary' is required", OK, {"x": 1})
+    assert agent_failure(run, missing) == "no_result"
+    assert agent_failure(run, invalid) == "invalid_result"
