@@ -108,14 +108,36 @@ def _shared_metrics_dir(s: Settings) -> Path:
 
 
 @app.command()
-def worker(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+def worker(
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="TASKYARD_METRICS_PORT",
+            min=1,
+            max=65535,
+            help="Serve /metrics and /healthz on this port (default: none).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            envvar="TASKYARD_METRICS_HOST",
+            help="Address for --metrics-port (0.0.0.0 in a container).",
+        ),
+    ] = "127.0.0.1",
+) -> None:
     """Run workers only (scale-out): they share the queue in the database with `serve`."""
     from taskyard import server
     from taskyard.observe import setup_logging
 
     s = settings_from(config, database_url=database_url)
     setup_logging(s.log_level, s.log_format, s.secrets())
-    server.run(server.work(s, environ=os.environ))
+    metrics_at = (metrics_host, metrics_port) if metrics_port else None
+    server.run(server.work(s, environ=os.environ, metrics_at=metrics_at))
 
 
 @app.command()

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -65,6 +66,7 @@ from taskyard.tracing import Tracing
 from taskyard.workspace import TaskDirs, Workspaces
 
 log = logging.getLogger(__name__)
+CLAIM_SECONDS = 30.0  # a task handed over and not started by then is not counted as taken
 
 _LIVE = (TaskStatus.PREPARING, TaskStatus.RUNNING)
 CANCEL_POLL_SECONDS = 0.5
@@ -119,6 +121,12 @@ class TaskExecutor:
         self.tools_for = tools_for
         self.budget = BudgetGuard(settings.budget, store, clock)
         self.budget_wait = BudgetWait(self.budget, self._tell_waiting, clock=clock)
+        # Tasks this process took on: handed to it (not started yet) and running here. The
+        # dispatcher takes no more than there is room for (`room`), so that with several
+        # workers on one database each takes what it can run and leaves the rest to others.
+        self._room_lock = threading.Lock()
+        self._claimed: dict[str, float] = {}  # task id → when handed over (monotonic)
+        self._active: set[str] = set()
 
     def warm_up(self, routes: Sequence[RouteConfig]) -> None:
         """Before the first event: compile every route's prompt (a missing one is a
@@ -143,10 +151,33 @@ class TaskExecutor:
 
     # --- the workflow body ----------------------------------------------------------------
 
+    def room(self) -> int:
+        """How many more tasks needing an agent this process can take on now. A task handed
+        over but not started within `CLAIM_SECONDS` (its workflow ran elsewhere) no longer
+        counts. Safe from any thread."""
+        now = time.monotonic()
+        with self._room_lock:
+            self._claimed = {t: at for t, at in self._claimed.items() if now - at < CLAIM_SECONDS}
+            taken = len(self._active) + len(self._claimed.keys() - self._active)
+            return self.limiter.global_cap - taken
+
+    def claim(self, task_ids: Sequence[str]) -> None:
+        """The dispatcher handed these tasks to this process. Safe from any thread."""
+        now = time.monotonic()
+        with self._room_lock:
+            self._claimed.update(dict.fromkeys(task_ids, now))
+
     async def run(self, task_id: str) -> str:
-        task = await self._get(task_id)
-        with log_context(event_id=task.event_id, task_id=task.id):
-            return await self._run(task)
+        with self._room_lock:
+            self._active.add(task_id)
+        try:
+            task = await self._get(task_id)
+            with log_context(event_id=task.event_id, task_id=task.id):
+                return await self._run(task)
+        finally:
+            with self._room_lock:
+                self._active.discard(task_id)
+                self._claimed.pop(task_id, None)
 
     async def _run(self, task: Task) -> str:
         if task.status.terminal:

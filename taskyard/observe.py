@@ -48,7 +48,7 @@ from prometheus_client.registry import Collector
 from taskyard.actions.records import ActionRecord
 from taskyard.approvals.records import Approval, DecisionAttempt, DecisionOutcome
 from taskyard.exceptions import ConfigError
-from taskyard.models import Task
+from taskyard.models import Task, TaskStatus
 
 APPROVAL_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 RISKS = ("low", "medium", "high", "critical")
@@ -300,6 +300,14 @@ class Metrics:
             tokens = int((task.usage or {}).get(f"{kind}_tokens") or 0)
             if tokens:
                 self.task_tokens.labels(task.agent, kind).inc(tokens)
+
+    def routes_known(self, routes: Iterable[tuple[str, str]]) -> None:
+        """Start each (route, agent)'s task counters at 0 for every way a task ends, so that
+        the first failure is an increase `increase()`/`rate()` can see."""
+        for route, agent in routes:
+            for status in TaskStatus:
+                if status.terminal:
+                    self.tasks.labels(route, agent, str(status))
 
     def agent_failed(self, agent: str, reason: str) -> None:
         """An agent run without a usable result; `reason` one of AGENT_FAILURE_REASONS."""

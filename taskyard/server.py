@@ -136,6 +136,7 @@ async def running(
         tracing=tracing,
     )
     tasks.on_finished.append(metrics.task_finished)
+    metrics.routes_known((r.name, r.agent) for r in settings.routes)
     tasks.on_agent_failure.append(metrics.agent_failed)
     metrics.watch_tasks(store.count_tasks)
     metrics.watch_budget(tasks.budget.gauges)
@@ -155,7 +156,10 @@ async def running(
         store.register_worker, executor.value, role, socket.gethostname(), os.getpid(), time.time()
     )
     await queue.start()
-    dispatcher = Dispatcher(store, queue, settings.queue, executor.value)
+    dispatcher = Dispatcher(
+        store, queue, settings.queue, executor.value, task_room=tasks.room, claim=tasks.claim
+    )
+    tasks.on_finished.append(lambda _task: dispatcher.wake())  # room again: look now
     pipeline.on_tasks = dispatcher.wake
     await dispatcher.start()
     sweeper = None
@@ -341,9 +345,47 @@ async def _feed_dispatcher(state: SharedIntakeState, dispatcher: Dispatcher) -> 
             seen = total
 
 
-async def work(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
-    async with running(settings, "worker", intake=False, environ=environ):
-        await _forever()
+async def work(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    metrics_at: tuple[str, int] | None = None,
+) -> None:
+    """Workers only; with `metrics_at` (host, port), `/metrics` and `/healthz` served there
+    for Prometheus (a worker takes no webhooks and has no API)."""
+    async with running(settings, "worker", intake=False, environ=environ) as services:
+        if metrics_at is None:
+            await _forever()
+            return
+        host, port = metrics_at
+        config = uvicorn.Config(
+            metrics_app(services.metrics),
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            lifespan="off",
+        )
+        listener = uvicorn.Server(config)
+        log.info("worker metrics listening", extra={"host": host, "port": port})
+        await listener.serve()  # until SIGINT/SIGTERM, which uvicorn handles
+
+
+def metrics_app(metrics: Metrics) -> Any:
+    """`/metrics` (this process's registry) and `/healthz`, for a process without the API."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def scrape(request: Request) -> Response:
+        data = await asyncio.to_thread(generate_latest, metrics.registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    return Starlette(routes=[Route("/metrics", scrape), Route("/healthz", healthz)])
 
 
 async def _forever() -> None:

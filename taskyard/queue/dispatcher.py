@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from taskyard.config import QueueConfig
 from taskyard.exceptions import StoreError
+from taskyard.models import TaskStatus
 from taskyard.queue.base import JobQueue
 from taskyard.queue.jobs import ROUTE_JOB
 from taskyard.queue.replay import replay_dead_letter
@@ -41,8 +42,14 @@ class Dispatcher:
         config: QueueConfig,
         worker_id: str,
         clock: Callable[[], float] = time.time,
+        task_room: Callable[[], int] | None = None,
+        claim: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self.store = store
+        # How many tasks needing an agent this process can take now, and what to tell it
+        # of those it took (the executor's `room` and `claim`); None: no limit.
+        self.task_room = task_room
+        self.claim = claim
         self.queue = queue
         self.config = config
         self.worker_id = worker_id
@@ -103,9 +110,21 @@ class Dispatcher:
         return len(batch)
 
     def dispatch_tasks(self) -> int:
-        """Hand tasks that routing created (or `tasks retry` requeued) to the queue. Each
-        starts at once and waits for an agent slot in the executor's limiter."""
+        """Hand tasks that routing created (or `tasks retry` requeued) to the queue, most
+        urgent first: those that need an agent only as far as this process has room for
+        them (the rest wait in the table for whichever worker has room), those that only
+        apply actions (`applying`) all. Each starts at once."""
         tasks = self.store.tasks_to_dispatch(self.config.dispatch_batch)
+        if self.task_room is not None:
+            room = self.task_room()
+            taken = []
+            for t in tasks:
+                if t.status is TaskStatus.APPLYING or room > 0:
+                    taken.append(t)
+                    room -= t.status is not TaskStatus.APPLYING
+            tasks = taken
+        if self.claim is not None and tasks:
+            self.claim([t.id for t in tasks])
         if tasks:
             self.queue.enqueue_tasks(tasks)
             for t in tasks:

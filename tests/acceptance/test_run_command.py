@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -344,3 +345,56 @@ def test_tasks_cli_follows_cancels_and_retries(tmp_path: Path, db: str | None) -
         assert missing.returncode == 1 and "no task no-such-task" in missing.stderr
     finally:
         ty.stop()
+
+
+@pytest.mark.postgres
+def test_a_worker_beside_serve_takes_the_tasks_serve_has_no_room_for(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """One agent at a time in each process: with six tasks, `serve` takes what it can run and
+    leaves the rest in the table, where the worker beside it takes them."""
+    ty = yard(tmp_path, pg_url, WAITER, concurrency=1, env={"MARKS": str(tmp_path / "marks/alive")})
+    (tmp_path / "marks").mkdir()
+    metrics_port = _free_port()
+    cmd = [sys.executable, "-m", "taskyard", "worker", "--config", str(ty.config)]
+    cmd += ["--database-url", pg_url, "--metrics-port", str(metrics_port)]
+    worker: subprocess.Popen[bytes] | None = None
+    ty.start()
+    try:
+        with (tmp_path / "worker.log").open("ab") as out:
+            worker = subprocess.Popen(cmd, env=ty.env, stdout=out, stderr=out)
+        linear = json.loads(
+            (
+                Path(__file__).resolve().parents[3] / "shared/webhooks/linear/issue.create.json"
+            ).read_text()
+        )
+        bodies = []
+        for n in range(6):
+            linear["data"]["id"] = f"issue-{n}"
+            linear["webhookTimestamp"] = int(time.time() * 1000)
+            bodies.append(json.dumps(linear).encode())
+        ids = post_at_once(ty, "linear", bodies)
+        ran_on = [ty.wait_task_end(eid, 120)["worker"] for eid in ids]
+        per_process = {w: ran_on.count(w) for w in ran_on}
+        assert len(per_process) == 2, ran_on  # both processes ran tasks
+        # The worker serves its own metrics: what it ran, it counted.
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        counted = [
+            float(line.rsplit(" ", 1)[1])
+            for line in scraped.splitlines()
+            if line.startswith("taskyard_tasks_total{") and 'status="succeeded"' in line
+        ]
+        assert sum(counted) in per_process.values(), scraped
+        peaks = [int(x) for x in (tmp_path / "marks" / "peak").read_text().split()]
+        assert len(peaks) == 6 and max(peaks) <= 2  # one per process at most
+    finally:
+        ty.stop()
+        if worker is not None:
+            worker.terminate()
+            worker.wait(15)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -705,7 +705,10 @@ def test_compose_starts_in_order_postgres_migrate_then_taskyard() -> None:
 def test_workers_scale_and_share_serves_database() -> None:
     worker = _service("worker")
     assert not {"container_name", "ports", "hostname"} & set(worker), "would stop --scale"
-    assert worker["healthcheck"] == {"disable": True}  # listens on no HTTP port
+    # its only HTTP port is /metrics and /healthz (`taskyard worker --metrics-port`)
+    env = worker["environment"]
+    assert (env["TASKYARD_METRICS_HOST"], env["TASKYARD_METRICS_PORT"]) == ("0.0.0.0", "9464")
+    assert f"127.0.0.1:{env['TASKYARD_METRICS_PORT']}/healthz" in str(worker["healthcheck"])
     db = _service("postgres")["environment"]
     for name in TASKYARD_SERVICES:
         url = _service(name)["environment"]["TASKYARD_DATABASE_URL"]

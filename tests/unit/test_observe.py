@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from taskyard.exceptions import ConfigError
 from taskyard.observe import Metrics
@@ -45,3 +46,13 @@ def test_task_and_agent_gauges_are_read_at_scrape_time() -> None:
     running["claude"] = 2
     text = generate_latest(metrics.registry).decode()
     assert 'taskyard_agents_running{agent="claude"} 2.0' in text
+
+
+def test_known_routes_count_their_first_failure_from_zero() -> None:
+    metrics = Metrics()
+    metrics.routes_known([("pr-review", "codex")])
+    text = generate_latest(metrics.registry).decode()
+    for status in ("succeeded", "failed", "timed_out", "cancelled", "expired"):
+        series = f'taskyard_tasks_total{{agent="codex",route="pr-review",status="{status}"}} 0.0'
+        assert series in text
+    assert 'status="running"' not in text  # not a way a task ends
