@@ -165,6 +165,7 @@ async def running(
     sweeper = None
     if approvals is not None:
         approvals.decisions.wake = dispatcher.wake
+        approvals.decisions.resume = dispatcher.dispatch_tasks
         approvals.gate.on_created.append(metrics.approval_created)
         approvals.decisions.on_decided.append(metrics.approval_decided)
         approvals.decisions.on_refused.append(metrics.approval_refused)

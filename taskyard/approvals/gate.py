@@ -150,12 +150,16 @@ def _target_json(target: Target) -> dict[str, object]:
 @dataclass
 class Decisions:
     """Takes decisions from every surface. `on_decided` listeners hear of each accepted one
-    (metrics, the channels' "decided" notes); `wake` nudges the local dispatcher."""
+    (metrics, the channels' "decided" notes). A decision that hands its task back starts it
+    at once with `resume` (the local dispatcher's `dispatch_tasks`, run in a thread), or
+    else nudges the dispatcher with `wake`; without either (the CLI), the next dispatcher
+    look of a running server starts it."""
 
     store: Store
     policies: ApprovalPolicies
     clock: Callable[[], float] = time.time
     wake: Callable[[], None] | None = None
+    resume: Callable[[], object] | None = None
     on_decided: list[Callable[[DecisionOutcome], None]] = field(default_factory=list)
     on_refused: list[Callable[[DecisionAttempt], None]] = field(default_factory=list)
 
@@ -207,11 +211,24 @@ class Decisions:
                 "resumed": outcome.resumed,
             },
         )
+        if outcome.resumed:
+            await self._hand_over(approval.task_id)
         for decided in self.on_decided:
             decided(outcome)
-        if outcome.resumed and self.wake is not None:
-            self.wake()
         return outcome
+
+    async def _hand_over(self, task_id: str) -> None:
+        if self.resume is not None:
+            try:
+                await asyncio.to_thread(self.resume)
+                return
+            except Exception as exc:  # noqa: BLE001 - the dispatcher's next look starts it
+                log.warning(
+                    "resumed task not started at once",
+                    extra={"task_id": task_id, "error": str(exc)},
+                )
+        if self.wake is not None:
+            self.wake()
 
     def _refusal(
         self, approval: Approval, decision: Decision, who: Identity, reason: str | None

@@ -22,8 +22,10 @@ class Console:
     errors: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module: Playwright's sync API keeps an event loop running in this thread while it
+    is open, which every asyncio test after it would trip over."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} not found; install it with: {INSTALL}"
         if os.environ.get("CI"):

@@ -260,3 +260,41 @@ async def test_several_pending_on_one_thread_must_be_named(
     assert store.get_approval(first.id).status is ApprovalStatus.DENIED
     assert store.get_approval(second.id).status is ApprovalStatus.APPROVED
     assert gh.problems == []
+
+
+async def test_an_accepted_decision_starts_its_task_at_once(
+    store: Store, gh: PlatformServer, writer: GitHubWriter
+) -> None:
+    waiting_task(store)
+    yard = channels(store, writer)
+    started: list[str] = []
+    woken: list[bool] = []
+
+    def resume() -> None:  # what the dispatcher's dispatch_tasks does with the handed-back task
+        [task] = store.tasks_to_dispatch(10)
+        started.append(task.id)
+
+    yard.decisions.resume = resume
+    yard.decisions.wake = lambda: woken.append(True)
+    asked = await yard.announce(store.create_approval(request()))
+    await yard.intercept(*comment(f"/approve {asked.id} fine", "octocat"))
+    assert started == ["t1"] and woken == []  # started, no need to wait for a dispatcher look
+
+
+async def test_a_failed_start_leaves_the_task_to_the_dispatcher(
+    store: Store, gh: PlatformServer, writer: GitHubWriter
+) -> None:
+    waiting_task(store)
+    yard = channels(store, writer)
+    woken: list[bool] = []
+
+    def resume() -> None:
+        raise RuntimeError("queue down")
+
+    yard.decisions.resume = resume
+    yard.decisions.wake = lambda: woken.append(True)
+    asked = await yard.announce(store.create_approval(request()))
+    said = await yard.intercept(*comment(f"/approve {asked.id} fine", "octocat"))
+    assert said == f"approval {asked.id}: approve by github:octocat accepted"
+    assert woken == [True]
+    assert store.get_task("t1").status is TaskStatus.APPLYING  # the dispatcher will find it
