@@ -363,14 +363,20 @@ class Metrics:
 
     def watch_tasks(self, counts: Callable[[], dict[str, int]]) -> None:
         """`taskyard_tasks{status}` from the store, read at most once a second."""
+        self._watch_by_status("taskyard_tasks", "Tasks by status.", TASK_STATES, counts)
+
+    def _watch_by_status(
+        self, name: str, doc: str, states: Iterable[str], counts: Callable[[], dict[str, int]]
+    ) -> None:
+        """A live gauge `name{status}`: `counts()` read at most once a second, every one of
+        `states` shown (0 when absent)."""
+        shown = tuple(states)
 
         def read() -> Iterable[tuple[tuple[str, ...], float]]:
             found = counts()
-            return [((state,), found.get(state, 0)) for state in TASK_STATES]
+            return [((state,), found.get(state, 0)) for state in shown]
 
-        self.registry.register(
-            _LiveGauge("taskyard_tasks", "Tasks by status.", ["status"], read, 1.0)
-        )
+        self.registry.register(_LiveGauge(name, doc, ["status"], read, 1.0))
 
     def watch_agents(
         self, agents: Iterable[str], running: Callable[[str], int], waiting: Callable[[str], int]
@@ -396,13 +402,8 @@ class Metrics:
 
     def watch_dead_letters(self, counts: Callable[[], dict[str, int]]) -> None:
         """`taskyard_dead_letters{status}` from the store, read at most once a second."""
-
-        def read() -> Iterable[tuple[tuple[str, ...], float]]:
-            found = counts()
-            return [((state,), found.get(state, 0)) for state in DEAD_LETTER_STATES]
-
-        self.registry.register(
-            _LiveGauge("taskyard_dead_letters", "Dead letters by status.", ["status"], read, 1.0)
+        self._watch_by_status(
+            "taskyard_dead_letters", "Dead letters by status.", DEAD_LETTER_STATES, counts
         )
 
     def watch_workspace_disk(self, measure: Callable[[], int], cache_seconds: float) -> None:

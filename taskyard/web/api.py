@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
-import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -127,18 +126,6 @@ def approval_routes(store: Store, approvals: Approvals | None) -> list[Route]:
     ]
 
 
-def _is_loopback(scope: Scope) -> bool:
-    client = scope.get("client")
-    if not client:  # a unix socket: only this machine reaches it
-        return True
-    try:
-        address = ipaddress.ip_address(client[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
-
-
 def _bearer(scope: Scope) -> bytes:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
@@ -191,7 +178,7 @@ class ManagementAPI:
 
     def _refusal(self, scope: Scope) -> Response | None:
         if self._token is None:
-            return None if _is_loopback(scope) else error(403, LOOPBACK_ONLY)
+            return None if params.client_is_loopback(scope) else error(403, LOOPBACK_ONLY)
         if hmac.compare_digest(_bearer(scope), self._token):
             return None
         return error(401, UNAUTHORISED, {"www-authenticate": 'Bearer realm="taskyard"'})

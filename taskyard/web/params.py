@@ -4,6 +4,8 @@ A bad one raises `HTTPException(400, "why")`, which the API answers as `{"error"
 from __future__ import annotations
 
 import enum
+import ipaddress
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
@@ -79,3 +81,16 @@ def optional_text(body: dict[str, Any], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise bad(f"{key} must be a string")
     return None if value is None else text(key, value)
+
+
+def client_is_loopback(scope: Mapping[str, Any]) -> bool:
+    """Whether the request came from this machine (loopback, or a unix socket)."""
+    client = scope.get("client")
+    if not client:  # a unix socket: only this machine reaches it
+        return True
+    try:
+        address = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import logging
 import re
 import secrets
@@ -122,18 +121,6 @@ def templates() -> Environment:
     env.filters["pretty"] = _pretty
     env.filters["http_url"] = _http_url
     return env
-
-
-def _is_loopback(request: Request) -> bool:
-    client = request.scope.get("client")
-    if not client:  # a unix socket: only this machine reaches it
-        return True
-    try:
-        address = ipaddress.ip_address(client[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
 def _local_path(target: str | None, default: str) -> str:
@@ -334,7 +321,9 @@ class WebUI:
 
     def _refusal(self, request: Request) -> Response | None:
         if self.session is None:
-            return None if _is_loopback(request) else self.problem(request, 403, LOOPBACK_ONLY)
+            if params.client_is_loopback(request.scope):
+                return None
+            return self.problem(request, 403, LOOPBACK_ONLY)
         if self._signed_in(request):
             return None
         if request.method == "GET" and not request.url.path.endswith("/log-stream"):
