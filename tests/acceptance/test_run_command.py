@@ -363,6 +363,7 @@ def test_a_worker_beside_serve_takes_the_tasks_serve_has_no_room_for(
     try:
         with (tmp_path / "worker.log").open("ab") as out:
             worker = subprocess.Popen(cmd, env=ty.env, stdout=out, stderr=out)
+        wait_for(lambda: _answers(f"http://127.0.0.1:{metrics_port}/healthz"), 60, "the worker")
         linear = json.loads(
             (
                 Path(__file__).resolve().parents[3] / "shared/webhooks/linear/issue.create.json"
@@ -398,3 +399,10 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
