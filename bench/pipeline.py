@@ -46,7 +46,7 @@ AGENT = (
 )
 CONFIG = """
 log_level: INFO
-queue: {{polling_interval_sec: 0.05, max_in_flight: 512, concurrency: 16}}
+queue: {{max_in_flight: 512, concurrency: 16}}
 sources: {{github: {{rate_limit_per_hour: 0}}}}
 runs: {{concurrency: {cap}}}
 agents:

@@ -150,7 +150,10 @@ class RetryConfig(_Frozen):
 
 
 class QueueConfig(_Frozen):
-    polling_interval_sec: float = Field(default=0.1, gt=0)
+    # How often DBOS looks at its queue table. New jobs never wait there (the dispatcher starts
+    # each workflow at once); only jobs an earlier version queued do, so a slow look suffices
+    # and a fast one costs CPU (a database query each time) for nothing.
+    polling_interval_sec: float = Field(default=5.0, gt=0)
     concurrency: int = Field(default=8, ge=1)
     dispatch_batch: int = Field(default=200, ge=1)
     max_in_flight: int = Field(default=32, ge=1)  # events queued or running at once

@@ -36,6 +36,7 @@ from taskyard.agents.base import AgentAdapter, AgentOutcome, AgentRequest
 from taskyard.agents.limiter import Limiter
 from taskyard.agents.process import ProcessRecord, kill_stale_group
 from taskyard.agents.supervisor import Limits, RunReport, RunStatus, build_env, supervise
+from taskyard.applied import AppliedSignals
 from taskyard.approvals.gate import workflow_for
 from taskyard.approvals.records import ApprovalStatus
 from taskyard.budget import (
@@ -127,6 +128,8 @@ class TaskExecutor:
         self._room_lock = threading.Lock()
         self._claimed: dict[str, float] = {}  # task id → when handed over (monotonic)
         self._active: set[str] = set()
+        # Told when a task handed back by a decision has applied (see taskyard.applied).
+        self.applied = AppliedSignals()
 
     def warm_up(self, routes: Sequence[RouteConfig]) -> None:
         """Before the first event: compile every route's prompt (a missing one is a
@@ -175,6 +178,7 @@ class TaskExecutor:
             with log_context(event_id=task.event_id, task_id=task.id):
                 return await self._run(task)
         finally:
+            self.applied.applied(task_id)
             with self._room_lock:
                 self._active.discard(task_id)
                 self._claimed.pop(task_id, None)
@@ -280,8 +284,11 @@ class TaskExecutor:
             return None
         return self.actions.for_task(task.id, task.route, event, event_json(event)["payload"])
 
-    async def _apply(self, task: Task, acts: TaskActions, ending: Ending) -> Ending:
-        """Store the result (the task is `applying` from now on), then apply its actions."""
+    async def _apply(
+        self, task: Task, acts: TaskActions, ending: Ending, *, stored: bool = False
+    ) -> Ending:
+        """Store the result (the task is `applying` from now on; `stored`: it is already),
+        then apply its actions."""
         result = dict(ending.result or {})
         changes: dict[str, Any] = {
             "status": TaskStatus.APPLYING,
@@ -293,7 +300,8 @@ class TaskExecutor:
                 "tool_calls": ending.outcome.tool_calls
             }
             changes["cost_usd"] = ending.outcome.usage.cost_usd
-        await asyncio.to_thread(self.store.update_task, task.id, changes)
+        if not stored:
+            await asyncio.to_thread(self.store.update_task, task.id, changes)
         proposed = result.get("actions")
         with self.tracing.span("apply", task.event_id, task.id, {"taskyard.route": task.route}):
             records = await acts.apply_result(proposed if isinstance(proposed, list) else [])
@@ -338,9 +346,10 @@ class TaskExecutor:
         return TaskStatus.AWAITING_APPROVAL
 
     async def _resume_applying(self, task: Task) -> TaskStatus:
-        """The worker died while applying, or `tasks retry` asked to apply again: apply what
-        is left of the stored result (applied actions are never sent twice)."""
-        log.warning("applying a stored result's actions again", extra={"task_id": task.id})
+        """A decision handed the task back, the worker died while applying, or `tasks retry`
+        asked to apply again: apply what is left of the stored result (applied actions are
+        never sent twice)."""
+        log.info("applying the stored result's actions", extra={"task_id": task.id})
         event = await asyncio.to_thread(self.store.get_event, task.event_id)
         spec = TaskSpec.from_json(task.spec)
         ending = Ending(TaskStatus.SUCCEEDED, None, result=task.result)
@@ -348,13 +357,14 @@ class TaskExecutor:
         try:
             acts = self._task_actions(task, event)
             if acts is not None:
-                ending = await self._apply(task, acts, ending)
+                ending = await self._apply(task, acts, ending, stored=True)
         except TaskyardError as exc:
             ending = Ending(TaskStatus.FAILED, str(exc), result=task.result)
         except Exception as exc:  # a bug must still end the task in a clear state
             log.exception("resumed apply crashed", extra={"task_id": task.id})
             reason = f"internal error: {type(exc).__name__}: {exc}"
             ending = Ending(TaskStatus.FAILED, reason, result=task.result)
+        self.applied.applied(task.id)
         dirs = self.workspaces.dirs(task.id)
         found = dirs if dirs.root.exists() else None
         if ending.status is TaskStatus.AWAITING_APPROVAL:

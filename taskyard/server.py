@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,9 @@ from taskyard.web.app import build_app
 from taskyard.workspace import Workspaces
 
 log = logging.getLogger(__name__)
+
+# How long a decision's note waits for the action it approved (see taskyard.applied).
+APPLIED_WAIT = 1.0
 
 
 def load_handlers(settings: Settings, route: Handler) -> dict[str, Handler]:
@@ -172,6 +176,7 @@ async def running(
         metrics.watch_approvals(lambda: store.approval_stats(time.time()))
         sweeper = Sweeper(store, settings.approvals.sweep_seconds, wake=dispatcher.wake)
         if approvals.channels is not None:  # the sweeper runs on this loop, not the jobs'
+            approvals.channels.wait_applied = partial(tasks.applied.wait, timeout=APPLIED_WAIT)
             sweeper.tell = approvals.tell_apart
             sweeper.remind = approvals.remind_apart
         sweeper.on_expired.append(metrics.approval_expired)

@@ -124,6 +124,7 @@ class PlatformServer:
         self._queued: dict[tuple[str, str], list[Reply]] = {}
         self._routes: dict[tuple[str, str], Answer] = {}
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified at each request
         self.requests: list[Recorded] = []
         self.problems: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -151,11 +152,29 @@ class PlatformServer:
         with self._lock:
             return self.requests[mark:]
 
+    def wait_for(
+        self, found: Callable[[Recorded], bool], mark: int = 0, seconds: float = 30.0
+    ) -> Recorded | None:
+        """The first request since `mark` that `found` accepts, waiting (without polling) at
+        most `seconds` for it to arrive; None if it did not."""
+        deadline = time.monotonic() + seconds
+        seen = mark
+        with self._arrived:
+            while True:
+                for request in self.requests[seen:]:
+                    if found(request):
+                        return request
+                seen = len(self.requests)
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._arrived.wait(left):
+                    return None
+
     def answer(self, request: Recorded) -> Reply:
         problems = self._check(request) if self._check is not None else []
         where = (request.method, unquote(request.path))
         with self._lock:
             self.requests.append(request)
+            self._arrived.notify_all()
             self.problems.extend(problems)
             queue = self._queued.get(where)
             if queue:

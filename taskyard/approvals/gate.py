@@ -169,8 +169,14 @@ class Decisions:
         decision: Decision,
         who: Identity,
         reason: str | None = None,
+        known: Approval | None = None,
     ) -> DecisionOutcome:
-        approval = await asyncio.to_thread(self.store.get_approval, approval_id)
+        """`known`: the request as the caller just read it (spares reading it again; the
+        store's conditional update decides the race either way)."""
+        if known is not None and known.id == approval_id:
+            approval = known
+        else:
+            approval = await asyncio.to_thread(self.store.get_approval, approval_id)
         now = self.clock()
         refusal = self._refusal(approval, decision, who, reason)
         if refusal is not None:
@@ -220,7 +226,10 @@ class Decisions:
     async def _hand_over(self, task_id: str) -> None:
         if self.resume is not None:
             try:
-                await asyncio.to_thread(self.resume)
+                # Not `asyncio.to_thread`: it would carry this coroutine's context into the
+                # thread, and inside a routing job that is DBOS's workflow context, in which
+                # starting another workflow fails.
+                await asyncio.get_running_loop().run_in_executor(None, self.resume)
                 return
             except Exception as exc:  # noqa: BLE001 - the dispatcher's next look starts it
                 log.warning(

@@ -169,10 +169,11 @@ class Dispatcher:
             await self._wait(0.05 if self._backlogged else self.config.dispatch_poll_sec)
 
     def _dispatch_all(self) -> bool:
-        """Tasks first (their events are already routed), then events. True when a batch
-        was full, so there is more to hand over at once."""
-        tasks = self.dispatch_tasks()
+        """Events first (a wake is most often a delivery just stored: an approval decision
+        waits for its routing job), then tasks. True when a batch was full, so there is more
+        to hand over at once."""
         events = self.dispatch_once()
+        tasks = self.dispatch_tasks()
         return self.config.dispatch_batch in (tasks, events)
 
     async def _wait(self, seconds: float) -> None:

@@ -610,6 +610,9 @@ def assert_merged_once(
         via,
     )
     assert pending(yard) == []
+    # The decision started the task itself (not the dispatcher's next look, after a failure
+    # to start it from inside the routing job's workflow).
+    assert "resumed task not started at once" not in (yard.home / "serve.log").read_text()
     if not told:
         return task
     said = [r.json()["body"] for r in requests_to(github, COMMENTS)]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 
@@ -182,3 +184,41 @@ async def test_a_store_outage_during_an_attempt_does_not_lose_the_job(
     event = await running.finished(event_id)
     assert (event.status, event.attempts) == (EventStatus.PROCESSED, 1)
     assert handler.calls == [(event_id, 1)]
+
+
+async def test_the_sqlite_system_database_keeps_a_write_ahead_log(
+    running: Running, databases: tuple[FlakyStore, str]
+) -> None:
+    """DBOS's SQLite file is switched to WAL (its rollback journal made every commit of a
+    job write and sync a journal file too)."""
+    _, system_url = databases
+    if not system_url.startswith("sqlite:///"):
+        pytest.skip("PostgreSQL keeps its own log")
+    conn = sqlite3.connect(system_url.removeprefix("sqlite:///"))
+    try:
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    finally:
+        conn.close()
+    assert mode == "wal"
+
+
+async def test_a_task_run_stopped_by_the_store_is_run_again(running: Running) -> None:
+    """The task workflow has no DBOS step: a run that the store stops is retried by the
+    workflow itself, after the first wait of the steps' retries (1 s)."""
+    calls: list[str] = []
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def run_task(task_id: str) -> str:
+        calls.append(task_id)
+        if len(calls) == 1:
+            raise StoreUnavailable("postgresql unavailable: connection refused")
+        loop.call_soon_threadsafe(done.set)
+        return "succeeded"
+
+    running.queue.runtime.run_task = run_task
+    task_id = new_id()
+    task = SimpleNamespace(id=task_id, workflow_id=f"task-{task_id}")
+    await asyncio.to_thread(running.queue.enqueue_tasks, [task])  # type: ignore[list-item]
+    await asyncio.wait_for(done.wait(), 10)
+    assert calls == [task_id, task_id]

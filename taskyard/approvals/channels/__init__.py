@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,9 @@ class ApprovalChannels:
     store: Store
     decisions: Decisions
     channels: Sequence[Channel]
+    # Waits (briefly) until a task a decision handed back has applied: the channels say the
+    # decision was taken after the action, not at the same time (see taskyard.applied).
+    wait_applied: Callable[[str], Awaitable[object]] | None = None
 
     async def announce(self, approval: Approval) -> Approval:
         for channel in self.channels:
@@ -67,8 +70,10 @@ class ApprovalChannels:
                 await self._tell(DecisionOutcome(False, approval, why), channel, request)
                 return f"{channel.name}: {request.decision} refused: {why}"
             outcome = await self.decisions.decide(
-                approval.id, request.decision, request.who, request.reason
+                approval.id, request.decision, request.who, request.reason, known=approval
             )
+            if outcome.resumed and self.wait_applied is not None:
+                await self.wait_applied(approval.task_id)
             await self._tell(outcome, channel, request)
             verdict = "accepted" if outcome.accepted else f"refused ({outcome.why})"
             return (
