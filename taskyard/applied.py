@@ -34,13 +34,14 @@ class AppliedSignals:
         for loop, future in waiting:
             loop.call_soon_threadsafe(_resolve, future)
 
-    async def wait(self, task_id: str, timeout: float) -> bool:
-        """Until `task_id` has applied, or `timeout` seconds; True if it has."""
+    async def wait(self, task_id: str, since: float, timeout: float) -> bool:
+        """Until `task_id` has applied (at `since` on this clock or later: the same task may
+        have stopped earlier, to wait for the decision), or `timeout` seconds; True if it has."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         entry = (loop, future)
         with self._lock:
-            if task_id in self._done:
+            if self._done.get(task_id, -1.0) >= since:
                 return True
             self._waiting.setdefault(task_id, []).append(entry)
         try:

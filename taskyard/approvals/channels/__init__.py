@@ -32,7 +32,8 @@ class ApprovalChannels:
     channels: Sequence[Channel]
     # Waits (briefly) until a task a decision handed back has applied: the channels say the
     # decision was taken after the action, not at the same time (see taskyard.applied).
-    wait_applied: Callable[[str], Awaitable[object]] | None = None
+    # Called with the task id and when the decision began (time.monotonic()).
+    wait_applied: Callable[[str, float], Awaitable[object]] | None = None
 
     async def announce(self, approval: Approval) -> Approval:
         for channel in self.channels:
@@ -69,11 +70,12 @@ class ApprovalChannels:
                 why = f"{len(found)} requests are pending here ({ids}); name the one you decide"
                 await self._tell(DecisionOutcome(False, approval, why), channel, request)
                 return f"{channel.name}: {request.decision} refused: {why}"
+            began = time.monotonic()
             outcome = await self.decisions.decide(
                 approval.id, request.decision, request.who, request.reason, known=approval
             )
             if outcome.resumed and self.wait_applied is not None:
-                await self.wait_applied(approval.task_id)
+                await self.wait_applied(approval.task_id, began)
             await self._tell(outcome, channel, request)
             verdict = "accepted" if outcome.accepted else f"refused ({outcome.why})"
             return (
