@@ -178,7 +178,6 @@ class TaskExecutor:
             with log_context(event_id=task.event_id, task_id=task.id):
                 return await self._run(task)
         finally:
-            self.applied.applied(task_id)
             with self._room_lock:
                 self._active.discard(task_id)
                 self._claimed.pop(task_id, None)

@@ -314,6 +314,17 @@ def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
 _last_lent: dict[int, float] = {}
 
 
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """psycopg's errors as the store's: the server unreachable, or anything else."""
+    try:
+        yield
+    except _PG_ERRORS as exc:
+        raise StoreUnavailable(f"postgresql unavailable: {_one_line(exc)}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"postgresql error: {_one_line(exc)}") from exc
+
+
 class PostgresBackend(Backend):
     dialect = "postgresql"
     types = {"blob": "BYTEA", "float": "DOUBLE PRECISION"}
@@ -337,26 +348,16 @@ class PostgresBackend(Backend):
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        try:
-            with self._pool.connection() as conn, conn.transaction():
-                yield _PgTx(conn)
-        except _PG_ERRORS as exc:
-            raise StoreUnavailable(f"postgresql unavailable: {_one_line(exc)}") from exc
-        except psycopg.Error as exc:
-            raise StoreError(f"postgresql error: {_one_line(exc)}") from exc
+        with _store_errors(), self._pool.connection() as conn, conn.transaction():
+            yield _PgTx(conn)
 
     @contextmanager
     def reading(self) -> Iterator[Tx]:
         """Each statement on its own, with no BEGIN/COMMIT around them: under PostgreSQL's
         READ COMMITTED each statement sees its own snapshot inside a transaction too, so
         this reads the same and spares two round trips."""
-        try:
-            with self._pool.connection() as conn:
-                yield _PgTx(conn)
-        except _PG_ERRORS as exc:
-            raise StoreUnavailable(f"postgresql unavailable: {_one_line(exc)}") from exc
-        except psycopg.Error as exc:
-            raise StoreError(f"postgresql error: {_one_line(exc)}") from exc
+        with _store_errors(), self._pool.connection() as conn:
+            yield _PgTx(conn)
 
     def table_columns(self) -> dict[str, list[tuple[str, str, bool]]]:
         with self.transaction() as tx:
