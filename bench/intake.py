@@ -57,7 +57,9 @@ LABELS = {
     "verify": "taskyard verify-only",
     "baseline": "baseline FastAPI+RQ+PG",
 }
-CONFIG_YAML = "sources:\n  github:\n    rate_limit_per_hour: 0\n"
+# Every request repeats one body under a new delivery id, which is what a replay looks like:
+# the content-hash window is off here so that each delivery is stored (see README, dedup).
+CONFIG_YAML = "sources:\n  github:\n    rate_limit_per_hour: 0\n    dedup_window_seconds: 0\n"
 TARGET_RATE = 4_000.0
 TARGET_P99_MS = 20.0
 TARGET_VS_BASELINE = 3.0

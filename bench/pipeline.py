@@ -1,6 +1,7 @@
 """Pipeline benchmark: event → agent started, taskyard's overhead per task, tasks/s.
 
     python -m bench.pipeline [--only sqlite|postgres] [--events 60] [--burst 300]
+                             [--sandbox auto|bwrap|none]
 
 For each database, a real `taskyard serve` with one route (`github:issues.opened`) whose
 `command` agent exits at once after writing its result:
@@ -32,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from bench.sandbox import measure as sandbox_measure
 from bench.servers import Databases, free_port, running_server
 from taskyard.intake.app import make_adapter
 from taskyard.store import SQLStore
@@ -48,7 +50,7 @@ CONFIG = """
 log_level: INFO
 queue: {{max_in_flight: 512, concurrency: 16}}
 sources: {{github: {{rate_limit_per_hour: 0}}}}
-runs: {{concurrency: {cap}}}
+runs: {{concurrency: {cap}, sandbox: {sandbox}}}
 agents:
   instant: {{kind: command, argv: ["/bin/sh", "-c", {agent}]}}
 routes:
@@ -139,9 +141,11 @@ def run_phase(
     count: int,
     rate: float | None,
     workers: int = 0,
+    sandbox: str = "auto",
 ) -> dict[str, Any]:
     home.mkdir(parents=True)
-    (home / "taskyard.yaml").write_text(CONFIG.format(cap=cap, agent=json.dumps(AGENT)))
+    config = CONFIG.format(cap=cap, agent=json.dumps(AGENT), sandbox=sandbox)
+    (home / "taskyard.yaml").write_text(config)
     port = free_port()
     env = {**os.environ, "TASKYARD_HOME": str(home), "TASKYARD_GITHUB_SECRET": SECRET}
     cmd = [sys.executable, "-m", "taskyard", "serve", "--port", str(port),
@@ -187,6 +191,9 @@ def main() -> None:
         "--workers", type=int, default=0, help="extra `taskyard worker` processes (PostgreSQL)"
     )
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--sandbox", choices=["auto", "bwrap", "none"], default="auto", help="runs.sandbox"
+    )
     args = parser.parse_args()
     dbs = Databases(args.pg)
     try:
@@ -202,11 +209,13 @@ def main() -> None:
                         else None
                     )
 
-                lat = run_phase(url("lat"), Path(tmp) / "lat", 3, args.events, args.rate)
+                root, box = Path(tmp), args.sandbox
+                lat = run_phase(url("lat"), root / "lat", 3, args.events, args.rate, 0, box)
                 extra = args.workers if kind == "postgres" else 0
-                thr = run_phase(url("thr"), Path(tmp) / "thr", args.cap, args.burst, None, extra)
+                thr = run_phase(url("thr"), root / "thr", args.cap, args.burst, None, extra, box)
             print(
-                f"{kind:9s} event→agent started p50 {pct(lat['latency'], 0.5):6.1f} ms "
+                f"{kind:9s} sandbox {args.sandbox}: event→agent started "
+                f"p50 {pct(lat['latency'], 0.5):6.1f} ms "
                 f"p99 {pct(lat['latency'], 0.99):6.1f} ms | overhead/task median "
                 f"{statistics.median(lat['overhead']):5.1f} ms "
                 f"p99 {pct(lat['overhead'], 0.99):5.1f} ms "
@@ -215,6 +224,7 @@ def main() -> None:
             )  # fmt: skip
     finally:
         dbs.drop_all()
+    print(sandbox_measure(30))  # the agent sandbox's cost per task (bench.sandbox)
 
 
 if __name__ == "__main__":

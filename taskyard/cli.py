@@ -1,4 +1,9 @@
-"""`taskyard …` commands. The only module that reads the environment."""
+"""`taskyard …` commands. The only module that reads the environment.
+
+Read-only commands (`events`, `tasks`, `dlq`, `approvals` lists and shows, `--help`,
+`--version`) import what they read with and no more: the server, the queue engine (DBOS) and
+the platform clients are imported inside the commands that run them (a test holds this).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,25 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from taskyard.approvals.records import iso
-from taskyard.config import Settings, load_settings
 from taskyard.exceptions import NotFound, TaskyardError
 from taskyard.models import EventStatus, Task, TaskStatus
-from taskyard.taskops import cancel_task, log_file, retry_task
-from taskyard.views import action_json, decision_json, event_json, letter_json, task_json
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+if TYPE_CHECKING:
+    from taskyard.config import Settings
+
+HELP = (
+    "taskyard: webhooks in, coding agents run on them, their actions applied with approvals. "
+    "Start with `taskyard serve`; `taskyard doctor` checks the setup."
+)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 events_app = typer.Typer(no_args_is_help=True, help="Stored webhook events.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: jobs that failed for good.")
 tasks_app = typer.Typer(no_args_is_help=True, help="Tasks: agent runs started by routes.")
@@ -45,7 +53,31 @@ DbOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"taskyard {version('taskyard')}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """taskyard: webhooks in, coding agents run on them, their actions applied with approvals."""
+    ctx.call_on_close(_close_stores)
+
+
 def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    from taskyard.config import load_settings
+
     path = config
     if path is None and Path("taskyard.yaml").is_file():
         path = Path("taskyard.yaml")
@@ -143,7 +175,7 @@ def worker(
 @app.command()
 def migrate(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
     """Create or upgrade the database schema (serve and worker also do this at start)."""
-    from taskyard.server import open_migrated_store
+    from taskyard.store.migrated import open_migrated_store
 
     s = settings_from(config, database_url=database_url)
     store = open_migrated_store(s)
@@ -175,13 +207,17 @@ def send(
     config: ConfigOpt = None,
 ) -> None:
     """Sign a payload with the configured secret, as the platform would, and post it."""
-    from taskyard.send import SendError, post_signed
+    import httpx
+
+    from taskyard.send import SendError, UnknownEvent, post_signed
 
     s = settings_from(config)
     try:
         status, body = post_signed(
             s, source, payload.read_bytes(), url=url, event=event, environ=os.environ
         )
+    except UnknownEvent as exc:
+        raise _fail(str(exc), 2) from exc
     except (SendError, OSError, httpx.HTTPError) as exc:
         raise _fail(str(exc)) from exc
     out.print(f"{status} {body.decode(errors='replace')}")
@@ -191,10 +227,20 @@ def send(
 # --- events -------------------------------------------------------------------------------
 
 
-def _store(config: Path | None, database_url: str | None) -> Any:
-    from taskyard.server import open_migrated_store
+_opened: list[Any] = []  # the stores commands opened, closed when the command ends
 
-    return open_migrated_store(settings_from(config, database_url=database_url))
+
+def _store(config: Path | None, database_url: str | None) -> Any:
+    from taskyard.store.migrated import open_migrated_store
+
+    store = open_migrated_store(settings_from(config, database_url=database_url))
+    _opened.append(store)
+    return store
+
+
+def _close_stores() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 def _print_json(data: Any) -> None:
@@ -213,6 +259,7 @@ def events_list(
 ) -> None:
     """The newest events first."""
     from taskyard.store import EventFilter
+    from taskyard.views import event_json
 
     store = _store(config, database_url)
     found = store.list_events(EventFilter(status=status, source=source, type=type_, limit=limit))
@@ -232,6 +279,8 @@ def events_show(
     event_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
 ) -> None:
     """One event with its headers and raw body."""
+    from taskyard.views import decision_json, event_json
+
     store = _store(config, database_url)
     try:
         e = store.get_event(event_id)
@@ -275,6 +324,8 @@ def dlq_list(
     database_url: DbOpt = None,
 ) -> None:
     """Dead letters, newest first."""
+    from taskyard.views import letter_json
+
     if status not in ("open", "replayed", "all"):
         raise _fail("--status must be open, replayed or all", 2)
     letters = _store(config, database_url).list_dead_letters(
@@ -325,6 +376,7 @@ def tasks_list(
 ) -> None:
     """The newest tasks first."""
     from taskyard.store.base import TaskFilter
+    from taskyard.views import task_json
 
     found = _store(config, database_url).list_tasks(
         TaskFilter(status=status, route=route, event_id=event, limit=limit)
@@ -361,6 +413,11 @@ def tasks_show(
 ) -> None:
     """One task: state, reason, attempts, usage, cost, workspace, result, and its actions
     (each with its outcome and the exact requests sent or, in dry-run, that would be)."""
+    from rich.markup import escape
+
+    from taskyard.budget import money
+    from taskyard.views import action_json, task_json
+
     store = _store(config, database_url)
     data = task_json(_task(store, task_id))
     actions = [action_json(a) for a in store.actions_of(task_id)]
@@ -368,14 +425,25 @@ def tasks_show(
         _print_json({**data, "actions": actions})
         return
     for key, value in data.items():
-        out.print(f"[bold]{key}[/bold]: {value}", markup=True, highlight=False)
+        shown = _for_people(key, value, money)
+        out.print(f"[bold]{key}[/bold]: {escape(str(shown))}", markup=True, highlight=False)
     out.print(f"[bold]actions[/bold]: {len(actions) or 'none'}", markup=True, highlight=False)
     for a in actions:
         where = f" → {a['url'] or a['external_id']}" if a["url"] or a["external_id"] else ""
         why = f" ({a['reason']})" if a["reason"] else ""
-        out.print(f"  #{a['index']} {a['type']}: {a['status']}{where}{why}", highlight=False)
+        line = f"  {a['kind']} {a['type']}: {a['status']}{where}{why}"
+        out.print(line, markup=False, highlight=False)
         for request in a["requests"]:
             out.print(f"      {request['method']} {request['path']}", highlight=False)
+
+
+def _for_people(key: str, value: Any, money: Any) -> Any:
+    """A task field as `tasks show` prints it: costs as money (`$0.0012`), not float noise."""
+    if key == "cost" and value is not None:
+        return money(value)
+    if key == "usage" and isinstance(value, dict) and value.get("cost_usd") is not None:
+        return {**value, "cost_usd": money(value["cost_usd"])}
+    return value
 
 
 @tasks_app.command("logs")
@@ -385,22 +453,27 @@ def tasks_logs(
     config: ConfigOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """The agent's event stream (outputs/log.jsonl); with -f, until the task ends."""
+    """The agent's event stream (outputs/log.jsonl, or the copy kept with the task once its
+    workspace is gone), redacted; with -f, until the task ends. A log that is not a regular
+    file of taskyard's own (a link) is refused, never opened."""
+    from taskyard.tasklogs import TaskLogs
+
+    settings = settings_from(config, database_url=database_url)
+    logs = TaskLogs.from_settings(settings)
     store = _store(config, database_url)
     task = _task(store, task_id)
     offset = 0
     seen = False
     while True:
-        # An ended task's workspace may have moved to the archive: same file, same offset.
-        path = log_file(task)
-        if path is not None:
+        # Page by page: a long log is never read whole. The archive, and the kept copy, hold
+        # the same lines at the same offsets.
+        page = logs.page(task, offset)
+        while page is not None:
             seen = True
-            with path.open("rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-            offset += len(chunk)
-            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.write(page.data.decode("utf-8", "replace"))
             sys.stdout.flush()
+            offset = page.next_offset
+            page = logs.page(task, offset) if page.more and page.next_offset > page.offset else None
         if not follow or task.status.terminal:
             break
         time.sleep(0.25)
@@ -414,6 +487,8 @@ def tasks_cancel(
     task_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
 ) -> None:
     """Stop a queued or running task (its agent's whole process group is killed)."""
+    from taskyard.taskops import cancel_task
+
     store = _store(config, database_url)
     try:
         done = cancel_task(store, task_id, time.time())
@@ -453,6 +528,8 @@ def tasks_retry(
     """Run an ended task again (a new attempt, same route and event). A task whose agent
     succeeded but some of whose actions failed only applies its actions again (the applied
     ones are not sent twice), unless --rerun."""
+    from taskyard.taskops import retry_task
+
     store = _store(config, database_url)
     try:
         done = retry_task(store, task_id, time.time(), rerun=rerun)

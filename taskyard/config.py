@@ -9,7 +9,8 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -26,6 +27,7 @@ from taskyard.actions.models import ALIASES, REGISTRY
 from taskyard.actions.policy import DEFAULT_ALLOW
 from taskyard.exceptions import ConfigError
 from taskyard.models import Priority
+from taskyard.redaction import secret_field
 from taskyard.routing import Routes, RoutingSettings, default_routes, unknown_agents
 
 BUILTIN_SOURCES = ("github", "linear", "slack", "sentry", "discord")
@@ -53,19 +55,27 @@ class SourceConfig(_Frozen):
     rate_limit_per_hour: int = Field(default=1000, ge=0)  # 0 = no limit
     allow_ips: tuple[IPNetwork, ...] = ()  # empty = any address
     max_skew_seconds: float | None = Field(default=None, gt=0)  # None = the platform's window
+    # A byte-identical body within this many seconds is a replay (200 duplicate), whatever its
+    # delivery id says. None = intake.dedup_window_seconds; 0 = off for this source.
+    dedup_window_seconds: float | None = Field(default=None, ge=0)
+    max_body_bytes: int | None = Field(default=None, gt=0)  # None = intake.max_body_bytes
 
     @field_validator("allow_ips", mode="before")
     @classmethod
     def _networks(cls, value: Any) -> tuple[IPNetwork, ...]:
-        items = [value] if isinstance(value, str) else list(value or ())
-        try:
-            return tuple(ipaddress.ip_network(str(v), strict=False) for v in items)
-        except ValueError as exc:
-            raise ValueError(f"allow_ips: {exc}") from exc
+        return _networks("allow_ips", value)
 
     @property
     def enabled(self) -> bool:
         return bool(self.secrets)
+
+
+def _networks(field: str, value: Any) -> tuple[IPNetwork, ...]:
+    items = [value] if isinstance(value, str) else list(value or ())
+    try:
+        return tuple(ipaddress.ip_network(str(v), strict=False) for v in items)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from exc
 
 
 class PriorityRule(_Frozen):
@@ -173,10 +183,30 @@ class IntakeConfig(_Frozen):
     dedup_window_seconds: float = Field(default=300.0, ge=0)
     write_batch_max: int = Field(default=512, ge=1)
     trust_forwarded_for: bool = False
+    # With trust_forwarded_for: the proxies whose X-Forwarded-For entries are believed; the
+    # client is the right-most address that is not one of them.
+    trusted_proxies: tuple[IPNetwork, ...] = (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    )
     # Processes answering webhooks. 1: the server's own process does it, beside the queue.
     # More: that many processes share the port and only store events; the server's process
     # keeps the dispatcher and workers. Python runs one request at a time per process.
     processes: int = Field(default=1, ge=1, le=64)
+    # Hostile-input bounds (see taskyard.intake.guard and taskyard.intake.validate).
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)  # request line + headers; 431
+    max_headers: int = Field(default=100, ge=8)  # 431
+    header_timeout_seconds: float = Field(default=10.0, gt=0)  # whole head, from connect
+    body_timeout_seconds: float = Field(default=30.0, gt=0)  # whole body, after the head
+    max_connections: int = Field(default=1000, ge=1)  # per process; the oldest idle goes first
+    max_pending_body_bytes: int = Field(default=128 * 1024 * 1024, gt=0)  # unverified, at once
+    max_json_depth: int = Field(default=64, ge=2, le=512)  # deeper payloads: 400
+    store_timeout_seconds: float = Field(default=1.0, gt=0)  # no commit by then: 503
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> tuple[IPNetwork, ...]:
+        return _networks("trusted_proxies", value)
 
 
 class AgentConfig(_Frozen):
@@ -235,6 +265,18 @@ class RunsConfig(_Frozen):
     git_url_template: str | None = None
     repo_urls: dict[str, str] = Field(default_factory=dict)
     env_allowlist: tuple[str, ...] = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
+    # The agent's box (taskyard.agents.sandbox): auto = bubblewrap, and no agent runs when it
+    # cannot be used; none = no sandbox at all (an explicit choice, warned about at startup).
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    sandbox_read_only: tuple[Path, ...] = ()  # more paths agents may read inside the box
+    # For the whole task, all its processes together (cgroup v2/v1 where available; else
+    # per process only: see taskyard.agents.cgroups). 0 = no limit.
+    memory_bytes: int = Field(default=4 * 1024**3, ge=0)
+    max_processes: int = Field(default=512, ge=0)
+    # The agent's log (outputs/log.jsonl): lines past this many bytes are dropped, and one
+    # closing line says how many; the copy kept with the task after its workspace is gone
+    # is the same file (see taskyard.tasklogs).
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
 
     @field_validator("git_url_template")
     @classmethod
@@ -398,6 +440,10 @@ class ApprovalsConfig(_Frozen):
     environment: str | None = None  # e.g. production: rules may match on it
     sweep_seconds: float = Field(default=2.0, gt=0)  # how often expiry and reminders run
     channels: ApprovalChannels = ApprovalChannels()
+    # Dry-run routes raise approval requests too, on the surfaces that need no token (the CLI,
+    # the web UI and API; never posted on Linear, GitHub or Slack): approving one records the
+    # action's dry-run plan, sending nothing. False: recorded "would need approval".
+    in_dry_run: bool = False
 
 
 class StartReport(_Frozen):
@@ -540,6 +586,9 @@ class Settings(_Frozen):
         for source in (*self.sources.values(), *self.generic.values()):
             found.extend(source.secrets)
         found.extend(a.api_key for a in self.agents.values() if a.api_key)
+        for agent in self.agents.values():  # e.g. env: {OPENAI_API_KEY: ...}
+            found.extend(v for k, v in agent.env.items() if secret_field(k))
+        found.append(urlsplit(self.database_url or "").password or "")
         return tuple(dict.fromkeys(s for s in found if s))
 
     def source(self, name: str) -> SourceConfig:

@@ -47,6 +47,9 @@ def run_checks(
                 ),
             )
     yield from _route_checks(settings, environ or {})
+    from taskyard.agents.box import sandbox_report
+
+    yield from sandbox_report(settings.runs)
     yield from _action_checks(settings)
 
 
@@ -71,6 +74,14 @@ def _action_checks(settings: Settings) -> Iterator[tuple[bool, str]]:
     team = settings.actions.default_linear_team
     if team is None:
         yield True, "actions.default_linear_team unset: Slack and Sentry open no Linear issues"
+
+
+def agent_problems(settings: Settings, environ: Mapping[str, str]) -> Iterator[str]:
+    """Each route whose prompt or agent is not ready (agent binary not found, no model key),
+    as doctor says it: `route NAME: why`. `serve` warns with these at startup."""
+    for ok, line in _route_checks(settings, environ):
+        if not ok:
+            yield line
 
 
 def _route_checks(settings: Settings, environ: Mapping[str, str]) -> Iterator[tuple[bool, str]]:

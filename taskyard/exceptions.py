@@ -12,6 +12,8 @@ TaskyardError
 ├── StoreError                  the database failed
 │   └── StoreUnavailable        cannot reach the database (intake answers 503)
 ├── NotFound                    no such event / dead letter / job
+├── LogRefused                  a task's log file is not one taskyard may open (a link, not
+│                               a regular file, not ours): never opened, never shown
 ├── WorkspaceError              a task workspace or its checkout failed (network, timeout, disk:
 │   │                           retried like any non-permanent error)
 │   ├── RepositoryNotFound      also a PermanentError: no such repository, no access, bad name
@@ -25,6 +27,7 @@ TaskyardError
 │       └── PlatformRateLimited 429 or the platform's own signal; carries `retry_after` seconds
 ├── ActionError                 an action cannot be planned for its target (recorded `failed`)
 ├── ToolBridgeError             the MCP server lost or could not reach the task's tool socket
+├── SandboxError                the agent's sandbox cannot be made (no bwrap, no cgroup, proxy)
 └── JobError                    raised by job handlers
     ├── TransientError          retried with backoff
     └── PermanentError          straight to the dead letters
@@ -95,6 +98,12 @@ class StoreUnavailable(StoreError):
 
 class NotFound(TaskyardError):
     pass
+
+
+class LogRefused(TaskyardError):
+    """A task's agent log is not a regular file with one link, owned by taskyard's user,
+    inside the task's directory: it is not opened (opening a planted hard link to the
+    database and closing it would drop SQLite's locks), and the message says why."""
 
 
 class JobError(TaskyardError):
@@ -168,6 +177,10 @@ class PlatformRateLimited(PlatformTransientError):
     ) -> None:
         super().__init__(message, platform=platform, status=status)
         self.retry_after = retry_after
+
+
+class SandboxError(TaskyardError):
+    pass
 
 
 class ToolBridgeError(TaskyardError):

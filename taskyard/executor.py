@@ -48,10 +48,11 @@ from taskyard.budget import (
     waiting_notice,
 )
 from taskyard.config import Settings
-from taskyard.exceptions import ConfigError, TaskyardError
+from taskyard.exceptions import ConfigError, LogRefused, TaskyardError
 from taskyard.models import Event, Task, TaskStatus
 from taskyard.observe import log_context
 from taskyard.prompts import PromptLibrary
+from taskyard.redaction import Redactor
 from taskyard.results import (
     DEFAULT_RESULT_SCHEMA,
     note_path,
@@ -60,10 +61,12 @@ from taskyard.results import (
 )
 from taskyard.routing import RouteConfig
 from taskyard.store.base import Store
+from taskyard.tasklogs import TaskLogs
 from taskyard.taskspec import ContextGatherer, TaskSpec, event_json, repo_spec
 from taskyard.tools.base import ToolHandler
 from taskyard.tools.bridge import SOCKET_NAME, ToolBridge, socket_path_fits
 from taskyard.tracing import Tracing
+from taskyard.untrusted import clean_json
 from taskyard.workspace import TaskDirs, Workspaces
 
 log = logging.getLogger(__name__)
@@ -121,6 +124,8 @@ class TaskExecutor:
         self.actions = actions
         self.tools_for = tools_for
         self.budget = BudgetGuard(settings.budget, store, clock)
+        self.redactor = Redactor(settings.secrets())  # hides them in what agents print
+        self.task_logs = TaskLogs.from_settings(settings)
         self.budget_wait = BudgetWait(self.budget, self._tell_waiting, clock=clock)
         # Tasks this process took on: handed to it (not started yet) and running here. The
         # dispatcher takes no more than there is room for (`room`), so that with several
@@ -387,17 +392,16 @@ class TaskExecutor:
         self, task: Task, spec: TaskSpec, event: Event, dirs: TaskDirs, acts: TaskActions | None
     ) -> Ending:
         event_data = event_json(event)
-        (dirs.context / "event.json").write_bytes(
-            orjson.dumps(event_data, option=orjson.OPT_INDENT_2)
-        )
+        shown = clean_json(event_data)  # what the agent sees: hidden text out (untrusted.py)
+        (dirs.context / "event.json").write_bytes(orjson.dumps(shown, option=orjson.OPT_INDENT_2))
         with self.tracing.span("context", task.event_id, task.id):
             failures = await self.context.gather(
-                spec, event.source, event_data["payload"], dirs.context
+                spec, event.source, event_data["payload"], dirs.context, event.received_at
             )
         if failures:
             return Ending(TaskStatus.FAILED, "context: " + "; ".join(failures))
         schema = spec.result_schema or DEFAULT_RESULT_SCHEMA
-        prompt_file = self._render_prompt(task, spec, event_data, dirs, schema)
+        prompt_file = self._render_prompt(task, spec, shown, dirs, schema)
         (dirs.root / "result-schema.json").write_bytes(orjson.dumps(schema))
         agent = self.settings.agents.get(spec.agent)
         if agent is None:
@@ -420,6 +424,9 @@ class TaskExecutor:
             timeout_seconds=request.timeout_seconds,
             max_tool_calls=request.max_tool_calls,
             max_cost_usd=self.settings.budget.per_task_usd,
+            redactor=self.redactor,
+            # the box never shows $TASKYARD_HOME (databases, logs, other tasks, mirrors)
+            sandbox=replace(defaults.sandbox, hidden=(self.settings.home.resolve(),)),
         )
         adapter = self._adapter(spec.agent)
         async with contextlib.AsyncExitStack() as stack:
@@ -592,12 +599,21 @@ class TaskExecutor:
 
     async def _finish_workspace(self, task: Task, ending: Ending, dirs: TaskDirs) -> str | None:
         keep = self.settings.runs.keep_workspaces or ending.status is not TaskStatus.SUCCEEDED
+        await self._keep_log(task.id, dirs)
         try:
             kept = await self.workspaces.finish(task.id, keep=keep)
         except TaskyardError as exc:
             log.error("workspace cleanup failed", extra={"task_id": task.id, "error": str(exc)})
             return str(dirs.root)
         return str(kept) if kept is not None else None
+
+    async def _keep_log(self, task_id: str, dirs: TaskDirs) -> None:
+        """The agent's log, copied beside the task's record before its workspace goes
+        (`taskyard.tasklogs`); a log that cannot be kept is logged, the task goes on."""
+        try:
+            await asyncio.to_thread(self.task_logs.keep, task_id, dirs.root)
+        except (OSError, LogRefused) as exc:
+            log.warning("agent log not kept", extra={"task_id": task_id, "error": str(exc)})
 
     def _write_note(self, task: Task, event: Event, spec: TaskSpec | None) -> None:
         self.notes_dir.mkdir(parents=True, exist_ok=True)
@@ -623,9 +639,18 @@ def agent_failure(report: RunReport, ending: Ending) -> str | None:
     for words, reason in _STOPPED_FOR:
         if (report.reason or "").startswith(words):
             return reason
+    if _every_tool_failed(report.outcome):
+        return "tools_failed"
     if report.exit_code is None:
         return "not_started"
     return "crashed" if report.exit_code < 0 else "failed"
+
+
+def _every_tool_failed(outcome: AgentOutcome | None) -> bool:
+    """An answer, but every tool call before it had failed (`flag_failed_tools`)."""
+    if outcome is None or outcome.result is None:
+        return False
+    return 0 < outcome.tool_calls <= outcome.usage.tool_errors
 
 
 def _socket_path(dirs: TaskDirs, task_id: str) -> Path:

@@ -102,6 +102,9 @@ class RepoSpec:
     ref: str | None = None
     sha: str | None = None
     pr_number: int | None = None
+    # The pull request's base (its agent files are used: see taskyard.agentfiles).
+    base_sha: str | None = None
+    base_ref: str | None = None
 
     def __post_init__(self) -> None:
         parts = self.full_name.split("/")
@@ -109,8 +112,11 @@ class RepoSpec:
             raise RepositoryNotFound(f"{self.full_name!r} is not a repository name (owner/repo)")
         if self.sha is not None and not _SHA.fullmatch(self.sha):
             raise RevisionNotFound(f"{self.full_name}: {self.sha!r} is not a commit sha")
-        if self.ref is not None and not _REF.fullmatch(self.ref):
-            raise RevisionNotFound(f"{self.full_name}: {self.ref!r} is not a ref name")
+        for ref in (self.ref, self.base_ref):
+            if ref is not None and not _REF.fullmatch(ref):
+                raise RevisionNotFound(f"{self.full_name}: {ref!r} is not a ref name")
+        if self.base_sha is not None and not _SHA.fullmatch(self.base_sha):
+            raise RevisionNotFound(f"{self.full_name}: {self.base_sha!r} is not a commit sha")
         if self.pr_number is not None and self.pr_number < 1:
             raise RevisionNotFound(f"{self.full_name}: no pull request #{self.pr_number}")
 
@@ -320,6 +326,14 @@ class RepoMirrors:
         if (mirror / "HEAD").is_file():
             async with self.locked(mirror):
                 await self._git(mirror, "worktree", "prune", what=f"cannot prune {mirror}")
+
+    async def git(self, cwd: Path, *args: str, what: str) -> str | None:
+        """git in `cwd` (a mirror or one of its worktrees) with the mirrors' environment and
+        timeout, no network: its output, or None when it fails."""
+        done = await run_git(
+            ["-C", str(cwd), *args], env=self._env, timeout=self._git_timeout, what=what
+        )
+        return done.out if done.code == 0 else None
 
     async def _git(self, mirror: Path, *args: str, what: str) -> str:
         done = await run_git(

@@ -49,6 +49,8 @@ from taskyard.actions.records import ActionRecord
 from taskyard.approvals.records import Approval, DecisionAttempt, DecisionOutcome
 from taskyard.exceptions import ConfigError
 from taskyard.models import Task, TaskStatus
+from taskyard.redaction import REDACTED, Redactor, secret_field
+from taskyard.redaction import SECRET_WORDS as _SECRET_WORDS
 
 APPROVAL_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 RISKS = ("low", "medium", "high", "critical")
@@ -80,6 +82,7 @@ AGENT_FAILURE_REASONS = (
     "not_started",
     "no_result",
     "invalid_result",
+    "tools_failed",  # it answered, but every tool call it made had failed
 )
 PLATFORMS = ("github", "linear", "slack", "sentry")
 DEAD_LETTER_STATES = ("open", "replayed")
@@ -472,11 +475,12 @@ def refusal_reason(why: str | None) -> str:
 # --- logging ------------------------------------------------------------------------------
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-SECRET_WORDS = ("secret", "token", "password", "authorization", "signature", "key")
+# Which fields count as secret, and how values are redacted: `taskyard.redaction` (one rule
+# for these logs and for what agents print).
+SECRET_WORDS = tuple(sorted(_SECRET_WORDS))
 
 
 _LOG_FIELDS: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("taskyard_log", default=())
-REDACTED = "[redacted]"
 
 
 @contextmanager
@@ -507,21 +511,13 @@ class _Redacting(logging.Formatter):
 
     def __init__(self, secrets: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._secrets: list[str] = []
-        self.add_secrets(secrets)
+        self.redactor = Redactor(secrets)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
-        found = set(self._secrets)
-        for secret in secrets:
-            if secret and len(secret) >= 4:
-                found.update((secret, orjson.dumps(secret).decode()[1:-1]))
-        self._secrets = sorted(found, key=len, reverse=True)  # a longer secret first
+        self.redactor = self.redactor.with_secrets(secrets)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        return self.redactor.redact(text)
 
 
 class TextFormatter(_Redacting):
@@ -545,7 +541,7 @@ class JsonFormatter(_Redacting):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                data[key] = REDACTED if any(w in key.lower() for w in SECRET_WORDS) else value
+                data[key] = REDACTED if secret_field(key) else value
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(data, default=str).decode()

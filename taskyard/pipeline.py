@@ -124,6 +124,7 @@ class Pipeline:
             result_schema=dict(route.result_schema) if route.result_schema else None,
             timeout_seconds=route.timeout_seconds,
             max_tool_calls=route.max_tool_calls,
+            trigger=_trigger(event, match),
         )
         return Task(
             id=task_id,
@@ -139,6 +140,12 @@ class Pipeline:
         )
 
 
+def _trigger(event: Event, match: RouteMatch) -> dict[str, Any] | None:
+    """Who triggered the task, by every identity the event gives (approvals.duties)."""
+    ids = [n for n in dict.fromkeys((match.actor.login, *match.actor.aliases)) if n]
+    return {"platform": event.source, "ids": ids} if ids else None
+
+
 def _repo(match: RouteMatch) -> dict[str, Any] | None:
     if not match.repo:
         return None
@@ -147,4 +154,6 @@ def _repo(match: RouteMatch) -> dict[str, Any] | None:
         "sha": match.head_sha,
         "ref": match.head_ref,
         "pr_number": match.number if match.is_pull_request else None,
+        "base_sha": match.subject.base_sha,  # where its agent files come from (agentfiles.py)
+        "base_ref": match.subject.base_ref,
     }

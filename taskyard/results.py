@@ -37,7 +37,11 @@ DEFAULT_RESULT_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "analysis": {"type": "string", "description": "what was found, in markdown"},
+        "analysis": {
+            "type": ["string", "object"],
+            "description": "what was found: markdown text, or an object of findings such as "
+            '{"type": "bug", "severity": "P1", "component": "backend", "complexity": 3}',
+        },
         "summary": {"type": "string", "description": "one or two sentences"},
     },
 }
@@ -106,8 +110,17 @@ def render_note(task: Task, event: Event, context_names: list[str]) -> str:
         if isinstance(action, Mapping):
             params = orjson.dumps(action.get("params", {})).decode()
             lines.append(f"- `{action.get('type')}` {params}: {action.get('reasoning', '')}")
-    lines += ["", "## Analysis", str(result.get("analysis") or "(none)"), ""]
+    lines += ["", "## Analysis", analysis_text(result.get("analysis")), ""]
     return "\n".join(lines)
+
+
+def analysis_text(analysis: Any) -> str:
+    """A result's `analysis` for people: text as it is, an object as indented JSON."""
+    if not analysis:
+        return "(none)"
+    if isinstance(analysis, str):
+        return analysis
+    return orjson.dumps(analysis, option=orjson.OPT_INDENT_2).decode()
 
 
 def _usage_line(task: Task) -> str:

@@ -19,12 +19,14 @@ from typing import Any
 import uvicorn
 
 from taskyard.actions.build import action_service, tools_for
+from taskyard.agents.box import log_sandbox
 from taskyard.approvals.channels.build import build_channels
 from taskyard.approvals.service import Approvals, Sweeper
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
 from taskyard.executor import TaskExecutor
 from taskyard.intake.app import IntakeApp, build_sources
+from taskyard.intake.guard import Bounds, guarded_protocol
 from taskyard.intake.pool import IntakePool, reserve_port
 from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
@@ -32,13 +34,17 @@ from taskyard.observe import Metrics, redact_in_logs
 from taskyard.pipeline import Pipeline
 from taskyard.platforms import Platforms
 from taskyard.platforms.clients import writers_from_settings
+from taskyard.private import QUEUE_DB, private_database
 from taskyard.queue.dispatcher import Dispatcher
 from taskyard.queue.durable import DurableQueue, system_database_url
 from taskyard.queue.identity import claim_executor_id
 from taskyard.queue.jobs import ROUTE_JOB, Handler, JobRuntime
 from taskyard.routing import PermissionLookup
-from taskyard.store import SQLStore, Store
+from taskyard.startup import announce_when_started, base_url, bind_listener, warn_unready_routes
+from taskyard.store import Store
 from taskyard.store.backends import redact_url
+from taskyard.store.migrated import open_migrated_store
+from taskyard.tasklogs import TaskLogs
 from taskyard.taskspec import ContextGatherer
 from taskyard.tracing import ApprovalSpans, Tracing
 from taskyard.web.app import build_app
@@ -60,15 +66,6 @@ def load_handlers(settings: Settings, route: Handler) -> dict[str, Handler]:
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"handler {job!r}: cannot load {target!r}: {exc}") from exc
     return handlers
-
-
-def open_migrated_store(settings: Settings) -> Store:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    store = SQLStore.open(settings.store_url)
-    applied = store.migrate()
-    if applied:
-        log.info("migrations applied", extra={"versions": applied})
-    return store
 
 
 @dataclass
@@ -111,6 +108,7 @@ async def running(
     writers = writers_from_settings(settings.platforms, observer=metrics)
     pipeline = Pipeline(settings, _permission_lookup(platforms), tracing=tracing)
     workspaces = Workspaces.from_settings(settings, environ)
+    log_sandbox(settings.runs)  # which agent sandbox and task limits are in force
     metrics.watch_workspace_disk(workspaces.disk_bytes, settings.metrics.workspace_disk_seconds)
     swept = await workspaces.sweep_stale()
     if swept:
@@ -149,9 +147,12 @@ async def running(
     runtime = JobRuntime(store, load_handlers(settings, pipeline.route_event), settings.queue.retry)
     runtime.on_outcome.append(metrics.job_finished)
     runtime.run_task = tasks.run
+    queue_url = system_database_url(settings.store_url, str((settings.home / QUEUE_DB).resolve()))
+    if queue_url.startswith("sqlite:"):
+        await asyncio.to_thread(private_database, settings.home / QUEUE_DB)  # 0600, as ours
     queue = DurableQueue(
         runtime,
-        system_database_url(settings.store_url, str((settings.home / "queue.db").resolve())),
+        queue_url,
         executor.value,
         settings.queue.concurrency,
         settings.queue.polling_interval_sec,
@@ -267,6 +268,17 @@ async def serve(
     if settings.intake.processes > 1:
         await _serve_with_intake_processes(settings, verify_only, metrics_dir, environ)
         return
+    sock = bind_listener(settings.host, settings.port)  # a taken port stops here, before all
+    try:
+        await _serve_on(sock, settings, verify_only, environ)
+    finally:
+        sock.close()
+
+
+async def _serve_on(
+    sock: socket.socket, settings: Settings, verify_only: bool, environ: Mapping[str, str] | None
+) -> None:
+    warn_unready_routes(settings, environ or {})
     async with running(settings, "serve", intake=True, environ=environ) as services:
         intake = IntakeApp(
             settings,
@@ -276,7 +288,10 @@ async def serve(
             tracing=services.tracing,
         )
         token = api_token(settings)
-        app = build_app(services.store, services.metrics, intake, services.approvals, token)
+        logs = TaskLogs.from_settings(settings)  # kept logs, and secrets hidden when shown
+        app = build_app(
+            services.store, services.metrics, intake, services.approvals, token, task_logs=logs
+        )
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -284,14 +299,19 @@ async def serve(
             access_log=False,
             log_config=None,
             lifespan="off",
-            http="auto",
+            http=guarded_protocol(  # header, time and connection bounds
+                Bounds.from_config(settings.intake),
+                lambda why: services.metrics.received("connection", why),
+            ),
             timeout_graceful_shutdown=5,
         )
         enabled = sorted(s.name for s in intake.sources.values())
-        log.info(
-            "listening", extra={"host": settings.host, "port": settings.port, "sources": enabled}
-        )
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        said = asyncio.create_task(announce_when_started(server, base_url(sock), enabled))
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            said.cancel()
 
 
 async def _serve_with_intake_processes(

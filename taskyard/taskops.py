@@ -3,6 +3,8 @@ cancel it, run it again, find its agent's log. Both call these, so both behave a
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,14 +88,18 @@ def retry_task(store: Store, task_id: str, now: float, rerun: bool = False) -> R
 
 
 def log_file(task: Task) -> Path | None:
-    """The agent's event stream of the task (`outputs/log.jsonl` in its workspace, which an
-    ended task's archive keeps at the same place), if it exists yet. The agent can write in
-    `outputs/`: a log that is a symbolic link, or lies outside the workspace once links are
-    followed, is not the agent's log and is never read."""
+    """Where the agent's event stream of the task is in its workspace (`outputs/log.jsonl`),
+    if it is there and safe to open; None otherwise. Readers open it with
+    `taskyard.tasklogs.TaskLogs` (which also finds the copy kept once the workspace is gone,
+    and refuses a link or a file that is not taskyard's); this only looks (`lstat`)."""
     if not task.workspace:
         return None
     root = Path(task.workspace)
     path = root / "outputs" / "log.jsonl"
-    if path.is_symlink() or not path.is_file():
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid != os.geteuid():
         return None
     return path if path.resolve().is_relative_to(root.resolve()) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import orjson
 from taskyard.models import Event
 from taskyard.platforms import ContextSubject, Platforms, subject_from_payload
 from taskyard.platforms.context import FetchStatus, gather_context
+from taskyard.platforms.screen import screen, trigger_time
 from taskyard.routing import payload_of
 from taskyard.workspace import RepoSpec
 
@@ -27,10 +29,12 @@ class TaskSpec:
     agent: str
     prompt: str
     context: tuple[str, ...] = ()
-    repo: dict[str, Any] | None = None  # full_name, sha, ref, pr_number
+    repo: dict[str, Any] | None = None  # full_name, sha, ref, pr_number, base_sha, base_ref
     result_schema: dict[str, Any] | None = None  # None: the default result shape
     timeout_seconds: float | None = None
     max_tool_calls: int | None = None
+    # Who triggered it: {"platform": source, "ids": [...]} (taskyard.approvals.duties)
+    trigger: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -48,6 +52,7 @@ class TaskSpec:
             result_schema=data.get("result_schema"),
             timeout_seconds=data.get("timeout_seconds"),
             max_tool_calls=data.get("max_tool_calls"),
+            trigger=data.get("trigger"),
         )
 
 
@@ -60,6 +65,8 @@ def repo_spec(spec: TaskSpec) -> RepoSpec | None:
         ref=r.get("ref"),
         sha=r.get("sha"),
         pr_number=r.get("pr_number"),
+        base_sha=r.get("base_sha"),
+        base_ref=r.get("base_ref"),
     )
 
 
@@ -87,16 +94,30 @@ class ContextGatherer:
         self.timeout = timeout
 
     async def gather(
-        self, spec: TaskSpec, source: str, payload: Mapping[str, Any], context_dir: Path
+        self,
+        spec: TaskSpec,
+        source: str,
+        payload: Mapping[str, Any],
+        context_dir: Path,
+        received_at: float | None = None,
     ) -> list[str]:
         """`payload` is the event's parsed body (the executor has it from `event_json`).
         Fetchers whose platform has no credentials are no failure: the agent goes without
-        them, and `context/unavailable.json` says which and why."""
+        them, and `context/unavailable.json` says which and why. What is written is cleaned
+        and as of the trigger (`taskyard.platforms.screen`; `received_at`: when the delivery
+        arrived, the cutoff when the payload gives no time of its own; default now)."""
         if not spec.context:
             return []
         subject = subject_from_payload(source, payload)
+        arrived = time.time() if received_at is None else received_at
+        cutoff = trigger_time(source, payload, arrived)
         report = await gather_context(
-            spec.context, subject, self.platforms, context_dir, self.timeout
+            spec.context,
+            subject,
+            self.platforms,
+            context_dir,
+            self.timeout,
+            lambda name, data: screen(name, data, cutoff),
         )
         missing = {r.name: r.error for r in report.failed(FetchStatus.UNAVAILABLE)}
         if missing:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from taskyard.actions.records import ActionRecord
+from taskyard.actions.records import ActionRecord, action_kind
 from taskyard.approvals.records import iso
 from taskyard.budget import waiting_reason
 from taskyard.models import DeadLetter, Event, RouteDecision, Task
@@ -103,6 +103,7 @@ def action_json(a: ActionRecord) -> dict[str, Any]:
     return {
         "key": a.key,
         "index": a.index,
+        "kind": action_kind(a.index),  # for people: "#0", "tool call", "report: outcome"
         "type": a.type,
         "status": str(a.status),
         "reason": a.reason,

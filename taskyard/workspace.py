@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from taskyard.agentfiles import use_base_agent_files
 from taskyard.config import Settings
 from taskyard.exceptions import WorkspaceError
 from taskyard.mirrors import (
@@ -40,6 +41,7 @@ from taskyard.mirrors import (
     public_url,
     url_resolver,
 )
+from taskyard.private import private_dir
 
 __all__ = [
     "RepoSpec",
@@ -124,8 +126,12 @@ class TaskDirs:
         }
 
     def create(self) -> None:
-        for path in (self.workspace, self.context, self.prompts, self.artifacts):
-            path.mkdir(parents=True, exist_ok=True)
+        """The tree, private to taskyard's user (and the agent, run as it): 0700 from the
+        workspaces root down."""
+        private_dir(self.root.parent)
+        private_dir(self.root)
+        for path in (self.workspace, self.context, self.prompts, self.outputs, self.artifacts):
+            path.mkdir(mode=0o700, exist_ok=True)
 
 
 def _file_name(name: str) -> str:
@@ -214,7 +220,7 @@ def _entry_bytes(entry: os.DirEntry[str], folders: list[Path], seen: set[tuple[i
 
 
 def _archive_move(task_root: Path, archive: Path) -> Path:
-    archive.mkdir(parents=True, exist_ok=True)
+    private_dir(archive)
     dest, n = archive / task_root.name, 1
     while dest.exists():
         dest, n = archive / f"{task_root.name}.{n}", n + 1
@@ -309,6 +315,7 @@ class Workspaces:
             return dirs
         try:
             commit = await self.mirrors.checkout(repo, dirs.repo)
+            await use_base_agent_files(self.mirrors, repo, dirs.repo, commit)  # a PR's: base's
         except BaseException:
             await self._discard(dirs.root)
             raise

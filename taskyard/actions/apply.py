@@ -75,8 +75,12 @@ class ApprovalGate(Protocol):
         target: Target,
         assessment: Assessment,
         requests: list[PlannedRequest],
+        *,
+        dry_run: bool = False,
     ) -> Approval:
-        """Ask for a decision (or return the pending request already asking)."""
+        """Ask for a decision (or return the pending request already asking). A dry run's
+        request is raised where no token is needed (the CLI, the web UI and API), never
+        posted on the platforms' channels."""
         ...
 
 
@@ -115,13 +119,27 @@ async def apply_actions(
     lookup: MarkerLookup | None = None,
     clock: Callable[[], float] = time.time,
     gate: ApprovalGate | None = None,
+    approvals_in_dry_run: bool = False,
 ) -> list[ActionRecord]:
     """Apply `actions` in order; return one record per action. One failure never stops the
     rest; calling it again sends nothing that was applied. An action the policy wants a
     person to decide on waits at `gate` (`awaiting_approval`) and is applied on a later call
-    once approved."""
+    once approved. In a dry run it is recorded "would need approval", or, with
+    `approvals_in_dry_run`, waits for a decision too (to rehearse approvals before any token
+    is given) and, once approved, is recorded `dry_run` as well: nothing is ever sent."""
     run = _Run(
-        task_id, route, target, planner, writers, policy, store, dry_run, lookup, clock, gate
+        task_id,
+        route,
+        target,
+        planner,
+        writers,
+        policy,
+        store,
+        dry_run,
+        lookup,
+        clock,
+        gate,
+        approvals_in_dry_run,
     )
     return [await run.apply(action) for action in actions]
 
@@ -139,6 +157,7 @@ class _Run:
     lookup: MarkerLookup | None
     clock: Callable[[], float]
     gate: ApprovalGate | None = None
+    approvals_in_dry_run: bool = False
 
     async def apply(self, action: ParsedAction | InvalidAction) -> ActionRecord:
         existing = await asyncio.to_thread(self.store.get_action_by_key, action.key)
@@ -158,13 +177,32 @@ class _Run:
             )
         record = replace(record, requests=[r.to_json() for r in requests])
         if self.dry_run:
-            why = None if assessment.allowed else f"would need approval ({_risk(assessment)})"
-            return await self._save(record, status=ActionStatus.DRY_RUN, reason=why)
+            return await self._dry_run(action, record, assessment, requests)
         if assessment.verdict is Verdict.ASK:
             waiting = await self._approval(action, record, assessment, requests)
             if waiting is not None:
                 return waiting
         return await self._send_all(action, record, requests)
+
+    async def _dry_run(
+        self,
+        action: ParsedAction,
+        record: ActionRecord,
+        assessment: Assessment,
+        requests: list[PlannedRequest],
+    ) -> ActionRecord:
+        """Recorded as it would be sent; a gated action is rehearsed at the gate first when
+        approvals run in dry-run too (waiting, denied and expired as in a live run)."""
+        if assessment.verdict is Verdict.ASK and self.approvals_in_dry_run and self.gate:
+            waiting = await self._approval(action, record, assessment, requests, dry_run=True)
+            if waiting is not None:
+                return waiting
+            approval = await self.gate.latest(action)
+            who = f" by {approval.decided_by}" if approval and approval.decided_by else ""
+            approved = f"approved{who} ({_risk(assessment)}); dry run: nothing sent"
+            return await self._save(record, status=ActionStatus.DRY_RUN, reason=approved)
+        why = None if assessment.allowed else f"would need approval ({_risk(assessment)})"
+        return await self._save(record, status=ActionStatus.DRY_RUN, reason=why)
 
     async def _approval(
         self,
@@ -172,6 +210,8 @@ class _Run:
         record: ActionRecord,
         assessment: Assessment,
         requests: list[PlannedRequest],
+        *,
+        dry_run: bool = False,
     ) -> ActionRecord | None:
         """The record to keep while the action may not be sent (waiting, denied, expired), or
         None when a person approved it."""
@@ -181,7 +221,7 @@ class _Run:
         approval = await self.gate.latest(action)
         if approval is None:
             approval = await self.gate.request(
-                self.task_id, self.route, action, self.target, assessment, requests
+                self.task_id, self.route, action, self.target, assessment, requests, dry_run=dry_run
             )
         status = ApprovalStatus(approval.status)
         if status is ApprovalStatus.APPROVED:

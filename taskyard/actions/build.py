@@ -27,11 +27,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DirectoryPlanners:
     """Plans with the target's Linear team directory (names → ids), loaded when the target
-    names a team and Linear has credentials; otherwise Linear actions take ids only."""
+    names a team and Linear has credentials; otherwise Linear actions take ids only (a dry
+    run plans names it cannot resolve as placeholders)."""
 
     directory: LinearDirectory | None
 
-    async def planner(self, target: Target) -> Planner:
+    async def planner(self, target: Target, *, dry_run: bool = False) -> Planner:
         team: TeamDirectory | None = None
         # GitHub targets never write to Linear (their create_issue opens a GitHub issue).
         linear_bound = target.platform != "github"
@@ -43,7 +44,7 @@ class DirectoryPlanners:
                     "Linear team directory unavailable",
                     extra={"team_id": target.team_id, "error": str(exc)},
                 )
-        return planner_for(team)
+        return planner_for(team, dry_run=dry_run)
 
 
 def action_service(

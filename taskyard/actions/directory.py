@@ -139,10 +139,14 @@ class LinearDirectory:
         return TeamDirectory.from_json(team_id, await self._linear.team_directory(team_id))
 
 
-def planner_for(directory: TeamDirectory | None) -> PlatformPlanner:
-    """The planner that resolves Linear names with `directory` (ids only without one)."""
+def planner_for(directory: TeamDirectory | None, *, dry_run: bool = False) -> PlatformPlanner:
+    """The planner that resolves Linear names with `directory` (ids only without one; in a
+    dry run, names it cannot resolve are planned as placeholders instead)."""
     if directory is None:
-        return PlatformPlanner()
+        return PlatformPlanner(unresolved=dry_run)
     return PlatformPlanner(
-        label_ids=directory.labels, state_ids=directory.states, user_ids=directory.users
+        label_ids=directory.labels,
+        state_ids=directory.states,
+        user_ids=directory.users,
+        unresolved=dry_run,
     )

@@ -27,7 +27,9 @@ What goes where:
 Linear wants ids for labels, states and users. A value that is already an id (a UUID) is
 used as it is; a name is resolved with the injected lookup `(team_id, names) -> {name: id}`
 for the names it knows (`taskyard.actions.directory` builds them from the Linear API). No
-lookup, no team, or an unknown name: `ActionError`.
+lookup, no team, or an unknown name: `ActionError`. A dry-run planner (`unresolved=True`)
+never fails for want of a lookup or a team (no Linear API key yet): it plans the request
+with the names unresolved, as placeholders `<label:Bug>`, `<state:Done>`, `<user:ana>`.
 
 What Linear creates gets the id `linear_uuid(action.key)`: sent twice, the second is refused
 instead of making a duplicate, and the apply step can look for it by that id.
@@ -115,6 +117,7 @@ class PlatformPlanner:
     label_ids: IdLookup | None = None
     state_ids: IdLookup | None = None
     user_ids: IdLookup | None = None
+    unresolved: bool = False  # dry run: names that cannot be looked up become placeholders
 
     def plan(self, action: ParsedAction, target: Target) -> list[PlannedRequest]:
         handlers = _PLANS.get(action.type)
@@ -135,6 +138,8 @@ class PlatformPlanner:
         if not wanted:
             return list(names)
         listed = ", ".join(repr(n) for n in wanted)
+        if self.unresolved and (lookup is None or target.team_id is None):
+            return [n if _UUID.match(n) else unresolved_name(kind, n) for n in names]
         if lookup is None:
             raise ActionError(
                 f"Linear {kind} names need TASKYARD_LINEAR_API_KEY to be resolved to ids "
@@ -150,6 +155,11 @@ class PlatformPlanner:
             names_missing = ", ".join(repr(n) for n in missing)
             raise ActionError(f"Linear team {target.team_id} has no {kind} {names_missing}")
         return [n if _UUID.match(n) else found[n] for n in names]
+
+
+def unresolved_name(kind: str, name: str) -> str:
+    """What a dry run records for a Linear name it could not resolve to an id."""
+    return f"<{kind}:{name}>"
 
 
 Handler = Callable[[PlatformPlanner, ParsedAction, Target], list[PlannedRequest]]

@@ -34,7 +34,17 @@ from taskyard.actions.apply import ApprovalGate, MarkerLookup, Planner, apply_ac
 from taskyard.actions.keys import action_key
 from taskyard.actions.models import InvalidAction, ParsedAction, Target, parse_action
 from taskyard.actions.policy import ActionPolicy, AllowListPolicy, Assessment, Verdict
-from taskyard.actions.records import ActionRecord, ActionStatus
+from taskyard.actions.records import (
+    END_INDEX,
+    NOTIFY_INDEX,
+    START_INDEX,
+    TOOL_INDEX,
+    WAIT_INDEX,
+    WAIT_NOTIFY_INDEX,
+    ActionRecord,
+    ActionStatus,
+    action_kind,
+)
 from taskyard.actions.target import target_from_event
 from taskyard.config import ReportingConfig, Settings
 from taskyard.models import Event, TaskStatus
@@ -43,12 +53,6 @@ from taskyard.store.base import Store
 
 log = logging.getLogger(__name__)
 
-TOOL_INDEX = 1000
-START_INDEX = -1
-END_INDEX = -2
-NOTIFY_INDEX = -3
-WAIT_INDEX = -4
-WAIT_NOTIFY_INDEX = -5
 # Actions that post a message where the task came from: after one of them, no summary.
 _POSTS_AT_SOURCE = frozenset({"comment", "review", "mention_users"})
 _DONE = frozenset({ActionStatus.APPLIED, ActionStatus.DRY_RUN})
@@ -57,9 +61,11 @@ _MAX_POST = 3000  # characters of a summary or reason posted back
 
 
 class PlannerSource(Protocol):
-    """The planner for a target (it may need the target's Linear team's names and ids)."""
+    """The planner for a target (it may need the target's Linear team's names and ids). A
+    dry-run planner never fails for a missing credential (names it cannot resolve stay
+    names)."""
 
-    async def planner(self, target: Target) -> Planner: ...
+    async def planner(self, target: Target, *, dry_run: bool = False) -> Planner: ...
 
 
 class _Reports:
@@ -158,7 +164,7 @@ class TaskActions:
 
     async def planner(self) -> Planner:
         if self._planner is None:
-            self._planner = await self.service.planners.planner(self.target)
+            self._planner = await self.service.planners.planner(self.target, dry_run=self.dry_run)
         return self._planner
 
     async def _apply(
@@ -178,6 +184,7 @@ class TaskActions:
                 lookup=self.service.lookup,
                 clock=self.service.clock,
                 gate=self.service.gate,
+                approvals_in_dry_run=self.service.settings.approvals.in_dry_run,
             )
         for record in records:
             for listener in self.service.on_outcome:
@@ -376,22 +383,33 @@ def _posted(records: Sequence[ActionRecord]) -> bool:
 
 def outcome_of(records: Sequence[ActionRecord], dry_run: bool) -> tuple[TaskStatus, str | None]:
     """How a task stands after applying its actions: waiting for a person while any action
-    is; else failed when any failed (not in dry-run, where nothing was attempted); else
-    expired when an approval expired; else succeeded."""
+    is; else failed when any failed (in a dry run, where nothing was attempted, only when
+    none of the agent's actions could be planned); else expired when an approval expired;
+    else succeeded."""
     waiting = [r for r in records if r.status is ActionStatus.AWAITING_APPROVAL]
     if waiting:
         return TaskStatus.AWAITING_APPROVAL, "waiting for approval: " + "; ".join(
-            f"{r.type} (#{r.index})" for r in waiting
+            f"{r.type} ({action_kind(r.index)})" for r in waiting
         )
-    failed = None if dry_run else failures_of(records)
+    failed = _dry_run_failures(records) if dry_run else failures_of(records)
     if failed:
         return TaskStatus.FAILED, failed
     expired = [r for r in records if r.status is ActionStatus.EXPIRED]
     if expired:
         return TaskStatus.EXPIRED, "approval expired, not applied: " + "; ".join(
-            f"{r.type} (#{r.index})" for r in expired
+            f"{r.type} ({action_kind(r.index)})" for r in expired
         )
     return TaskStatus.SUCCEEDED, None
+
+
+def _dry_run_failures(records: Sequence[ActionRecord]) -> str | None:
+    """A dry run's reason to fail: the agent proposed actions, some failed and none could
+    be planned (the run shows nothing of what a live run would send)."""
+    proposed = [r for r in records if r.index >= 0]
+    if any(r.status is not ActionStatus.FAILED for r in proposed):
+        return None
+    failed = failures_of(proposed)
+    return None if failed is None else f"dry run: no action could be planned; {failed}"
 
 
 def failures_of(records: Sequence[ActionRecord]) -> str | None:
@@ -399,5 +417,5 @@ def failures_of(records: Sequence[ActionRecord]) -> str | None:
     failed = [r for r in records if r.status is ActionStatus.FAILED]
     if not failed:
         return None
-    parts = [f"{r.type} (#{r.index}) failed: {r.reason}" for r in failed]
+    parts = [f"{r.type} ({action_kind(r.index)}) failed: {r.reason}" for r in failed]
     return "actions: " + "; ".join(parts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,10 @@ class AgentRequest:
     base_env: Mapping[str, str] = field(default_factory=dict)
     # taskyard's MCP server for this run (tools for actions and reads), if it offers one.
     mcp: McpLaunch | None = None
+    # True when taskyard's own sandbox wraps the run (`taskyard.agents.sandbox`): an adapter
+    # then turns its CLI's own sandbox off (nested, it fails or adds nothing); False, the CLI
+    # keeps its own sandbox, made to work.
+    sandboxed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,11 @@ class Launch:
     cwd: Path
     stdin_file: Path | None = None
     files: Mapping[Path, str] = field(default_factory=dict)
+    # For taskyard's sandbox (`taskyard.agents.sandbox`): URLs the agent must reach (its
+    # model provider; `*_BASE_URL` values of `env` are added), and paths it must read (the
+    # CLI's install dirs). Everything else stays outside the box.
+    egress: tuple[str, ...] = ()
+    read_only: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,10 @@ class Usage:
     output_tokens: int = 0
     reasoning_tokens: int = 0
     cost_usd: float | None = None
+    # Tool calls that failed: a command's non-zero exit or failed start, an MCP tool's error,
+    # a denied permission. A refusal by taskyard's action policy ("not allowed: …") is an
+    # answer, not a failure.
+    tool_errors: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +92,7 @@ class Usage:
             "output_tokens": self.output_tokens,
             "reasoning_tokens": self.reasoning_tokens,
             "cost_usd": self.cost_usd,
+            "tool_errors": self.tool_errors,
         }
 
 
@@ -115,6 +129,17 @@ class AgentOutcome:
     usage: Usage = Usage()
     tool_calls: int = 0
     session_id: str | None = None
+
+
+def flag_failed_tools(outcome: AgentOutcome, first_error: str | None) -> AgentOutcome:
+    """A run that used tools and saw every one of them fail fails, whatever it answered: the
+    sign of a broken environment (commands that cannot start, a sandbox refusing everything),
+    never something to pass silently. The reason counts them and quotes the first error."""
+    calls, errors = outcome.tool_calls, outcome.usage.tool_errors
+    if not outcome.success or calls == 0 or errors < calls:
+        return outcome
+    why = f"every tool call failed ({errors} of {calls})"
+    return replace(outcome, success=False, error=f"{why}: {first_error}" if first_error else why)
 
 
 class AgentAdapter(abc.ABC):

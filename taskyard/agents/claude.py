@@ -1,6 +1,7 @@
 """Claude Code (`claude -p --output-format stream-json`) as an agent runner.
 
-Each task gets its own `CLAUDE_CONFIG_DIR` (`<task>/claude-config`) and HOME; settings come
+Each task gets its own HOME (`<task>/home`) and `CLAUDE_CONFIG_DIR` in it (`home/.claude`:
+taskyard's sandbox keeps HOME writable, and claude writes its state there); settings come
 only from there (`--setting-sources user`, so a repository's `.claude/settings.json` and its
 hooks are not loaded) and MCP servers only from the command line (`--strict-mcp-config`).
 Non-essential traffic and retries are off. Tools are an explicit allowlist, which also works
@@ -8,6 +9,15 @@ as root (where skipping permissions refuses to start). The prompt goes in on std
 result comes back through claude's `StructuredOutput` tool (`--json-schema`).
 
 Success is the final `result` event's `is_error == false`, not its `subtype` nor the exit code.
+Tool results with `is_error` and the result's `permission_denials` are counted into
+`Usage.tool_errors` (a refusal by taskyard's action policy excepted); a run whose tool calls
+all failed fails (`flag_failed_tools`).
+
+claude's own sandbox (bubblewrap around its Bash tool, `sandbox.enabled` in settings) stays
+off: `settings.json` in the task's `CLAUDE_CONFIG_DIR` says so explicitly, so a default that
+changes cannot nest it inside taskyard's sandbox (`AgentRequest.sandboxed`), where its
+bubblewrap adds nothing. Without taskyard's sandbox, claude's Bash runs unsandboxed, limited by
+its tool allowlist only.
 """
 
 from __future__ import annotations
@@ -26,11 +36,13 @@ from taskyard.agents.base import (
     StreamEvent,
     StreamParser,
     Usage,
+    flag_failed_tools,
 )
 from taskyard.agents.cli_support import (
     Pricing,
     as_dict,
     as_int,
+    install_dirs,
     json_line,
     json_object,
     pricing_of,
@@ -39,11 +51,15 @@ from taskyard.agents.cli_support import (
 )
 from taskyard.config import AgentConfig
 from taskyard.exceptions import ConfigError
+from taskyard.tools.base import NOT_ALLOWED
 
 ALLOWED_TOOLS = ("Bash", "Write", "Edit", "Read")
+DEFAULT_BASE_URL = "https://api.anthropic.com"  # claude's model API when base_url is unset
 STRUCTURED_OUTPUT = "StructuredOutput"  # the tool --json-schema adds; the answer, not a tool call
 _API_ERROR_PREFIX = "API Error: "
 _OUT_OF_MEMORY = "MemoryExhaustion"  # how Bun's JavaScriptCore aborts under a low RLIMIT_AS
+# The task's settings.json: claude's own (bubblewrap) sandbox off; see the module docstring.
+SETTINGS = {"sandbox": {"enabled": False}}
 
 
 class ClaudeParser(StreamParser):
@@ -58,11 +74,22 @@ class ClaudeParser(StreamParser):
         self.last_text: str | None = None
         self.structured: dict[str, Any] | None = None  # the StructuredOutput tool's input
         self.tool_calls = 0
+        self.failed_tools: dict[str, str] = {}  # tool_use_id → why it failed, in order
+        self._tool_names: dict[str, str] = {}  # tool_use_id → tool name
         self._handlers: dict[str, Callable[[dict[str, Any]], list[StreamEvent]]] = {
             "system": self._system,
             "assistant": self._assistant,
+            "user": self._user,
             "result": self._result,
         }
+
+    @property
+    def tool_errors(self) -> int:
+        return len(self.failed_tools)
+
+    @property
+    def first_tool_error(self) -> str | None:
+        return next(iter(self.failed_tools.values()), None)
 
     def feed(self, line: str) -> list[StreamEvent]:
         if not line.strip():
@@ -78,11 +105,13 @@ class ClaudeParser(StreamParser):
         so far, priced by the agent's prices (claude tells its own cost only at the end, and
         a message's output tokens only partly while it streams)."""
         if self.result is not None:
-            return result_usage(self.result, self.pricing)
-        if not self.messages:
+            usage = result_usage(self.result, self.pricing)
+        elif self.messages:
+            total = {k: sum(m.get(k, 0) for m in self.messages.values()) for k in _TOKEN_KEYS}
+            usage = tokens_usage(total, self.pricing)
+        else:
             return None
-        total = {k: sum(m.get(k, 0) for m in self.messages.values()) for k in _TOKEN_KEYS}
-        return tokens_usage(total, self.pricing)
+        return replace(usage, tool_errors=self.tool_errors)
 
     def _system(self, event: dict[str, Any]) -> list[StreamEvent]:
         if event.get("session_id"):
@@ -122,10 +151,36 @@ class ClaudeParser(StreamParser):
             return [StreamEvent("message", "structured output")]
         self.tool_calls += 1
         what = tool_input.get("command") or tool_input.get("file_path") or ""
-        return [StreamEvent("tool_call", f"{name}: {what}" if what else name)]
+        described = f"{name}: {what}" if what else name
+        self._tool_names[str(block.get("id"))] = shorten(str(described), 120)
+        return [StreamEvent("tool_call", described)]
+
+    def _user(self, event: dict[str, Any]) -> list[StreamEvent]:
+        """Tool results come back as a `user` message; counts the ones that failed."""
+        message = event.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        found = []
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            text = _result_text(block.get("content"))
+            if block.get("is_error") is True and not text.startswith(NOT_ALLOWED):
+                found.append(self._tool_failed(str(block.get("tool_use_id")), text))
+        return found or [StreamEvent("other", "user")]
+
+    def _tool_failed(self, tool_use_id: str, text: str) -> StreamEvent:
+        if tool_use_id not in self._tool_names:  # not a counted call (StructuredOutput)
+            return StreamEvent("other", "tool_result")
+        why = f"{self._tool_names[tool_use_id]}: {shorten(text or 'failed', 200)}"
+        self.failed_tools.setdefault(tool_use_id, why)
+        return StreamEvent("error", why)
 
     def _result(self, event: dict[str, Any]) -> list[StreamEvent]:
         self.result = event
+        denials = event.get("permission_denials")
+        for denial in denials if isinstance(denials, list) else []:
+            if isinstance(denial, dict) and denial.get("tool_use_id"):
+                self._tool_failed(str(denial["tool_use_id"]), "permission denied")
         if event.get("session_id"):
             self.session_id = str(event["session_id"])
         usage = as_dict(event.get("usage"))
@@ -150,7 +205,8 @@ class ClaudeAdapter(AgentAdapter):
         binary = resolve_binary(self.config, "claude", request.base_env)
         if self.config.api_key is None and "ANTHROPIC_API_KEY" not in self.config.env:
             raise ConfigError("agent claude: api_key (its model provider's key) is not set")
-        config_dir = request.task_dir / "claude-config"
+        home = request.task_dir / "home"
+        config_dir = home / ".claude"
         mcp_file = request.task_dir / "mcp-config.json"
         argv = [binary, "-p", "--output-format", "stream-json", "--verbose"]
         argv += ["--max-turns", str(self.config.max_turns)]
@@ -161,20 +217,32 @@ class ClaudeAdapter(AgentAdapter):
         argv += ["--mcp-config", str(mcp_file)] if request.mcp is not None else []
         env = {
             **request.base_env,
-            "HOME": str(request.task_dir / "home"),
+            "HOME": str(home),
             "CLAUDE_CONFIG_DIR": str(config_dir),
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "CLAUDE_CODE_MAX_RETRIES": "0",
+            # Wait for the MCP servers before the first turn (as codex's `required = true`):
+            # in -p mode claude would otherwise let the model call taskyard's tools while the
+            # server still connects ("No such tool available").
+            "MCP_CONNECTION_NONBLOCKING": "0",
             **({"ANTHROPIC_BASE_URL": self.config.base_url} if self.config.base_url else {}),
             **({"ANTHROPIC_API_KEY": self.config.api_key} if self.config.api_key else {}),
             **self.config.env,
         }
         files = {
-            request.task_dir / "home" / ".taskyard": "the agent's HOME\n",
-            config_dir / "settings.json": "{}\n",
+            home / ".taskyard": "the agent's HOME\n",
+            config_dir / "settings.json": json.dumps(SETTINGS) + "\n",
             **({mcp_file: _mcp_config(request.mcp)} if request.mcp is not None else {}),
         }
-        return Launch(tuple(argv), env, request.workspace, request.prompt_file, files)
+        return Launch(
+            tuple(argv),
+            env,
+            request.workspace,
+            request.prompt_file,
+            files,
+            egress=(self.config.base_url or DEFAULT_BASE_URL,),
+            read_only=install_dirs(binary),
+        )
 
     def new_parser(self) -> StreamParser:
         return ClaudeParser(pricing_of(self.config))
@@ -184,11 +252,12 @@ class ClaudeAdapter(AgentAdapter):
     ) -> AgentOutcome:
         if not isinstance(parser, ClaudeParser):
             raise TypeError(f"claude outcome needs a ClaudeParser, got {type(parser).__name__}")
+        usage = result_usage(parser.result or {}, pricing_of(self.config))
         failed = AgentOutcome(
             False,
             None,
             None,
-            result_usage(parser.result or {}, pricing_of(self.config)),
+            replace(usage, tool_errors=parser.tool_errors),
             parser.tool_calls,
             parser.session_id,
         )
@@ -199,7 +268,8 @@ class ClaudeAdapter(AgentAdapter):
         if result is None:
             text = str((parser.result or {}).get("result") or "(empty)")
             return replace(failed, error=f"claude gave no structured result: {shorten(text)}")
-        return replace(failed, success=True, result=result)
+        succeeded = replace(failed, success=True, result=result)
+        return flag_failed_tools(succeeded, parser.first_tool_error)
 
     def _failure(self, p: ClaudeParser, exit_code: int, stderr_tail: str) -> str | None:
         event = p.result
@@ -255,6 +325,14 @@ def result_usage(event: dict[str, Any], pricing: Pricing | None) -> Usage:
     if isinstance(reported, int | float):
         return replace(usage, cost_usd=float(reported))
     return usage
+
+
+def _result_text(content: Any) -> str:
+    """A tool_result's content: a string, or a list of text blocks."""
+    if isinstance(content, str):
+        return content
+    blocks = content if isinstance(content, list) else []
+    return " ".join(str(b.get("text") or "") for b in blocks if isinstance(b, dict))
 
 
 def _mcp_tools(mcp: McpLaunch | None) -> list[str]:

@@ -38,6 +38,18 @@ def resolve_binary(config: AgentConfig, default: str, env: Mapping[str, str]) ->
     return found
 
 
+def install_dirs(binary: str) -> tuple[Path, ...]:
+    """What an agent CLI needs to read besides its executable, for taskyard's sandbox: an npm
+    install's scope directory (`node_modules/@openai` holds both `codex` and the platform
+    package its launcher execs), else the directory of the resolved executable."""
+    real = Path(binary).resolve()
+    parts = real.parts
+    if "node_modules" in parts[:-2]:
+        top = len(parts) - 1 - parts[::-1].index("node_modules")  # the innermost one
+        return (Path(*parts[: top + 2]),)  # node_modules/@scope, or node_modules/package
+    return (real.parent,)
+
+
 def price(config: AgentConfig, input_tokens: int, cached: int, output: int) -> float | None:
     """USD from the configured prices per million tokens; None unless input and output
     prices are set. Cached input costs the cached price (default: the input price)."""

@@ -1,18 +1,36 @@
 """The OpenAI Codex CLI (`codex exec --json`) as an agent runner.
 
-Each task gets its own `CODEX_HOME` (`<task>/codex-home/config.toml`) naming one model
+Each task gets its own `CODEX_HOME` (`<task>/home/.codex/config.toml`, inside the agent's
+HOME, which taskyard's sandbox keeps writable: codex writes its state there) naming one model
 provider — `config.base_url`, the Responses API, no retries — with update checks, analytics
 and plugins off, so codex talks to nothing but that provider. The prompt goes in on stdin;
 the final message must match the result schema (`--output-schema`) and is also written to
 `outputs/last_message.txt`.
 
 Success is read from the JSONL stream, not the exit code: a `turn.completed` and no
-`turn.failed`.
+`turn.failed`. Tool calls that failed (a command's non-zero exit, an MCP tool's error) are
+counted into `Usage.tool_errors`; a run whose tool calls all failed fails
+(`flag_failed_tools`).
+
+codex's own sandbox: inside taskyard's sandbox (`AgentRequest.sandboxed`) it is off
+(`--sandbox danger-full-access`, and `sandbox_mode` in config.toml): taskyard's sandbox wraps
+the whole process tree, and codex's bubblewrap nested in it adds nothing. Without taskyard's
+sandbox codex keeps its own (`workspace-write`: bubblewrap with a read-only system, only the
+workspace and the task's `TMPDIR` writable, not /tmp, no network). That needs its
+`codex-linux-sandbox` helper, an alias of its own binary it makes under `$CODEX_HOME/tmp` on
+every start but refuses to make when `CODEX_HOME` lies under the temporary directory
+(`$TMPDIR`, else /tmp): then every command fails (`bwrap: execvp codex-linux-sandbox: No such
+file or directory`) and codex reports no item for it at all, so the run looked like a success
+with 0 tool calls. Hence the task's own `TMPDIR` (`<task>/home/.tmp`, beside `CODEX_HOME`),
+and a warning that codex could not make its helper fails the run. (Under its own sandbox,
+codex also reports no item for a command the sandbox denied: only taskyard's sandbox, with
+codex's off, lets such failures be counted.)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -27,11 +45,13 @@ from taskyard.agents.base import (
     StreamEvent,
     StreamParser,
     Usage,
+    flag_failed_tools,
 )
 from taskyard.agents.cli_support import (
     Pricing,
     as_dict,
     as_int,
+    install_dirs,
     json_line,
     json_object,
     price,
@@ -41,6 +61,9 @@ from taskyard.agents.cli_support import (
 )
 from taskyard.config import AgentConfig
 from taskyard.exceptions import ConfigError
+from taskyard.tools.base import NOT_ALLOWED
+
+log = logging.getLogger(__name__)
 
 API_KEY_ENV = "TASKYARD_MODEL_API_KEY"  # the variable codex reads the provider's key from
 LAST_MESSAGE = "last_message.txt"
@@ -48,6 +71,10 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PROVIDER = "taskyard"
 # Items that are the agent using a tool; each is counted once, on its first event.
 TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call", "file_change", "web_search"})
+# codex's own sandbox, by whether taskyard's sandbox wraps the run (see the module docstring).
+INNER_SANDBOX = {True: "danger-full-access", False: "workspace-write"}
+# What codex prints when it could not make its sandbox helper: its commands will all fail.
+NO_HELPER = "could not create PATH aliases"
 
 
 TomlValue = str | bool | int | tuple[str, ...]
@@ -77,14 +104,16 @@ def _mcp_tables(mcp: McpLaunch) -> dict[str, dict[str, TomlValue]]:
     }
 
 
-def config_toml(config: AgentConfig, mcp: McpLaunch | None = None) -> str:
+def config_toml(
+    config: AgentConfig, mcp: McpLaunch | None = None, sandbox_mode: str = "workspace-write"
+) -> str:
     """`config.toml` for one task's CODEX_HOME."""
     top: dict[str, str | bool | int] = {"model_provider": PROVIDER}
     if config.model:
         top["model"] = config.model
     top |= {
         "approval_policy": "never",
-        "sandbox_mode": "workspace-write",
+        "sandbox_mode": sandbox_mode,
         "check_for_update_on_startup": False,
     }
     tables: dict[str, dict[str, TomlValue]] = {
@@ -100,6 +129,8 @@ def config_toml(config: AgentConfig, mcp: McpLaunch | None = None) -> str:
         "features": {"plugins": False},
         **(_mcp_tables(mcp) if mcp is not None else {}),
     }
+    if sandbox_mode == "workspace-write":  # writable: the workspace and the task's TMPDIR only
+        tables["sandbox_workspace_write"] = {"exclude_slash_tmp": True, "network_access": False}
     lines = ["# Written by taskyard for one task."]
     lines += [f"{key} = {_toml(value)}" for key, value in top.items()]
     for name, table in tables.items():
@@ -118,6 +149,8 @@ class CodexParser(StreamParser):
         self.last_error: str | None = None  # the latest `error` event or item
         self.last_message: str | None = None
         self.tool_calls = 0
+        self.tool_errors = 0
+        self.first_tool_error: str | None = None
         self.input_tokens = 0
         self.cached_input_tokens = 0
         self.output_tokens = 0
@@ -148,7 +181,7 @@ class CodexParser(StreamParser):
             return None
         inputs, cached, output = self.input_tokens, self.cached_input_tokens, self.output_tokens
         cost = self.pricing(inputs, cached, output) if self.pricing is not None else None
-        return Usage(inputs, cached, output, self.reasoning_tokens, cost)
+        return Usage(inputs, cached, output, self.reasoning_tokens, cost, self.tool_errors)
 
     def _thread_started(self, event: dict[str, Any]) -> list[StreamEvent]:
         self.session_id = str(event.get("thread_id") or "") or None
@@ -160,6 +193,8 @@ class CodexParser(StreamParser):
             return [StreamEvent("other", str(event.get("type")))]
         kind = str(item.get("type"))
         if kind in TOOL_ITEMS:
+            if event.get("type") == "item.completed":
+                self._tool_done(item, kind)
             return self._tool_item(item, kind)
         if kind == "agent_message" and event.get("type") == "item.completed":
             self.last_message = str(item.get("text") or "")
@@ -176,6 +211,15 @@ class CodexParser(StreamParser):
         self._tool_items.add(item_id)
         self.tool_calls += 1
         return [StreamEvent("tool_call", _describe_tool(item, kind))]
+
+    def _tool_done(self, item: dict[str, Any], kind: str) -> None:
+        """Counts a finished tool item that failed (each item completes once)."""
+        error = _tool_error(item, kind)
+        if error is None:
+            return
+        self.tool_errors += 1
+        if self.first_tool_error is None:
+            self.first_tool_error = error
 
     def _turn_completed(self, event: dict[str, Any]) -> list[StreamEvent]:
         self.turn_completed = True
@@ -210,6 +254,33 @@ def _describe_tool(item: dict[str, Any], kind: str) -> str:
     return kind
 
 
+def _tool_error(item: dict[str, Any], kind: str) -> str | None:
+    """Why a completed tool item failed, or None if it did not. A refusal by taskyard's
+    action policy is the tool's answer, not its failure."""
+    what = _describe_tool(item, kind)
+    if kind == "mcp_tool_call":
+        error = item.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        text = str(message or _mcp_text(item.get("result")) or "")
+        if text.startswith(NOT_ALLOWED) or (not error and item.get("status") != "failed"):
+            return None
+        return f"{what}: {shorten(text or 'failed', 200)}"
+    code = item.get("exit_code")
+    failed = item.get("status") == "failed" or (isinstance(code, int) and code != 0)
+    if not failed:
+        return None
+    output = shorten(str(item.get("aggregated_output") or ""), 200)
+    exited = f"exited {code}" if isinstance(code, int) else "failed"
+    return f"{what} {exited}" + (f": {output}" if output else "")
+
+
+def _mcp_text(result: Any) -> str:
+    """The text of an MCP tool result (`{"content": [{"type": "text", "text": …}]}`)."""
+    content = result.get("content") if isinstance(result, dict) else None
+    texts = [c.get("text") for c in content or [] if isinstance(c, dict)]
+    return " ".join(str(t) for t in texts if t)
+
+
 def _api_message(message: str) -> str:
     """codex passes some API error bodies through as JSON; keep only their message."""
     body = json_line(message)
@@ -229,28 +300,45 @@ class CodexAdapter(AgentAdapter):
         binary = resolve_binary(self.config, "codex", request.base_env)
         if self.config.api_key is None and API_KEY_ENV not in self.config.env:
             raise ConfigError("agent codex: api_key (its model provider's key) is not set")
-        codex_home = request.task_dir / "codex-home"
+        home = request.task_dir / "home"
+        codex_home, tmp = home / ".codex", home / ".tmp"
         schema_file = request.task_dir / "result-schema.json"
         last_message = request.output_dir / LAST_MESSAGE
         argv = [binary, "exec", "--json", "--skip-git-repo-check", "--ephemeral"]
-        argv += ["--sandbox", "workspace-write", "-C", str(request.workspace)]
+        inner = INNER_SANDBOX[request.sandboxed]
+        argv += ["--sandbox", inner, "-C", str(request.workspace)]
         argv += ["-o", str(last_message), "--output-schema", str(schema_file)]
         argv += ["-m", self.config.model] if self.config.model else []
         argv.append("-")
         env = {
             **request.base_env,
-            "HOME": str(request.task_dir / "home"),
+            "HOME": str(home),
             "CODEX_HOME": str(codex_home),
+            "TMPDIR": str(tmp),  # see the module docstring
             **({API_KEY_ENV: self.config.api_key} if self.config.api_key is not None else {}),
             **self.config.env,
         }
         files = {
-            codex_home / "config.toml": config_toml(self.config, request.mcp),
+            codex_home / "config.toml": config_toml(self.config, request.mcp, inner),
             schema_file: json.dumps(dict(request.result_schema), indent=2),
             last_message: "",  # a run never reads an earlier run's answer
-            request.task_dir / "home" / ".taskyard": "the agent's HOME\n",
+            home / ".taskyard": "the agent's HOME\n",
+            tmp / ".taskyard": "the agent's TMPDIR\n",
         }
-        return Launch(tuple(argv), env, request.workspace, request.prompt_file, files)
+        if request.sandboxed:
+            log.info(
+                "codex's own sandbox is off: taskyard's sandbox wraps it",
+                extra={"task_id": request.task_id},
+            )
+        return Launch(
+            tuple(argv),
+            env,
+            request.workspace,
+            request.prompt_file,
+            files,
+            egress=(self.config.base_url or DEFAULT_BASE_URL,),
+            read_only=install_dirs(binary),
+        )
 
     def new_parser(self) -> StreamParser:
         return CodexParser(pricing_of(self.config))
@@ -263,7 +351,7 @@ class CodexAdapter(AgentAdapter):
         failed = AgentOutcome(
             False, None, None, self._usage(parser), parser.tool_calls, parser.session_id
         )
-        error = _failure(parser, exit_code, stderr_tail)
+        error = _failure(parser, exit_code, stderr_tail, inner_sandbox=not request.sandboxed)
         if error is not None:
             return replace(failed, error=error)
         answer = _read_answer(request.output_dir / LAST_MESSAGE) or parser.last_message
@@ -271,16 +359,30 @@ class CodexAdapter(AgentAdapter):
         if result is None:
             error = f"codex's final message is not a JSON object: {shorten(answer or '(empty)')}"
             return replace(failed, error=error)
-        return replace(failed, success=True, result=result)
+        succeeded = replace(failed, success=True, result=result)
+        return flag_failed_tools(succeeded, parser.first_tool_error)
 
     def _usage(self, p: CodexParser) -> Usage:
         cost = price(self.config, p.input_tokens, p.cached_input_tokens, p.output_tokens)
         return Usage(
-            p.input_tokens, p.cached_input_tokens, p.output_tokens, p.reasoning_tokens, cost
+            p.input_tokens,
+            p.cached_input_tokens,
+            p.output_tokens,
+            p.reasoning_tokens,
+            cost,
+            p.tool_errors,
         )
 
 
-def _failure(p: CodexParser, exit_code: int, stderr_tail: str) -> str | None:
+def _failure(
+    p: CodexParser, exit_code: int, stderr_tail: str, *, inner_sandbox: bool
+) -> str | None:
+    if inner_sandbox and NO_HELPER in stderr_tail:
+        line = next(x for x in stderr_tail.splitlines() if NO_HELPER in x)
+        return (
+            "codex's own sandbox could not start, so none of its commands could run: "
+            f"{shorten(line)}"
+        )
     if p.failure is not None:
         return f"model API error: {p.failure}"
     if exit_code != 0:

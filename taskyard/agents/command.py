@@ -8,6 +8,8 @@ Configuration (`agents:` in taskyard.yaml):
         argv: ["python", "agent.py", "--prompt", "{prompt_file}"]
         env: {MY_MODEL_KEY: "..."}     # extra variables, passed as they are
         api_key: "..."                 # optional: given to the command as AGENT_API_KEY
+        base_url: "http://127.0.0.1:8000/v1"  # optional: the model provider the sandbox lets
+                                       # it reach (so do env values named *_BASE_URL)
 
 Placeholders in argv: `{prompt_file}`, `{context_dir}`, `{output_dir}`, `{workspace}`,
 `{task_dir}`, `{task_id}`; any other brace is left alone. The command also gets CONTEXT_DIR,
@@ -183,6 +185,7 @@ class CommandAdapter(AgentAdapter):
             env=env,
             cwd=request.workspace,
             stdin_file=request.prompt_file,
+            egress=(self.config.base_url,) if self.config.base_url else (),
         )
 
     def new_parser(self) -> StreamParser:

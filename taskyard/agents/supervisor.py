@@ -11,8 +11,10 @@ told so far. It returns only once no live process of the group is left (a zombie
 for its parent counts as gone: it runs nothing and holds nothing).
 
 `log.jsonl`: a stdout line that is a JSON object is written as it is; any other non-blank line
-becomes `{"stream": "stdout", "text": ...}`. The supervisor ends the file with one line of its
-own, `{"stream": "taskyard", "status": ..., "reason": ..., "exit_code": ..., "tool_calls": ...}`
+becomes `{"stream": "stdout", "text": ...}`. Every line (and stderr) is redacted first, and the
+file is capped at `Limits.log_max_bytes` (`taskyard.agents.agentlog`). The supervisor ends the
+file with one line of its own,
+`{"stream": "taskyard", "status": ..., "reason": ..., "exit_code": ..., "tool_calls": ...}`
 (status "interrupted" when the caller gave up: cancelled, or its `on_spawn` raised).
 
 Crash safety: the caller records the `ProcessRecord` given to `on_spawn` durably. If the
@@ -37,13 +39,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import orjson
 
+from taskyard.agents.agentlog import LineSplitter, OutputFile, log_record, redact_outcome
 from taskyard.agents.base import (
     AgentAdapter,
     AgentOutcome,
@@ -52,18 +55,20 @@ from taskyard.agents.base import (
     StreamParser,
     Usage,
 )
+from taskyard.agents.box import Box, open_box
 from taskyard.agents.process import (
     KILL_WAIT_SECONDS,
     ProcessRecord,
     boot_id,
     child_setup,
-    group_alive,
     kill_stale_group,
     read_stat,
-    signal_group,
-    terminate_group,
+    terminate_unit,
 )
+from taskyard.agents.sandbox import SandboxMode, SandboxSettings, resolve_mode
 from taskyard.config import AgentConfig, RunsConfig
+from taskyard.exceptions import SandboxError
+from taskyard.redaction import Redactor
 
 __all__ = [
     "Limits",
@@ -81,6 +86,8 @@ logger = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 4096
 STDERR_LOG_MAX_BYTES = 8 * 1024 * 1024
+STDERR_LINE_MAX_BYTES = 65536  # a longer stderr line is redacted and stored in pieces
+LOG_MAX_BYTES = 10 * 1024 * 1024  # `runs.log_max_bytes`' default
 LINE_MAX_BYTES = 4 * 1024 * 1024  # a longer stdout line is cut into pieces
 DRAIN_SECONDS = 2.0  # how long to wait for the pipes to close once the group is gone
 _READ_CHUNK = 65536
@@ -103,6 +110,9 @@ class Limits:
     address_space_bytes: int = 2 * 1024**3
     cpu_seconds: int = 600
     max_cost_usd: float | None = None  # the per-task cost ceiling (`budget.per_task_usd`)
+    log_max_bytes: int = LOG_MAX_BYTES  # the agent's log.jsonl (`runs.log_max_bytes`)
+    redactor: Redactor = field(default_factory=Redactor)  # secrets hidden in what it prints
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)  # box, task limits
 
     @classmethod
     def from_config(
@@ -122,6 +132,13 @@ class Limits:
             max_tool_calls=budget,
             address_space_bytes=runs.address_space_bytes if space is None else space,
             cpu_seconds=runs.cpu_seconds if cpu is None else cpu,
+            log_max_bytes=runs.log_max_bytes,
+            sandbox=SandboxSettings(
+                mode=SandboxMode(runs.sandbox),
+                memory_bytes=runs.memory_bytes,
+                max_processes=runs.max_processes,
+                read_only=runs.sandbox_read_only,
+            ),
         )
 
 
@@ -193,6 +210,7 @@ class _Stop(enum.Enum):
     BUDGET = "budget"
     COST = "cost"
     CANCEL = "cancel"
+    MEMORY = "memory"
 
 
 _STOPS: dict[_Stop, Callable[[Limits], tuple[RunStatus, str]]] = {
@@ -203,6 +221,11 @@ _STOPS: dict[_Stop, Callable[[Limits], tuple[RunStatus, str]]] = {
     ),
     _Stop.COST: lambda lim: (RunStatus.FAILED, f"cost ceiling ${lim.max_cost_usd:g} exceeded"),
     _Stop.CANCEL: lambda lim: (RunStatus.CANCELLED, "cancelled"),
+    _Stop.MEMORY: lambda lim: (
+        RunStatus.FAILED,
+        f"memory limit of {lim.sandbox.memory_bytes / 1024**3:g} GiB exceeded: the kernel "
+        "killed a process of the task (OOM); the task was stopped",
+    ),
 }
 
 
@@ -214,21 +237,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _open_out(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-
-
-def _log_line(text: str) -> bytes:
-    """A stdout line as it goes into log.jsonl: a JSON object as is, anything else wrapped."""
-    try:
-        is_object = isinstance(orjson.loads(text), dict)
-    except orjson.JSONDecodeError:
-        is_object = False
-    if is_object:
-        return text.encode() + b"\n"
-    return orjson.dumps({"stream": "stdout", "text": text}) + b"\n"
 
 
 def _prepare(request: AgentRequest, launch: Launch) -> None:
@@ -267,7 +275,8 @@ class _Pipes:
         self.owned.clear()
 
 
-def _spawn(launch: Launch, limits: Limits) -> tuple[subprocess.Popen[bytes], _Pipes]:
+def _spawn(box: Box, limits: Limits) -> tuple[subprocess.Popen[bytes], _Pipes]:
+    launch = box.launch
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     stdin: IO[bytes] | int = subprocess.DEVNULL
@@ -282,10 +291,13 @@ def _spawn(launch: Launch, limits: Limits) -> tuple[subprocess.Popen[bytes], _Pi
             stdout=out_w,
             stderr=err_w,
             start_new_session=True,
+            pass_fds=box.pass_fds,
             preexec_fn=child_setup(
                 limits.address_space_bytes,
                 limits.cpu_seconds,
                 limits.cpu_seconds + max(1, math.ceil(limits.kill_grace_seconds)),
+                box.procs_files,
+                box.nproc_limit,
             ),
         )
     except BaseException:
@@ -293,6 +305,7 @@ def _spawn(launch: Launch, limits: Limits) -> tuple[subprocess.Popen[bytes], _Pi
         os.close(err_r)
         raise
     finally:
+        box.spawned()
         os.close(out_w)
         os.close(err_w)
         if not isinstance(stdin, int):
@@ -304,18 +317,23 @@ class _Run:
     """The state of one supervised run, from spawn to report."""
 
     def __init__(
-        self, adapter: AgentAdapter, request: AgentRequest, limits: Limits, launch: Launch
+        self, adapter: AgentAdapter, request: AgentRequest, limits: Limits, box: Box
     ) -> None:
-        self.adapter, self.request, self.limits, self.launch = adapter, request, limits, launch
+        self.adapter, self.request, self.limits = adapter, request, limits
+        self.box, self.launch = box, box.launch
         self.parser: StreamParser = adapter.new_parser()
         self.started_at = _now()
         self.tool_calls = 0
         self.over_budget = asyncio.Event()
         self.over_cost = asyncio.Event()
         self.stderr_tail = bytearray()
-        self.stderr_written = 0
-        self.log_fd = _open_out(request.output_dir / "log.jsonl")
-        self.err_fd = _open_out(request.output_dir / "stderr.log")
+        self.redactor = limits.redactor
+        self.log = OutputFile(request.output_dir / "log.jsonl", limits.log_max_bytes)
+        try:
+            self.err = OutputFile(request.output_dir / "stderr.log", STDERR_LOG_MAX_BYTES)
+        except OSError:
+            self.log.close()
+            raise
         self.proc: subprocess.Popen[bytes] | None = None
         self.pipes: _Pipes | None = None
         self.exited: asyncio.Future[None] | None = None
@@ -331,7 +349,7 @@ class _Run:
     # -- start
 
     def spawn(self) -> None:
-        self.proc, self.pipes = _spawn(self.launch, self.limits)
+        self.proc, self.pipes = _spawn(self.box, self.limits)
         self.deadline = time.monotonic() + self.limits.timeout_seconds
 
     async def attach(self) -> ProcessRecord:
@@ -343,9 +361,12 @@ class _Run:
             pgid=self.pgid,
             start_time=stat.start_time if stat else 0,
             boot_id=boot_id(),
+            cgroups=self.box.cgroup_dirs,
+            sandboxed=self.box.sandboxed,
         )
         self.exited = self._watch_exit(self.proc.pid)
         await self._connect(self.pipes)
+        await self.box.started()  # the box's listeners are made, then the agent runs
         return record
 
     def _watch_exit(self, pid: int) -> asyncio.Future[None]:
@@ -387,22 +408,20 @@ class _Run:
     # -- streams
 
     async def _pump_stdout(self, reader: asyncio.StreamReader) -> None:
-        pending = b""
+        lines = LineSplitter(LINE_MAX_BYTES, self.redactor)
         while chunk := await reader.read(_READ_CHUNK):
-            *lines, pending = (pending + chunk).split(b"\n")
-            for raw in lines:
+            for raw in lines.feed(chunk):
                 self._line(raw)
-            while len(pending) > LINE_MAX_BYTES:
-                self._line(pending[:LINE_MAX_BYTES])
-                pending = pending[LINE_MAX_BYTES:]
-        if pending:
-            self._line(pending)
+        for raw in lines.end():
+            self._line(raw)
 
     def _line(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace").rstrip("\r")
+        """One stdout line: redacted, stored (within the cap), and fed to the parser (always:
+        usage and the result still work past the cap)."""
+        text = self.redactor.redact(raw.decode("utf-8", "replace").rstrip("\r"))
         if not text.strip():
             return
-        _write_all(self.log_fd, _log_line(text))
+        self.log.write(log_record(text, self.redactor))
         for event in self.parser.feed(text):
             if event.kind == "tool_call":
                 self.tool_calls += 1
@@ -417,13 +436,18 @@ class _Run:
         return ceiling is not None and cost is not None and cost > ceiling
 
     async def _pump_stderr(self, reader: asyncio.StreamReader) -> None:
+        """stderr, redacted line by line: into stderr.log (capped) and the tail."""
+        lines = LineSplitter(STDERR_LINE_MAX_BYTES, self.redactor)
         while chunk := await reader.read(_READ_CHUNK):
-            self.stderr_tail += chunk
+            self._stderr_lines(lines.feed(chunk))
+        self._stderr_lines(lines.end())
+
+    def _stderr_lines(self, lines: list[bytes]) -> None:
+        for raw in lines:
+            line = self.redactor.redact_bytes(raw) + b"\n"
+            self.stderr_tail += line
             del self.stderr_tail[:-STDERR_TAIL_BYTES]
-            room = STDERR_LOG_MAX_BYTES - self.stderr_written
-            if room > 0:
-                _write_all(self.err_fd, chunk[:room])
-                self.stderr_written += min(room, len(chunk))
+            self.err.write(line)
 
     # -- watching
 
@@ -435,6 +459,7 @@ class _Run:
         stop_tasks: dict[asyncio.Future[Any], _Stop] = {budget: _Stop.BUDGET, cost: _Stop.COST}
         if cancel is not None:
             stop_tasks[asyncio.create_task(cancel.wait())] = _Stop.CANCEL
+        stop_tasks[asyncio.create_task(self.box.wait_oom())] = _Stop.MEMORY
         try:
             while True:
                 waiting = {self.exited, *stop_tasks, *(p for p in self.pumps if not p.done())}
@@ -457,8 +482,8 @@ class _Run:
     # -- ending
 
     async def end_group(self) -> None:
-        """Stops what is left of the group, then lets the pipes drain."""
-        await terminate_group(self.pgid, self.limits.kill_grace_seconds)
+        """Stops what is left of the group (of the box), then lets the pipes drain."""
+        await terminate_unit(self.box.unit(self.pgid), self.limits.kill_grace_seconds)
         assert self.exited is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.exited), KILL_WAIT_SECONDS)
@@ -474,13 +499,15 @@ class _Run:
     async def interrupt(self) -> None:
         """The run cannot finish normally (caller cancelled, on_spawn or a stream reader
         raised): stop the group, SIGKILL at once if this is cancelled in turn."""
+        unit = self.box.unit(self.pgid)
         try:
-            await terminate_group(self.pgid, self.limits.kill_grace_seconds)
+            await terminate_unit(unit, self.limits.kill_grace_seconds)
         finally:
-            if group_alive(self.pgid):
-                signal_group(self.pgid, signal.SIGKILL)
+            if unit.alive():
+                unit.kill()
             summary = {"stream": "taskyard", "status": "interrupted", "tool_calls": self.tool_calls}
-            _write_all(self.log_fd, orjson.dumps(summary) + b"\n")
+            self.log.close_json()
+            self.log.write_own(orjson.dumps(summary) + b"\n")
 
     def close(self) -> None:
         """Releases fds, SIGKILLs anything left in the group, reaps the leader."""
@@ -494,20 +521,23 @@ class _Run:
         if self.proc is not None:
             # Last resort for a path that could not wait (the coroutine closed mid-kill):
             # while the leader is unreaped its pgid cannot be reused, so this hits only ours.
-            if group_alive(self.pgid):
-                signal_group(self.pgid, signal.SIGKILL)
+            unit = self.box.unit(self.pgid)
+            if unit.alive():
+                unit.kill()
             if self.proc.poll() is None:
                 self.proc.wait(timeout=KILL_WAIT_SECONDS)
-        for fd in (self.log_fd, self.err_fd):
+        for out in (self.log, self.err):
             with contextlib.suppress(OSError):
-                os.close(fd)
+                out.close()
 
     def stderr_text(self) -> str:
         return self.stderr_tail.decode("utf-8", "replace").strip()
 
     def report(self, stop: _Stop | None) -> RunReport:
         assert self.proc is not None
-        exit_code = self.proc.poll()
+        exit_code = self.box.exit_code(self.proc.poll())
+        if stop is None and self.box.oom_kills():  # it ended before the OOM watch saw it
+            stop = _Stop.MEMORY
         outcome: AgentOutcome | None = None
         reason: str | None
         if stop is not None:
@@ -518,6 +548,7 @@ class _Run:
         else:
             code = exit_code if exit_code is not None else -int(signal.SIGKILL)
             outcome = self.adapter.outcome(self.request, self.parser, code, self.stderr_text())
+            outcome = redact_outcome(outcome, self.redactor)  # stored, maybe posted: no secret
             status, reason = self._judge(outcome, code)
         return self.finish(status, reason, exit_code, outcome)
 
@@ -548,7 +579,9 @@ class _Run:
     ) -> RunReport:
         summary: dict[str, Any] = {"stream": "taskyard", "status": str(status), "reason": reason}
         summary |= {"exit_code": exit_code, "tool_calls": self.tool_calls}
-        _write_all(self.log_fd, orjson.dumps(summary) + b"\n")
+        self.log.close_json()
+        self.err.close_text()
+        self.log.write_own(orjson.dumps(summary) + b"\n")
         return RunReport(
             status=status,
             reason=reason,
@@ -587,13 +620,37 @@ async def supervise(
     Returns a report for every way the run can end, including an agent that cannot start.
     Raises only what `on_spawn` or the adapter raise, or CancelledError; in every case the
     agent's process group is gone before this returns or raises."""
-    launch = adapter.launch(request)
     started_at = _now()
+    try:
+        mode = resolve_mode(limits.sandbox.mode)
+    except SandboxError as exc:
+        return _unstarted(RunStatus.FAILED, f"could not start the agent: {exc}", started_at)
+    request = replace(request, sandboxed=mode is SandboxMode.BWRAP)
+    launch = adapter.launch(request)
     if cancel is not None and cancel.is_set():
         return _unstarted(RunStatus.CANCELLED, "cancelled", started_at)
     try:
         _prepare(request, launch)
-        run = _Run(adapter, request, limits, launch)
+    except OSError as exc:
+        return _unstarted(RunStatus.FAILED, f"could not prepare the agent: {exc}", started_at)
+    try:
+        async with open_box(request, launch, limits.sandbox, mode) as box:
+            return await _run_in(box, adapter, request, limits, on_spawn, cancel, started_at)
+    except SandboxError as exc:  # raised only while the box is made, never by the run
+        return _unstarted(RunStatus.FAILED, f"could not start the agent: {exc}", started_at)
+
+
+async def _run_in(
+    box: Box,
+    adapter: AgentAdapter,
+    request: AgentRequest,
+    limits: Limits,
+    on_spawn: Callable[[ProcessRecord], Awaitable[None]] | None,
+    cancel: asyncio.Event | None,
+    started_at: datetime,
+) -> RunReport:
+    try:
+        run = _Run(adapter, request, limits, box)
     except OSError as exc:
         return _unstarted(RunStatus.FAILED, f"could not prepare the agent: {exc}", started_at)
     try:

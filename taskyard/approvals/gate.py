@@ -6,8 +6,10 @@
 - `StoreGate` (an `ApprovalGate`): creates the request (one pending per action), with its
   expiry from the policy, and announces it on the configured channels.
 - `Decisions`: every way a decision arrives (Linear, GitHub, Slack, CLI, API) ends here: the
-  decider's role is checked, then the store takes the decision in one conditional update (of
-  two racing decisions exactly one wins) and hands the task back to a worker.
+  decider's role is checked, and that they did not trigger the task themselves (unless the
+  level allows self-approval: `taskyard.approvals.duties`), then the store takes the
+  decision in one conditional update (of two racing decisions exactly one wins) and hands the
+  task back to a worker.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 
 from taskyard.actions.models import ParsedAction, Target
 from taskyard.actions.policy import AllowListPolicy, Assessment, Verdict
+from taskyard.approvals.duties import SELF_APPROVAL, Trigger, trigger_of
 from taskyard.approvals.policies import ApprovalPolicies, Identity
 from taskyard.approvals.records import (
     Approval,
@@ -88,7 +91,11 @@ class StoreGate:
         target: Target,
         assessment: Assessment,
         requests: list[PlannedRequest],
+        *,
+        dry_run: bool = False,
     ) -> Approval:
+        """A dry run's request (`approvals.in_dry_run`) is marked `details.dry_run` and not
+        announced: it is decided with the CLI or the web UI / API, which need no token."""
         level = RiskLevel(assessment.risk or RiskLevel.MEDIUM)
         policy = self.policies.policy_for(level)
         began = time.perf_counter()
@@ -111,6 +118,7 @@ class StoreGate:
                 "roles": list(policy.roles),
                 "checklist": list(policy.checklist),
                 "justification_required": policy.justification_required,
+                **({"dry_run": True} if dry_run else {}),
             },
             status=ApprovalStatus.PENDING,
             created_at=now,
@@ -119,7 +127,7 @@ class StoreGate:
         )
         stored = await asyncio.to_thread(self.store.create_approval, approval)
         created = time.perf_counter()
-        if self.announce is not None:
+        if self.announce is not None and not dry_run:
             try:
                 stored = await self.announce(stored)
             except Exception:  # the request stands; the CLI, API and UI still reach it
@@ -178,7 +186,8 @@ class Decisions:
         else:
             approval = await asyncio.to_thread(self.store.get_approval, approval_id)
         now = self.clock()
-        refusal = self._refusal(approval, decision, who, reason)
+        trigger = await self._trigger(approval, decision)
+        refusal = self._refusal(approval, decision, who, reason, trigger)
         if refusal is not None:
             attempt = DecisionAttempt(
                 approval.id, now, who.platform, _actor(who), decision, False, refusal
@@ -239,14 +248,28 @@ class Decisions:
         if self.wake is not None:
             self.wake()
 
+    async def _trigger(self, approval: Approval, decision: Decision) -> Trigger | None:
+        """Who triggered the task, when it matters: an approval the policy keeps from them."""
+        policy = self.policies.policy_for(RiskLevel(approval.risk))
+        if decision is not Decision.APPROVE or policy.allow_self_approval:
+            return None
+        return await asyncio.to_thread(trigger_of, self.store, approval.task_id)
+
     def _refusal(
-        self, approval: Approval, decision: Decision, who: Identity, reason: str | None
+        self,
+        approval: Approval,
+        decision: Decision,
+        who: Identity,
+        reason: str | None,
+        trigger: Trigger | None = None,
     ) -> str | None:
         level = RiskLevel(approval.risk)
         escalated = approval.reminded_at is not None  # past the reminder: escalate_to too
         if not self.policies.may_decide(level, who, escalated=escalated):
             return f"not authorised: {_actor(who)} holds none of the roles that decide {level}"
         policy = self.policies.policy_for(level)
+        if decision is Decision.APPROVE and trigger is not None and trigger.is_(who):
+            return f"{SELF_APPROVAL} ({_actor(who)} started it; {level} risk)"
         justified = bool(reason and reason.strip())
         if decision is Decision.APPROVE and policy.justification_required and not justified:
             return f"a justification is required to approve a {level} risk action"

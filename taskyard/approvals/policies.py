@@ -10,6 +10,7 @@ levels:                       # all four levels, each:
     justification_required: false
     remind_at: 0.5            # remind the deciders at this fraction of the timeout
     escalate_to: lead         # the role asked once the reminder goes unanswered
+    allow_self_approval: false  # may whoever triggered the task decide? (default: no)
 roles:                        # each role's people, per platform
   maintainer: {github: [octocat], linear: [user-id-or-email], slack: [U123]}
 ```
@@ -45,9 +46,13 @@ def _fold(person: str) -> str:
 _NORMAL = {"github": _fold, "linear": _fold}
 
 
-def _normal(platform: str, person: str) -> str:
+def normal_id(platform: str, person: str) -> str:
+    """An id as it compares on its platform (see the module's doc)."""
     normal = _NORMAL.get(platform)
     return person.strip() if normal is None else normal(person)
+
+
+_normal = normal_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,7 @@ class LevelPolicy:
     justification_required: bool = False
     remind_at: float | None = None  # fraction of the timeout
     escalate_to: str | None = None  # a role
+    allow_self_approval: bool = False  # may the task's trigger decide (see approvals.duties)
 
 
 class _Model(BaseModel):
@@ -103,6 +109,7 @@ class LevelConfig(_Model):
     justification_required: bool = False
     remind_at: Annotated[float, Field(gt=0, lt=1)] | None = None
     escalate_to: Text | None = None
+    allow_self_approval: bool = False
 
     @model_validator(mode="after")
     def _timeout(self) -> LevelConfig:
@@ -121,6 +128,7 @@ class LevelConfig(_Model):
             justification_required=self.justification_required,
             remind_at=self.remind_at,
             escalate_to=self.escalate_to,
+            allow_self_approval=self.allow_self_approval,
         )
 
 

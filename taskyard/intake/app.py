@@ -1,12 +1,18 @@
 """The webhook endpoint: `POST /webhooks/{source}` and `POST /webhooks/generic/{name}`.
 
-A plain ASGI app, because it is the hot path: verify on the raw bytes → parse → normalise →
-dedup + store (group commit) → answer. Every refusal is counted by reason and logged without
-the body or any secret.
+A plain ASGI app, because it is the hot path: required headers → read the body (bounded) →
+verify on the raw bytes → parse → depth → normalise → storable? → dedup + store (group commit)
+→ answer. Every refusal is counted by reason and logged without the body or any secret; caller
+input appears in refusals only as a short escaped excerpt.
+
+Dedup: a delivery id is kept for good; the body's content hash for the source's dedup window,
+whatever the delivery id (GitHub's, Sentry's and Linear's ids are not signed, so a captured
+delivery re-sent under a new id is a replay, answered 200 duplicate).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -21,17 +27,19 @@ from taskyard.exceptions import (
     IntakeError,
     MalformedPayload,
     PayloadTooLarge,
-    RateLimited,
     SourceNotFound,
+    StoreError,
     StoreUnavailable,
 )
 from taskyard.intake import make_adapter, source_key
 from taskyard.intake.base import Reply, SourceAdapter
-from taskyard.intake.limits import RateLimiter, check_address
+from taskyard.intake.buffers import BodyBuffer, BodyBuffers
+from taskyard.intake.limits import RateLimiter, check_address, client_address
 from taskyard.intake.priority import PriorityRules
 from taskyard.intake.shared import SharedIntakeState
+from taskyard.intake.validate import check_depth, check_storable, excerpt
 from taskyard.intake.writer import EventWriter
-from taskyard.models import Event, new_id
+from taskyard.models import Event, StoreResult, new_id
 from taskyard.observe import Metrics
 from taskyard.store.base import FOREVER, NewEvent
 from taskyard.tracing import Tracing
@@ -84,6 +92,7 @@ class IntakeApp:
         self.verify_only = verify_only
         self.sources = build_sources(settings, shared)
         self.priorities = PriorityRules(settings.priority_rules, settings.default_priority)
+        self.buffers = BodyBuffers(settings.intake.max_pending_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -95,7 +104,7 @@ class IntakeApp:
                 await _answer(send, Reply(405, b'{"error": "use POST"}'), {"allow": "POST"})
                 return
             if source is None:
-                raise SourceNotFound(f"no enabled webhook source at /webhooks/{path}")
+                raise SourceNotFound(f"no enabled webhook source at /webhooks/{excerpt(path)}")
             reply, outcome = await self._handle(source, scope, receive)
             self.metrics.received(label, outcome)
             await _answer(send, reply)
@@ -113,29 +122,34 @@ class IntakeApp:
                 "reason": exc.reason,
                 "status": exc.status,
                 "error": str(exc),
-                "client": _client(scope),
+                "client": self._client(scope),
             },
         )
-        extra = {"retry-after": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+        retry_after = getattr(exc, "retry_after", None)
+        extra = {"retry-after": str(retry_after)} if retry_after is not None else {}
         body = orjson.dumps({"error": str(exc), "reason": exc.reason})
         await _answer(send, Reply(exc.status, body), extra)
 
     async def _handle(self, src: _Source, scope: Scope, receive: Any) -> tuple[Reply, str]:
-        check_address(
-            src.name, _client(scope, self.settings.intake.trust_forwarded_for), src.config.allow_ips
-        )
+        check_address(src.name, self._client(scope), src.config.allow_ips)
         headers = _headers(scope)
         src.limiter.check(src.name)
-        body = await _read_body(headers, receive, self.settings.intake.max_body_bytes)
+        src.adapter.check_headers(headers)  # an unsigned body is never read
+        limit = src.config.max_body_bytes or self.settings.intake.max_body_bytes
+        async with self.buffers.holding() as buffer:
+            body = await _read_body(headers, receive, limit, buffer)
+            return await self._verified(src, headers, body)
+
+    async def _verified(
+        self, src: _Source, headers: dict[str, str], body: bytes
+    ) -> tuple[Reply, str]:
         now = time.time()
         src.adapter.verify(headers, body, src.config.secrets, now)
         src.limiter.spend()
-        payload = src.adapter.parse(headers, body)
-        src.adapter.check_payload(payload, now)
-        event = self._event(src, headers, body, payload, now)
+        payload, event = self._parsed(src, headers, body, now)
         if self.verify_only:
             return src.adapter.reply(payload, event.id, False), "accepted"
-        result = await self._store(event, now)
+        result = await self._store(src, event, now)
         if not result.duplicate:
             log.debug("event stored", extra={"event_id": event.id, "type": event.type})
             if self.tracing.enabled:
@@ -143,6 +157,23 @@ class IntakeApp:
                 self.tracing.record("intake", event.id, now, time.time(), attributes=about)
         reply = src.adapter.reply(payload, result.event_id, result.duplicate)
         return reply, "duplicate" if result.duplicate else "accepted"
+
+    def _parsed(
+        self, src: _Source, headers: dict[str, str], body: bytes, now: float
+    ) -> tuple[dict[str, Any], Event]:
+        """The payload and its event; any shape the adapter did not expect is a 400."""
+        try:
+            payload = src.adapter.parse(headers, body)
+            check_depth(payload, self.settings.intake.max_json_depth, body)
+            src.adapter.check_payload(payload, now)
+            event = self._event(src, headers, body, payload, now)
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+            log.warning(
+                "payload of an unexpected shape",
+                extra={"source": src.name, "error": type(exc).__name__},
+            )
+            raise MalformedPayload(f"{src.name} payload has an unexpected shape") from exc
+        return payload, event
 
     def _event(
         self,
@@ -153,6 +184,7 @@ class IntakeApp:
         now: float,
     ) -> Event:
         norm = src.adapter.normalise(headers, payload)
+        check_storable(norm)
         priority = self.priorities.assign(src.name, norm.type, payload)
         kept = {k: v for k, v in headers.items() if k not in src.adapter.signature_headers}
         return Event(
@@ -169,27 +201,49 @@ class IntakeApp:
             content_hash=hashlib.sha256(body).hexdigest(),
         )
 
-    async def _store(self, event: Event, now: float) -> Any:
+    async def _store(self, src: _Source, event: Event, now: float) -> StoreResult:
+        window = src.config.dedup_window_seconds
+        if window is None:
+            window = self.settings.intake.dedup_window_seconds
+        content = f"sha256:{event.content_hash}"
         if event.delivery_id:
             key, expires = f"id:{event.delivery_id}", FOREVER
-        elif self.settings.intake.dedup_window_seconds > 0:
-            key = f"sha256:{event.content_hash}"
-            expires = now + self.settings.intake.dedup_window_seconds
+            item = NewEvent(event, key, expires, content if window > 0 else None, now + window)
+        elif window > 0:
+            item = NewEvent(event, content, now + window)
         else:
-            key, expires = f"none:{event.id}", now
+            item = NewEvent(event, f"none:{event.id}", now)
         assert self.writer is not None
+        deadline = self.settings.intake.store_timeout_seconds
         try:
-            return await self.writer.write(NewEvent(event, key, expires))
-        except StoreUnavailable as exc:
-            raise _StoreDown(str(exc)) from exc
+            return await asyncio.wait_for(self.writer.write(item), deadline)
+        except TimeoutError:
+            raise _StoreDown(f"did not commit within {deadline:g} s") from None
+        except StoreUnavailable:
+            raise _StoreDown("is unavailable") from None
+        except StoreError:  # this event alone (see EventWriter), which logged why; the checks
+            # before the store answer 400 for what it cannot hold, so this may be the database
+            raise _StoreDown("failed") from None
+
+    def _client(self, scope: Scope) -> str | None:
+        client = scope.get("client")
+        peer = str(client[0]) if client else None
+        if not self.settings.intake.trust_forwarded_for:
+            return peer
+        forwarded = [
+            v.decode("latin-1") for n, v in scope["headers"] if n.lower() == b"x-forwarded-for"
+        ]
+        return client_address(peer, forwarded, self.settings.intake.trusted_proxies)
 
 
 class _StoreDown(IntakeError):
     status = 503
     reason = "store_unavailable"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(f"event store unavailable, retry later ({message})")
+    def __init__(self, why: str) -> None:
+        # The database's own error is logged by the writer; callers learn only to retry.
+        super().__init__(f"event store {why}, retry later")
+        self.retry_after = 1
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -201,22 +255,17 @@ def _headers(scope: Scope) -> dict[str, str]:
     return out
 
 
-def _client(scope: Scope, trust_forwarded: bool = False) -> str | None:
-    if trust_forwarded:
-        for name, value in scope["headers"]:
-            if name.lower() == b"x-forwarded-for":
-                return str(value.decode("latin-1").split(",")[0].strip())
-    client = scope.get("client")
-    return str(client[0]) if client else None
-
-
-async def _read_body(headers: Mapping[str, str], receive: Any, limit: int) -> bytes:
+async def _read_body(
+    headers: Mapping[str, str], receive: Any, limit: int, buffer: BodyBuffer
+) -> bytes:
     declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise MalformedPayload("invalid Content-Length")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit}")
+        if len(declared) > 18 or int(declared) > limit:
+            raise PayloadTooLarge(
+                f"body of {excerpt(declared, 20)} bytes is over the limit of {limit}"
+            )
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -227,6 +276,7 @@ async def _read_body(headers: Mapping[str, str], receive: Any, limit: int) -> by
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        buffer.grow(len(chunk))
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from taskyard.exceptions import MalformedPayload
+from taskyard.exceptions import MalformedPayload, VerificationError
 from taskyard.paths import dig as dig
 
 Headers = Mapping[str, str]
@@ -54,6 +54,8 @@ class SourceAdapter(abc.ABC):
     name: str
     # Header names (lower case) removed before the headers are stored.
     signature_headers: ClassVar[frozenset[str]] = frozenset()
+    # Headers without which no delivery can verify: checked before the body is read.
+    required_headers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, max_skew_seconds: float | None = None) -> None:
         """`max_skew_seconds`: the replay window; None = the platform's own."""
@@ -61,6 +63,14 @@ class SourceAdapter(abc.ABC):
 
     def check_secrets(self, secrets: Sequence[str]) -> None:  # noqa: B027
         """Raise ConfigError at startup for a secret this source could never verify with."""
+
+    def check_headers(self, headers: Headers) -> None:
+        """Raise VerificationError (missing_signature) when a required header is absent."""
+        for name in self.required_headers:
+            if not headers.get(name):
+                raise VerificationError(
+                    f"header {name} is missing or empty", reason="missing_signature"
+                )
 
     @abc.abstractmethod
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[str], now: float) -> None:

@@ -25,6 +25,7 @@ from taskyard.intake.checks import (
     text_at,
     unix_seconds,
 )
+from taskyard.intake.validate import excerpt
 
 SIGNATURE = "x-signature-ed25519"
 TIMESTAMP = "x-signature-timestamp"
@@ -47,6 +48,9 @@ def public_key_hex(private_seed_hex: str) -> str:
 class DiscordAdapter(Adapter):
     name = "discord"
     signature_headers = frozenset({SIGNATURE, TIMESTAMP})
+    required_headers = (SIGNATURE, TIMESTAMP)
+    # Discord documents no window; a signed interaction older than this is a replay.
+    default_max_skew = 300.0
 
     def check_secrets(self, secrets: Sequence[str]) -> None:
         for key in secrets:
@@ -103,7 +107,8 @@ def _interaction(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         _INTERACTIONS.get(kind) if isinstance(kind, int) and not isinstance(kind, bool) else None
     )
     if known is None:
-        raise MalformedPayload(f"discord interaction type {kind!r} is not one taskyard knows")
+        shown = excerpt(repr(kind), 32)
+        raise MalformedPayload(f"discord interaction type {shown} is not one taskyard knows")
     return known
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,17 +21,17 @@ from typing import Any
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-from taskyard.exceptions import ConfigError
+from taskyard.exceptions import ConfigError, MalformedPayload
 from taskyard.intake.base import Headers, Normalised, Signed
 from taskyard.intake.checks import (
     Adapter,
     bad_signature,
     check_window,
+    is_utf8,
     matches_any,
     require_header,
     require_secrets,
     unix_seconds,
-    utf8_text,
 )
 
 ID = "webhook-id"
@@ -39,6 +41,7 @@ SIGNATURE = "webhook-signature"
 
 class GenericAdapter(Adapter):
     signature_headers = frozenset({SIGNATURE})
+    required_headers = (ID, TIMESTAMP, SIGNATURE)
     default_max_skew = 300.0
 
     def __init__(self, name: str, max_skew_seconds: float | None = None) -> None:
@@ -50,11 +53,21 @@ class GenericAdapter(Adapter):
         msg_id, sent, signatures = (require_header(headers, h) for h in (ID, TIMESTAMP, SIGNATURE))
         sent_at = unix_seconds(sent, name=TIMESTAMP)
         check_window(sent_at, now, self.max_skew, name=TIMESTAMP)
-        text = utf8_text(body, source="Standard Webhooks")
         provided = _v1_signatures(signatures)
-        expected = [_signature(self._webhook(s), msg_id, sent_at, text) for s in secrets]
+        expected = [self._expected(s, msg_id, sent_at, body) for s in secrets]
         if not any([matches_any(p, expected) for p in provided]):
             raise bad_signature(f"no {SIGNATURE} entry matches under any configured secret")
+        if not is_utf8(body):
+            raise MalformedPayload("body is not UTF-8")
+
+    def _expected(self, secret: str, msg_id: str, sent_at: int, body: bytes) -> bytes:
+        if is_utf8(body):
+            return _signature(self._webhook(secret), msg_id, sent_at, body.decode("utf-8"))
+        # The library signs text only; a signed non-UTF-8 body is the same HMAC on its bytes
+        # (then refused as malformed, not as unsigned).
+        key = base64.b64decode(secret.removeprefix("whsec_"))
+        signed = f"{msg_id}.{sent_at}.".encode() + body
+        return hmac.new(key, signed, hashlib.sha256).digest()
 
     def normalise(self, headers: Headers, payload: Mapping[str, Any]) -> Normalised:
         return Normalised(

@@ -27,6 +27,7 @@ _PREFIX = "sha256="
 class GitHubAdapter(Adapter):
     name = "github"
     signature_headers = frozenset({SIGNATURE, "x-hub-signature"})
+    required_headers = (SIGNATURE,)
 
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[str], now: float) -> None:
         require_secrets(secrets)

@@ -66,3 +66,34 @@ def check_address(source: str, client: str | None, allowed: Sequence[IPNetwork])
         raise Forbidden(f"source {source} accepts listed addresses only") from None
     if not any(address in net for net in allowed):
         raise Forbidden(f"source {source} does not accept deliveries from {address}")
+
+
+def client_address(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]
+) -> str | None:
+    """The delivering client's address. `peer` is the connection's; when it is a trusted
+    proxy, `forwarded_for` (every X-Forwarded-For header, in order) is read from the right:
+    each proxy appends the address it got the request from, so the right-most entry that is no
+    trusted proxy is the client (entries further left are whatever the client wrote). A
+    malformed entry ends the walk: the last trusted hop is answered then."""
+    if not _trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for value in forwarded_for for h in value.split(",")]
+    client = peer
+    for hop in reversed(hops):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        client = str(address)
+        if not any(address in net for net in trusted):
+            break
+    return client
+
+
+def _trusted(address: str | None, trusted: Sequence[IPNetwork]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(parsed in net for net in trusted)

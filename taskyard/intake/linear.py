@@ -33,6 +33,7 @@ _IDENTIFIER_IN_URL = re.compile(r"/issue/([A-Z][A-Z0-9]*-\d+)")
 class LinearAdapter(Adapter):
     name = "linear"
     signature_headers = frozenset({SIGNATURE})
+    required_headers = (SIGNATURE,)
     default_max_skew = 60.0
 
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[str], now: float) -> None:

@@ -33,10 +33,12 @@ from taskyard.approvals.service import Approvals
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
 from taskyard.intake.app import IntakeApp
+from taskyard.intake.guard import Bounds, guarded_protocol
 from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
 from taskyard.observe import Metrics, setup_logging
 from taskyard.store import SQLStore
+from taskyard.tasklogs import TaskLogs
 from taskyard.tracing import Tracing
 from taskyard.web.app import build_app
 from taskyard.workspace import Workspaces
@@ -141,10 +143,15 @@ async def _serve_intake(spec: IntakeProcessSpec, slot: int, sock: socket.socket)
             approvals = Approvals.from_settings(settings, store)
         token = settings.api_token.get_secret_value() if settings.api_token else None
         config = uvicorn.Config(
-            build_app(store, metrics, intake, approvals, token),
+            build_app(
+                store, metrics, intake, approvals, token, task_logs=TaskLogs.from_settings(settings)
+            ),
             access_log=False,
             log_config=None,
             lifespan="off",
+            http=guarded_protocol(
+                Bounds.from_config(settings.intake), lambda why: metrics.received("connection", why)
+            ),
             timeout_graceful_shutdown=5,
         )
         log.info("intake process listening", extra={"slot": slot, "pid": os.getpid()})

@@ -27,6 +27,7 @@ RESOURCE = "sentry-hook-resource"
 class SentryAdapter(Adapter):
     name = "sentry"
     signature_headers = frozenset({SIGNATURE})
+    required_headers = (SIGNATURE,)
 
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[str], now: float) -> None:
         require_secrets(secrets)

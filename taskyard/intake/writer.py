@@ -3,7 +3,8 @@
 Each request hands its event to the writer and waits; one thread commits whatever has gathered
 in a single transaction, then answers every waiter. Under load, batches grow by themselves, so
 one commit (and one fsync) serves many deliveries; at rest, a delivery commits alone at once.
-Nothing is answered before its transaction has committed.
+Nothing is answered before its transaction has committed. A batch the database refuses for one
+of its rows (not for being unreachable) is stored again event by event, so only that event fails.
 """
 
 from __future__ import annotations
@@ -64,17 +65,32 @@ class EventWriter:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
-                await self._commit(loop, batch)
+                # A waiter that gave up (answered 503 already) is not stored later.
+                batch = [(item, future) for item, future in batch if not future.done()]
+                if batch:
+                    await self._commit(loop, batch)
 
     async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Waiter]) -> None:
         items = [item for item, _ in batch]
         try:
             results = await loop.run_in_executor(self._thread, self._insert, items)
-        except StoreError as exc:
+        except StoreUnavailable as exc:
             log.error("event batch not stored", extra={"events": len(items), "error": str(exc)})
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(StoreUnavailable(str(exc)))
+            _fail(batch, StoreUnavailable(str(exc)))
+            return
+        except StoreError as exc:
+            if len(batch) == 1:
+                log.error(
+                    "event not storable", extra={"event_id": items[0].event.id, "error": str(exc)}
+                )
+                _fail(batch, exc)
+                return
+            # One row the database refuses must not fail its neighbours: each on its own.
+            log.warning(
+                "event batch refused; storing its events one by one", extra={"error": str(exc)}
+            )
+            for waiter in batch:
+                await self._commit(loop, [waiter])
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
@@ -90,3 +106,9 @@ class EventWriter:
             if not future.done():
                 future.set_exception(exc)
         self._pending.clear()
+
+
+def _fail(batch: list[_Waiter], exc: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

@@ -218,8 +218,20 @@ def _write_json(path: Path, data: JSONObject) -> None:
     os.replace(temporary, path)
 
 
+Screen = Callable[[str, JSONObject], JSONObject]  # (fetcher name, answer) → what is written
+
+
+def _as_is(_name: str, data: JSONObject) -> JSONObject:
+    return data
+
+
 async def _fetch(
-    name: str, subject: ContextSubject, platforms: Platforms, context_dir: Path, timeout: float
+    name: str,
+    subject: ContextSubject,
+    platforms: Platforms,
+    context_dir: Path,
+    timeout: float,
+    screen: Screen = _as_is,
 ) -> FetchResult:
     started = time.monotonic()
     try:
@@ -237,7 +249,7 @@ async def _fetch(
         text = str(exc) if str(exc).startswith(name) else f"{name}: {exc}"
         return FetchResult(name, status, time.monotonic() - started, error=text)
     path = context_dir / f"{name}.json"
-    await asyncio.to_thread(_write_json, path, data)
+    await asyncio.to_thread(_write_json, path, screen(name, data))
     return FetchResult(name, FetchStatus.OK, time.monotonic() - started, path=path)
 
 
@@ -247,16 +259,18 @@ async def gather_context(
     platforms: Platforms,
     context_dir: Path,
     timeout: float,
+    screen: Screen = _as_is,
 ) -> ContextReport:
     """Run the named fetchers at once, each within `timeout` seconds (retries included), and
-    write each success to `context_dir/<name>.json`. Failures are reported, not raised (see
-    the module's doc); an unknown name is a ConfigError before anything runs."""
+    write each success to `context_dir/<name>.json`, as `screen` makes it (see
+    `taskyard.platforms.screen`). Failures are reported, not raised (see the module's doc); an
+    unknown name is a ConfigError before anything runs."""
     unique = validate_fetcher_names(names)
     context_dir.mkdir(parents=True, exist_ok=True)
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(_fetch(n, event_info, platforms, context_dir, timeout))
+                group.create_task(_fetch(n, event_info, platforms, context_dir, timeout, screen))
                 for n in unique
             ]
     except BaseExceptionGroup as failure:  # a bug or a disk error: not a platform failure

@@ -88,5 +88,6 @@ def comment(raw: Mapping[str, Any]) -> JSONObject:
         "author_association": raw.get("author_association"),
         "body": raw.get("body"),
         "created_at": raw.get("created_at"),
+        "updated_at": raw.get("updated_at"),  # later than created_at once edited
         "html_url": raw.get("html_url"),
     }

@@ -27,7 +27,7 @@ from taskyard.platforms.retry import parse_retry_after, with_retries
 _TRANSIENT_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
-_MESSAGE_KEYS = ("ts", "thread_ts", "user", "bot_id", "username", "subtype", "text")
+_MESSAGE_KEYS = ("ts", "thread_ts", "user", "bot_id", "username", "subtype", "text", "edited")
 PAGE_LIMIT = 200
 REPLIES = "conversations.replies"
 METHODS = (REPLIES,)  # every Web API method called; a contract test checks slack-sdk has each

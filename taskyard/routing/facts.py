@@ -45,6 +45,7 @@ class Subject:
     head_sha: str | None = None
     head_ref: str | None = None
     base_ref: str | None = None
+    base_sha: str | None = None
     url: str | None = None
     channel: str | None = None  # Slack/Discord channel id
     thread: str | None = None  # Slack thread ts (a top-level message starts its own)
@@ -143,6 +144,7 @@ def _github_subject(event: Event, payload: dict[str, Any]) -> Subject:
         head_sha=text(payload, *_GITHUB_HEAD_SHA),
         head_ref=text(payload, *_GITHUB_HEAD_REF),
         base_ref=text(payload, "pull_request.base.ref"),
+        base_sha=text(payload, "pull_request.base.sha"),
         url=text(payload, *_GITHUB_URL),
     )
 

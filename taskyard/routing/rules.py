@@ -17,7 +17,6 @@ from fnmatch import translate
 from typing import Annotated, Any
 
 import jmespath
-import jsonschema
 from jmespath.exceptions import JMESPathError
 from pydantic import (
     AfterValidator,
@@ -279,6 +278,8 @@ class RouteConfig(_Frozen):
     @classmethod
     def _schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
+            import jsonschema  # only for routes that give a schema: it is slow to import
+
             try:
                 jsonschema.Draft202012Validator.check_schema(value)
             except jsonschema.SchemaError as exc:

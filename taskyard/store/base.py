@@ -41,6 +41,9 @@ class NewEvent:
     event: Event
     dedup_key: str
     dedup_expires_at: float
+    # The content key that must be free too (a replay under a new delivery id is refused).
+    replay_key: str | None = None
+    replay_expires_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,15 @@ class MemoryStore(Store):
                 if owner is not None and owner[1] > now:
                     results.append(StoreResult(owner[0], duplicate=True))
                     continue
+                replay = (n.event.source, n.replay_key or "")
+                first = self._dedup.get(replay) if n.replay_key is not None else None
+                if first is not None and first[1] > now:  # the same body under a new id
+                    self._dedup[key] = (first[0], n.dedup_expires_at)
+                    results.append(StoreResult(first[0], duplicate=True))
+                    continue
                 self._dedup[key] = (n.event.id, n.dedup_expires_at)
+                if n.replay_key is not None:
+                    self._dedup[replay] = (n.event.id, n.replay_expires_at)
                 self._events[n.event.id] = replace(n.event, headers=dict(n.event.headers))
                 self._dispatch_keys[n.event.id] = n.event.id
                 results.append(StoreResult(n.event.id, duplicate=False))

@@ -266,3 +266,31 @@ WHERE started_at >= :since AND started_at < :until AND cost_usd IS NOT NULL
 SELECT id, route, agent, started_at, cost_usd FROM tasks
 WHERE started_at >= :since AND started_at < :until AND cost_usd IS NOT NULL
 ORDER BY started_at, id
+
+-- name: claim_and_insert_event_with_replay
+-- PostgreSQL only: as claim_and_insert_event, and the event is stored only if its content key
+-- (the replay key) is free too. A row comes back when the event is new.
+WITH claim AS (
+    INSERT INTO dedup_keys (source, key, event_id, expires_at)
+    VALUES (:source, :key, :id, :expires_at)
+    ON CONFLICT (source, key) DO UPDATE
+        SET event_id = excluded.event_id, expires_at = excluded.expires_at
+        WHERE dedup_keys.expires_at <= :now
+    RETURNING event_id
+), replay AS (
+    INSERT INTO dedup_keys (source, key, event_id, expires_at)
+    SELECT :source, :replay_key, :id, :replay_expires_at FROM claim
+    ON CONFLICT (source, key) DO UPDATE
+        SET event_id = excluded.event_id, expires_at = excluded.expires_at
+        WHERE dedup_keys.expires_at <= :now
+    RETURNING event_id
+)
+INSERT INTO events (id, source, type, delivery_id, subject, actor, received_at, priority,
+                    headers, body, content_hash, status, dispatch_key)
+SELECT :id, :source, :type, :delivery_id, :subject, :actor, :received_at, :priority,
+       :headers, :body, :content_hash, :status, :dispatch_key
+FROM replay
+RETURNING id
+
+-- name: repoint_dedup
+UPDATE dedup_keys SET event_id = :owner WHERE source = :source AND key = :key AND event_id = :id

@@ -29,6 +29,7 @@ from taskyard.models import (
     TaskStatus,
     new_id,
 )
+from taskyard.store import dedup
 from taskyard.store import rows as rowmap
 from taskyard.store.backends import Backend, Tx, open_backend
 from taskyard.store.base import (
@@ -139,65 +140,10 @@ class SQLStore(Store):
     def insert_events(self, batch: Sequence[NewEvent], now: float) -> list[StoreResult]:
         if not batch:
             return []
-        if self.backend.dialect == "postgresql":
-            return self._insert_events_claiming(batch, now)
-        keys = [
-            {
-                "source": n.event.source,
-                "key": n.dedup_key,
-                "event_id": n.event.id,
-                "expires_at": n.dedup_expires_at,
-                "now": now,
-            }
-            for n in batch
-        ]
+        insert = dedup.INSERTERS[self.backend.dialect]
         with self.backend.transaction() as tx:
-            owners = tx.executemany_returning(Q["upsert_dedup"], keys)
-            new = [
-                n
-                for n, o in zip(batch, owners, strict=True)
-                if o is not None and o["event_id"] == n.event.id
-            ]
-            if new:
-                tx.executemany(Q["insert_event"], [rowmap.event_row(n.event) for n in new])
-            results = []
-            for n, owner in zip(batch, owners, strict=True):
-                if owner is not None and owner["event_id"] == n.event.id:
-                    results.append(StoreResult(n.event.id, duplicate=False))
-                else:
-                    first = tx.fetchone(
-                        Q["dedup_owner"], {"source": n.event.source, "key": n.dedup_key}
-                    )
-                    results.append(
-                        StoreResult(str(first["event_id"]) if first else n.event.id, duplicate=True)
-                    )
-        return results
-
-    def _insert_events_claiming(self, batch: Sequence[NewEvent], now: float) -> list[StoreResult]:
-        """PostgreSQL: one statement per event claims its dedup key and stores it."""
-        rows = [
-            {
-                **rowmap.event_row(n.event),
-                "key": n.dedup_key,
-                "expires_at": n.dedup_expires_at,
-                "now": now,
-            }
-            for n in batch
-        ]
-        with self.backend.transaction() as tx:
-            stored = tx.executemany_returning(Q["claim_and_insert_event"], rows)
-            results = []
-            for n, row in zip(batch, stored, strict=True):
-                if row is not None:
-                    results.append(StoreResult(n.event.id, duplicate=False))
-                    continue
-                first = tx.fetchone(
-                    Q["dedup_owner"], {"source": n.event.source, "key": n.dedup_key}
-                )
-                results.append(
-                    StoreResult(str(first["event_id"]) if first else n.event.id, duplicate=True)
-                )
-        return results
+            stored = insert(tx, Q, batch, now)
+            return dedup.results(tx, Q, batch, stored)
 
     def get_event(self, event_id: str) -> Event:
         with self.backend.reading() as tx:

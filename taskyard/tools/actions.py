@@ -32,6 +32,7 @@ from taskyard.actions.records import ActionRecord, ActionStatus
 from taskyard.exceptions import PlatformError
 from taskyard.platforms.base import GitHubReader, JSONObject, LinearReader
 from taskyard.tools.base import ToolAnswer, ToolSpec
+from taskyard.untrusted import clean_json, clean_text
 
 ApplyOne = Callable[[str, dict[str, Any], str], Awaitable[ActionRecord]]
 """`(action type, params, reasoning) -> the stored ActionRecord` after validation, policy and
@@ -477,11 +478,12 @@ class ReadTools:
         return text[: self.max_chars] + note, True
 
     def _json(self, value: JSONObject) -> ToolAnswer:
+        value = clean_json(value)  # hidden text out, as in context/ (taskyard.untrusted)
         text, cut = self._cut(_compact(value))
         return ToolAnswer(True, text, {"truncated": True} if cut else value)
 
     def _diff(self, repo: str, number: int, found: JSONObject) -> ToolAnswer:
-        diff = str(found.get("diff") or "")
+        diff = clean_text(str(found.get("diff") or ""), mark=True)
         text, cut = self._cut(diff) if diff else ("(the pull request changes nothing)", False)
         if found.get("truncated") and not cut:
             text += f"\n[only the first part of the {found.get('bytes')}-byte diff was read]"

@@ -2,9 +2,10 @@
 `TASKYARD_API_TOKEN`). Its OpenAPI document is `GET /api/openapi.json` (`taskyard.web.openapi`).
 
 With a token configured, every `/api` request without `Authorization: Bearer <token>` is
-answered 401, whatever its path. Without one the API is open, and `taskyard serve` listens on
-loopback only (`taskyard.server`); as a second guard the API then answers 403 to any client
-that is not on loopback.
+answered 401, whatever its path. Wrong tokens are throttled per client
+(`taskyard.web.throttle`, shared with the UI): past a few, 429 with `Retry-After`. Without a
+token the API is open, and `taskyard serve` listens on loopback only (`taskyard.server`); as a
+second guard the API then answers 403 to any client that is not on loopback.
 
 Events and dead letters: `taskyard.web.api_events`; tasks, actions and logs:
 `taskyard.web.api_tasks`; stats: `taskyard.web.api_stats`. Approvals (what the UI's pending
@@ -42,6 +43,7 @@ from taskyard.approvals.records import ApprovalStatus, Decision, approval_json
 from taskyard.approvals.service import Approvals
 from taskyard.exceptions import NotFound
 from taskyard.store.base import Store
+from taskyard.tasklogs import TaskLogs
 from taskyard.web import params
 from taskyard.web.api_events import dead_letter_routes, event_routes
 from taskyard.web.api_stats import stats_routes
@@ -49,10 +51,12 @@ from taskyard.web.api_tasks import task_routes
 from taskyard.web.logstream import STREAM_SECONDS
 from taskyard.web.openapi import openapi_document
 from taskyard.web.params import error
+from taskyard.web.throttle import AuthThrottle, client_key
 
 log = logging.getLogger(__name__)
 _DECISIONS = {"approve": Decision.APPROVE, "deny": Decision.DENY, "more-info": Decision.MORE_INFO}
 UNAUTHORISED = "a valid bearer token is required"
+THROTTLED = "too many wrong tokens from this client; wait before trying again"
 LOOPBACK_ONLY = (
     "the management API has no token (TASKYARD_API_TOKEN), so it answers on loopback only"
 )
@@ -150,8 +154,11 @@ class ManagementAPI:
         token: str | None,
         clock: Callable[[], float] = time.time,
         stream_seconds: float = STREAM_SECONDS,
+        task_logs: TaskLogs | None = None,
+        throttle: AuthThrottle | None = None,
     ) -> None:
         document = openapi_document()
+        self.throttle = throttle or AuthThrottle()
 
         async def openapi(request: Request) -> Response:
             return JSONResponse(document)
@@ -159,7 +166,7 @@ class ManagementAPI:
         self.routes = [
             *event_routes(store),
             *dead_letter_routes(store),
-            *task_routes(store, stream_seconds),
+            *task_routes(store, stream_seconds, task_logs),
             *approval_routes(store, approvals),
             *stats_routes(store, clock),
             Route("/api/openapi.json", openapi, methods=["GET"]),
@@ -179,8 +186,15 @@ class ManagementAPI:
     def _refusal(self, scope: Scope) -> Response | None:
         if self._token is None:
             return None if params.client_is_loopback(scope) else error(403, LOOPBACK_ONLY)
-        if hmac.compare_digest(_bearer(scope), self._token):
+        given, client = _bearer(scope), client_key(scope)
+        wait = self.throttle.retry_after(client) if given else None
+        if wait is not None:  # not even looked at
+            return error(429, THROTTLED, {"retry-after": str(wait)})
+        if hmac.compare_digest(given, self._token):
+            self.throttle.succeeded(client)
             return None
+        if given:  # an attempt, not a request that forgot its token
+            self.throttle.failed(client)
         return error(401, UNAUTHORISED, {"www-authenticate": 'Bearer realm="taskyard"'})
 
 

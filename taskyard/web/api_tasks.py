@@ -3,7 +3,13 @@
 GET  /api/tasks?status=&route=&event_id=&limit=  → {"tasks": [...]}, newest first
 GET  /api/tasks/{id}                             → the task with its actions
 GET  /api/tasks/{id}/actions                     → {"actions": [...]}
-GET  /api/tasks/{id}/logs                        → the agent's log (JSON lines)
+GET  /api/tasks/{id}/logs?offset=&limit=         → a page of the agent's log (JSON lines):
+                                                   `limit` bytes (default 1 MiB, at most
+                                                   4 MiB) of whole lines from byte `offset`;
+                                                   headers X-Log-Offset, X-Log-Next-Offset,
+                                                   X-Log-Size, X-Log-Kept and, when there is
+                                                   more, Link rel="next". 409 for a log that
+                                                   is not safe to open (`taskyard.tasklogs`)
 GET  /api/tasks/{id}/logs/stream                 → the same as Server-Sent Events, followed
                                                    until the task ends (`taskyard.web.logstream`)
 POST /api/tasks/{id}/cancel                      → 202 cancel requested | 200 cancelled
@@ -15,17 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from taskyard.exceptions import NotFound
+from taskyard.exceptions import LogRefused, NotFound
 from taskyard.models import Task, TaskStatus
 from taskyard.store.base import Store, TaskFilter
-from taskyard.taskops import cancel_task, log_file, retry_task
+from taskyard.tasklogs import PAGE_LIMIT_MAX, PAGE_MAX, LogPage, TaskLogs
+from taskyard.taskops import cancel_task, retry_task
 from taskyard.views import action_json, task_json
 from taskyard.web import params
 from taskyard.web.logstream import STREAM_SECONDS, LogFollower
@@ -45,7 +51,38 @@ def _last_event_id(request: Request) -> int:
     return int(given)
 
 
-def task_routes(store: Store, stream_seconds: float = STREAM_SECONDS) -> list[Route]:
+def _byte_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    given = request.query_params.get(name)
+    if given is None:
+        return default
+    if (
+        not given.isascii()
+        or not given.isdigit()
+        or len(given) > 18
+        or not low <= int(given) <= high
+    ):
+        raise params.bad(f"{name} must be a whole number of bytes from {low} to {high}")
+    return int(given)
+
+
+def _page_headers(task_id: str, page: LogPage, limit: int) -> dict[str, str]:
+    headers = {
+        "x-log-offset": str(page.offset),
+        "x-log-next-offset": str(page.next_offset),
+        "x-log-size": str(page.size),
+        "x-log-kept": "true" if page.kept else "false",
+    }
+    if page.more:
+        link = f"/api/tasks/{task_id}/logs?offset={page.next_offset}&limit={limit}"
+        headers["link"] = f'<{link}>; rel="next"'
+    return headers
+
+
+def task_routes(
+    store: Store, stream_seconds: float = STREAM_SECONDS, task_logs: TaskLogs | None = None
+) -> list[Route]:
+    logs_of = task_logs or TaskLogs()
+
     async def task_or_404(task_id: str) -> Task | Response:
         try:
             return await asyncio.to_thread(store.get_task, task_id)
@@ -82,17 +119,27 @@ def task_routes(store: Store, stream_seconds: float = STREAM_SECONDS) -> list[Ro
         task = await task_or_404(params.path(request, "task_id"))
         if isinstance(task, Response):
             return task
-        path = log_file(task)
-        if path is None:
+        offset = _byte_param(request, "offset", 0, 0, 10**18)
+        limit = _byte_param(request, "limit", PAGE_MAX, 1, PAGE_LIMIT_MAX)
+        try:
+            page = await asyncio.to_thread(logs_of.page, task, offset, limit)
+        except LogRefused as exc:
+            return error(409, str(exc))
+        if page is None:
             return error(404, f"task {task.id} has no log yet (status {task.status})")
-        return Response(await asyncio.to_thread(Path.read_bytes, path), media_type=NDJSON)
+        headers = _page_headers(task.id, page, limit)
+        return Response(page.data, media_type=NDJSON, headers=headers)
 
     async def stream_logs(request: Request) -> Response:
         offset = _last_event_id(request)
         task = await task_or_404(params.path(request, "task_id"))
         if isinstance(task, Response):
             return task
-        follower = LogFollower(store, task.id, offset, max_seconds=stream_seconds)
+        try:  # a log that is not safe to open is refused before the stream starts
+            await asyncio.to_thread(logs_of.page, task, offset, 1)
+        except LogRefused as exc:
+            return error(409, str(exc))
+        follower = LogFollower(store, task.id, offset, max_seconds=stream_seconds, logs=logs_of)
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return StreamingResponse(follower.events(), media_type="text/event-stream", headers=headers)
 

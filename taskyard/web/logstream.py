@@ -7,22 +7,25 @@ log is read to the end (an unfinished last line is sent then): a client closes t
 it gets it. A comment line keeps a quiet stream open through proxies. One stream lasts at most
 `max_seconds`, then closes without `end`: an EventSource reconnects by itself (after the
 `retry` the first event sets) and goes on from its Last-Event-ID.
+
+The log is read through `taskyard.tasklogs.TaskLogs`: opened safely, `READ_MAX` bytes of whole
+lines at a time (a longer line comes in pieces), redacted; the workspace's log while it is
+there, else the copy kept with the task. A log that is not safe to open ends the stream with
+an `end` event whose reason says so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import orjson
 
-from taskyard.exceptions import NotFound
+from taskyard.exceptions import LogRefused, NotFound
 from taskyard.models import Task, TaskStatus
 from taskyard.store.base import Store
-from taskyard.taskops import log_file
+from taskyard.tasklogs import TaskLogs
 
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
@@ -41,15 +44,6 @@ def _status_data(task: Task) -> str:
     return orjson.dumps({"status": str(task.status), "reason": task.reason}).decode()
 
 
-def _read(path: Path, offset: int) -> bytes:
-    """What the log holds from `offset` on (nothing while it is no longer than that)."""
-    with path.open("rb") as f:
-        if offset >= os.fstat(f.fileno()).st_size:
-            return b""
-        f.seek(offset)
-        return f.read(READ_MAX)
-
-
 class LogFollower:
     """One client's stream; `offset` is where in the log it starts."""
 
@@ -61,14 +55,15 @@ class LogFollower:
         poll: float = POLL_SECONDS,
         keepalive: float = KEEPALIVE_SECONDS,
         max_seconds: float = STREAM_SECONDS,
+        logs: TaskLogs | None = None,
     ) -> None:
         self.store = store
         self.task_id = task_id
-        self.offset = offset  # the end of the last complete line sent
+        self.offset = offset  # the end of the last line sent
         self.poll = poll
         self.keepalive = keepalive
         self.max_seconds = max_seconds
-        self._pending = b""  # read after `offset`: an unfinished line
+        self.logs = logs or TaskLogs()
         self._status: TaskStatus | None = None
 
     async def events(self) -> AsyncIterator[bytes]:
@@ -80,13 +75,13 @@ class LogFollower:
         last_sent = time.monotonic()
         deadline = last_sent + self.max_seconds
         while True:
-            async for chunk in self._lines(task):
-                yield chunk
-                last_sent = time.monotonic()
-            if task.status.terminal and self._pending:  # read after it ended: complete
-                self.offset += len(self._pending)
-                yield sse("log", self._text(self._pending), self.offset)
-                self._pending = b""
+            try:
+                async for chunk in self._lines(task):
+                    yield chunk
+                    last_sent = time.monotonic()
+            except LogRefused as exc:
+                yield sse("end", orjson.dumps({"status": None, "reason": str(exc)}).decode())
+                return
             if task.status is not self._status:  # after the lines written before it
                 self._status = task.status
                 yield sse("status", _status_data(task))
@@ -114,18 +109,16 @@ class LogFollower:
             return None
 
     async def _lines(self, task: Task) -> AsyncIterator[bytes]:
-        """Every complete line written since the last read (all of it once the task ended)."""
-        path = log_file(task)
-        while path is not None:
-            chunk = await asyncio.to_thread(_read, path, self.offset + len(self._pending))
-            if not chunk:
+        """Every complete line written since the last read (all of it once the task ended),
+        a page at a time."""
+        while True:
+            page = await asyncio.to_thread(self.logs.page, task, self.offset, READ_MAX)
+            if page is None or page.next_offset == self.offset:
                 return
-            data = self._pending + chunk
-            *lines, self._pending = data.split(b"\n")
-            for line in lines:
-                self.offset += len(line) + 1
+            for line, end in page.lines():
+                self.offset = end
                 if line.strip():
-                    yield sse("log", self._text(line), self.offset)
+                    yield sse("log", self._text(line), end)
 
     @staticmethod
     def _text(line: bytes) -> str:

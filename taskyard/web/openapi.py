@@ -12,6 +12,7 @@ from typing import Any
 
 from taskyard.approvals.records import ApprovalStatus
 from taskyard.models import EventStatus, TaskStatus
+from taskyard.tasklogs import PAGE_LIMIT_MAX
 from taskyard.web.openapi_schemas import (
     BOOL,
     ID,
@@ -39,8 +40,9 @@ def _errors(*statuses: int) -> dict[str, Schema]:
         403: "no token is configured and the client is not on loopback",
         404: "no such record",
         409: "not possible in the record's present state (the error says why)",
+        429: "too many wrong tokens from this client: wait `Retry-After` seconds",
     }
-    shown = sorted({401, 403, *statuses})
+    shown = sorted({401, 403, 429, *statuses})
     return {str(s): _json(ref("Error"), told[s]) for s in shown}
 
 
@@ -282,15 +284,27 @@ def _task_paths() -> dict[str, Schema]:
         "/api/tasks/{task_id}/logs": {
             "get": _op(
                 "taskLog",
-                "The agent's event stream (outputs/log.jsonl); 404 while there is none yet",
+                "A page of the agent's event stream (outputs/log.jsonl, or the copy kept with "
+                "the task once its workspace is gone), redacted; 404 while there is none yet, "
+                "409 when the file is not one taskyard may open (a link, not its own)",
                 {
                     "200": {
-                        "description": "the log, one JSON object a line",
+                        "description": "whole lines of the log from `offset`, one JSON object "
+                        "a line; X-Log-Next-Offset says where the next page starts, and a "
+                        'Link rel="next" is there while more follows',
                         "content": {"application/x-ndjson": {"schema": STR}},
                     }
                 },
-                [TASK_ID],
-                (400, 404),
+                [
+                    TASK_ID,
+                    _query("offset", {"type": "integer", "minimum": 0}, "from this byte"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT_MAX},
+                        "at most this many bytes (default 1 MiB)",
+                    ),
+                ],
+                (400, 404, 409),
             )
         },
         "/api/tasks/{task_id}/logs/stream": {
@@ -315,7 +329,7 @@ def _task_paths() -> dict[str, Schema]:
                         "description": "go on after this byte offset (a reconnecting client)",
                     },
                 ],
-                (400, 404),
+                (400, 404, 409),
             )
         },
         "/api/tasks/{task_id}/cancel": {

@@ -137,6 +137,7 @@ SCHEMAS: dict[str, Schema] = {
         {
             "key": STR,
             "index": INT,
+            "kind": STR,
             "type": STR,
             "status": enum_of(ActionStatus),
             "reason": nullable(STR),

@@ -17,7 +17,11 @@ behave alike. With an API token configured every page asks for it: the login for
 HttpOnly cookie derived from it (or send `Authorization: Bearer <token>`). Without a token the
 UI answers loopback clients only. Every form carries a CSRF token that must match a cookie,
 and a POST must come from the UI's own origin. Task files are shown from the task's workspace
-(what the agent was given: no platform secret is in them), never through a symbolic link.
+(what the agent was given: no platform secret is in them), opened only as `taskyard.tasklogs`
+opens a log: never through a link, never a file with several links or another owner. The
+agent's log comes from `TaskLogs` (redacted; the copy kept with the task once the workspace
+is gone). Wrong tokens (the sign-in form, a bearer header) are throttled per client like the
+API's (`taskyard.web.throttle`): 429 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -30,12 +34,10 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -47,11 +49,13 @@ from taskyard.approvals.policies import Identity
 from taskyard.approvals.records import ApprovalStatus, Decision, approval_json
 from taskyard.approvals.service import Approvals
 from taskyard.budget import waiting_reason
-from taskyard.exceptions import NotFound, StoreError
-from taskyard.models import DeadLetterStatus, EventStatus, Task, TaskStatus
+from taskyard.exceptions import LogRefused, NotFound, StoreError
+from taskyard.models import DeadLetterStatus, EventStatus, TaskStatus
 from taskyard.queue.replay import replay_dead_letter, replay_event
+from taskyard.results import analysis_text
 from taskyard.store.base import EventFilter, Store, TaskFilter
-from taskyard.taskops import cancel_task, log_file, retry_task
+from taskyard.tasklogs import TaskLogs
+from taskyard.taskops import cancel_task, retry_task
 from taskyard.views import (
     action_json,
     decision_json,
@@ -63,6 +67,8 @@ from taskyard.views import (
 from taskyard.web import params
 from taskyard.web.api_stats import stats_json
 from taskyard.web.logstream import LogFollower
+from taskyard.web.taskfiles import FILE_MAX, pretty, pretty_json, task_files
+from taskyard.web.throttle import AuthThrottle, client_key
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -71,8 +77,6 @@ SESSION_COOKIE = "taskyard_session"
 CSRF_COOKIE = "taskyard_csrf"
 FLASH_COOKIE = "taskyard_flash"
 SESSION_SECONDS = 12 * 3600
-FILE_MAX = 256 * 1024  # of one context or prompt file, or an event's body, shown in a page
-LOG_MAX = 1 << 20  # the last MiB of the agent's log is shown in the page; the stream goes on
 FORM_MAX = 64 * 1024
 TEXT_MAX = 4000  # a reason or a name typed in a form
 STATIC = Path(__file__).resolve().parent / "static"
@@ -91,18 +95,6 @@ HEADERS = {
 LOOPBACK_ONLY = "taskyard has no API token (TASKYARD_API_TOKEN), so its UI answers on loopback only"
 
 
-def _pretty(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _pretty_json(text: str | bytes) -> str | None:
-    """JSON text indented, or None when it is not JSON."""
-    try:
-        return _pretty(orjson.loads(text))
-    except orjson.JSONDecodeError:
-        return None
-
-
 def _http_url(value: Any) -> str | None:
     """`value` if it is an http(s) URL, the only kind a page links to (no `javascript:`)."""
     if not isinstance(value, str):
@@ -118,8 +110,9 @@ def templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["pretty"] = _pretty
+    env.filters["pretty"] = pretty
     env.filters["http_url"] = _http_url
+    env.filters["analysis"] = analysis_text
     return env
 
 
@@ -128,117 +121,6 @@ def _local_path(target: str | None, default: str) -> str:
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return default
     return default if any(ord(c) < 0x20 for c in target) else target
-
-
-# --- files of a task ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ShownFile:
-    name: str
-    text: str
-    size: int
-    truncated: bool
-
-
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    kind: str
-    text: str
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """A regular file under `root`, reached through no symbolic link."""
-    if path.is_symlink() or not path.is_file():
-        return False
-    return path.resolve().is_relative_to(root.resolve())
-
-
-def _show_file(path: Path, pretty_json: bool) -> ShownFile:
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        data = f.read(FILE_MAX)
-    shown = _pretty_json(data) if pretty_json and size <= FILE_MAX else None
-    return ShownFile(path.name, shown or data.decode("utf-8", "replace"), size, size > FILE_MAX)
-
-
-def _files(root: Path, folder: str, pattern: str) -> list[ShownFile]:
-    where = root / folder
-    if where.is_symlink() or not where.is_dir():
-        return []
-    found = [p for p in sorted(where.glob(pattern)) if _inside(p, root)]
-    return [_show_file(p, pattern.endswith(".json")) for p in found]
-
-
-def _log_line(raw: bytes) -> LogLine:
-    text = raw.decode("utf-8", "replace").replace("\r", "")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return LogLine("", text)
-    kind = data.get("type") or data.get("stream") if isinstance(data, dict) else None
-    return LogLine(str(kind or ""), text)
-
-
-def workspace_of(task: Task) -> Path | None:
-    """The task's workspace directory, if it is still on disk: where the task says, or in the
-    archive beside it (`<root>/archive/task-<id>`), where a task that paused for an approval
-    has its workspace moved."""
-    if not task.workspace:
-        return None
-    given = Path(task.workspace)
-    for root in (given, given.parent / "archive" / given.name):
-        if not root.is_symlink() and root.is_dir():
-            return root
-    return None
-
-
-def read_log(root: Path) -> tuple[list[LogLine], int, bool]:
-    """The complete lines of the agent's log (its last `LOG_MAX` bytes), the byte offset just
-    after the last of them (where a live stream goes on) and whether earlier lines were left
-    out."""
-    path = root / "outputs" / "log.jsonl"
-    if not _inside(path, root):
-        return [], 0, False
-    with path.open("rb") as f:
-        size = f.seek(0, 2)
-        start = max(0, size - LOG_MAX)
-        f.seek(start)
-        data = f.read(size - start)
-    skipped = 0
-    if start:  # begin at a whole line
-        skipped = data.find(b"\n") + 1
-        data = data[skipped:]
-    complete = data[: data.rfind(b"\n") + 1]
-    lines = [_log_line(line) for line in complete.split(b"\n") if line.strip()]
-    return lines, start + skipped + len(complete), start > 0
-
-
-def _note(notes_dir: Path | None, task: Task) -> ShownFile | None:
-    """The task's knowledge-log note (`$TASKYARD_HOME/tasks/…-<id[-6:]>.md`)."""
-    if notes_dir is None or not notes_dir.is_dir():
-        return None
-    for path in sorted(notes_dir.glob(f"*-{task.id[-6:]}.md")):
-        if _inside(path, notes_dir):
-            shown = _show_file(path, pretty_json=False)
-            if f"`{task.id}`" in shown.text:
-                return shown
-    return None
-
-
-def task_files(task: Task, notes_dir: Path | None) -> dict[str, Any]:
-    root = workspace_of(task)
-    lines, offset, cut = read_log(root) if root else ([], 0, False)
-    return {
-        "workspace_exists": root is not None,
-        "workspace_dir": str(root) if root else None,
-        "context": _files(root, "context", "*.json") if root else [],
-        "prompts": _files(root, "prompts", "*.md") if root else [],
-        "log_lines": lines,
-        "log_offset": offset,
-        "log_cut": cut,
-        "note": _note(notes_dir, task),
-    }
 
 
 # --- the UI -------------------------------------------------------------------------------
@@ -251,8 +133,12 @@ class WebUI:
         approvals: Approvals | None,
         api_token: str | None,
         notes_dir: Path | None = None,
+        task_logs: TaskLogs | None = None,
+        throttle: AuthThrottle | None = None,
     ) -> None:
         self.store = store
+        self.logs = task_logs or TaskLogs()
+        self.throttle = throttle or AuthThrottle()
         self.approvals = approvals
         self.token = api_token.encode() if api_token else None  # an empty token is no token
         # The cookie holds a value derived from the token, not the token itself.
@@ -319,13 +205,32 @@ class WebUI:
         given = bearer.strip().encode() if scheme.lower() == "bearer" else b""
         return hmac.compare_digest(cookie, self.session) or hmac.compare_digest(given, self.token)
 
+    def _throttled(self, request: Request) -> Response | None:
+        """429 while this client must wait after too many wrong tokens."""
+        wait = self.throttle.retry_after(client_key(request.scope))
+        if wait is None:
+            return None
+        message = f"too many wrong tokens from this address: try again in {wait} s"
+        response = self.problem(request, 429, message)
+        response.headers["retry-after"] = str(wait)
+        return response
+
     def _refusal(self, request: Request) -> Response | None:
         if self.session is None:
             if params.client_is_loopback(request.scope):
                 return None
             return self.problem(request, 403, LOOPBACK_ONLY)
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        attempt = scheme.lower() == "bearer" and bool(bearer.strip())
+        throttled = self._throttled(request) if attempt else None
+        if throttled is not None:
+            return throttled
         if self._signed_in(request):
+            if attempt:
+                self.throttle.succeeded(client_key(request.scope))
             return None
+        if attempt:
+            self.throttle.failed(client_key(request.scope))
         if request.method == "GET" and not request.url.path.endswith("/log-stream"):
             wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/ui/login?next={quote(wanted)}", 303, headers=HEADERS)
@@ -421,7 +326,7 @@ class WebUI:
             data["headers"] = masked_headers(data["headers"])
             body = data.get("body")
             if isinstance(body, str) and len(body) <= FILE_MAX:
-                data["body"] = _pretty_json(body) or body
+                data["body"] = pretty_json(body) or body
             tasks = self.store.list_tasks(TaskFilter(event_id=event_id, limit=100))
             return {
                 "event": data,
@@ -459,7 +364,7 @@ class WebUI:
                 "terminal": task.status.terminal,
                 "actions": [action_json(a) for a in self.store.actions_of(task_id)],
                 "approvals": [approval_json(a) for a in approvals],
-                **task_files(task, self.notes_dir),
+                **task_files(task, self.notes_dir, self.logs),
             }
 
         return self.page(request, "task.html.j2", **await asyncio.to_thread(read))
@@ -469,10 +374,11 @@ class WebUI:
         given = request.headers.get("last-event-id") or request.query_params.get("offset", "0")
         if not given.isascii() or not given.isdigit() or len(given) > 18:
             raise HTTPException(400, "offset (or Last-Event-ID) must be a byte offset in the log")
-        path = log_file(task)
-        if path is not None and path.is_symlink():
-            raise HTTPException(409, f"task {task.id}'s log is a symbolic link: not shown")
-        follower = LogFollower(self.store, task.id, int(given))
+        try:  # a log that is not safe to open is refused before the stream starts
+            await asyncio.to_thread(self.logs.page, task, int(given), 1)
+        except LogRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        follower = LogFollower(self.store, task.id, int(given), logs=self.logs)
         headers = {**HEADERS, "x-accel-buffering": "no"}
         return StreamingResponse(follower.events(), media_type="text/event-stream", headers=headers)
 
@@ -577,10 +483,15 @@ class WebUI:
         target = _local_path(form.get("next"), "/")
         if self.token is None or self.session is None:
             return RedirectResponse(target, 303, headers=HEADERS)
+        throttled = self._throttled(request)
+        if throttled is not None:  # the token is not even looked at
+            return throttled
+        client = client_key(request.scope)
         if not hmac.compare_digest(form.get("token", "").strip().encode(), self.token):
-            client = request.scope.get("client")
-            log.warning("web ui: sign-in refused", extra={"client": client and client[0]})
+            self.throttle.failed(client)
+            log.warning("web ui: sign-in refused", extra={"client": client})
             return self.page(request, "login.html.j2", 401, next=target, wrong=True)
+        self.throttle.succeeded(client)
         response = RedirectResponse(target, 303, headers=HEADERS)
         self._cookie(request, response, SESSION_COOKIE, self.session.decode(), SESSION_SECONDS)
         return response
@@ -619,9 +530,11 @@ def ui_routes(
     approvals: Approvals | None,
     api_token: str | None,
     notes_dir: Path | None = None,
+    task_logs: TaskLogs | None = None,
+    throttle: AuthThrottle | None = None,
 ) -> list[BaseRoute]:
     """The UI's routes, to put beside the others of the app. `notes_dir`: where the tasks'
     notes are (default `$TASKYARD_HOME/tasks`, known from the approvals' settings)."""
     if notes_dir is None and approvals is not None and approvals.settings is not None:
         notes_dir = approvals.settings.home / "tasks"
-    return WebUI(store, approvals, api_token, notes_dir).routes()
+    return WebUI(store, approvals, api_token, notes_dir, task_logs, throttle).routes()

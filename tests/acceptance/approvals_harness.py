@@ -80,6 +80,9 @@ STRANGER = "U0STRANGER"
 COMMENT = json.loads((SHARED / "github" / "issue_comment.created.json").read_text())
 LEAD_LOGIN = str(COMMENT["comment"]["user"]["login"])  # who comments in the real delivery
 OUTSIDER_LOGIN = "hubot"  # a GitHub user holding no role
+# Who opens the pull request: not the lead, who approves (the one who triggered a task may
+# not approve its actions: taskyard.approvals.duties).
+AUTHOR_LOGIN = "monalisa"
 # The real Linear update names one user (its assignee) and no actor: the decisions' actor
 # is that user, named by id in the policies.
 LEAD_LINEAR = dict(UPDATED["data"]["assignee"])
@@ -498,10 +501,23 @@ def settle(yard: ScenarioYard) -> None:
         store.close()
 
 
+_DELIVERIES = itertools.count()
+
+
+def authored_pull_request(world: World) -> dict[str, Any]:
+    """The pull request delivery the tests' reviews start from: opened by `AUTHOR_LOGIN` (not
+    the lead, who decides), and each one its own (GitHub's differ at least in their time): the
+    same body again within the dedup window would be a replay, a duplicate at intake."""
+    delivery = pull_request_delivery(world.head)
+    delivery["sender"]["login"] = delivery["pull_request"]["user"]["login"] = AUTHOR_LOGIN
+    delivery["pull_request"]["updated_at"] = f"2026-01-01T00:00:{next(_DELIVERIES):02d}Z"
+    return delivery
+
+
 def review_until_gated(world: World, yard: ScenarioYard) -> Gated:
     settle(yard)
     marks = Marks.of(world)
-    event_id = yard.deliver("github", pull_request_delivery(world.head), "pull_request")
+    event_id = yard.deliver("github", authored_pull_request(world), "pull_request")
     task = wait_task(yard, event_id, "awaiting_approval")
     waiting = pending(yard)
     assert [a["task_id"] for a in waiting] == [task["id"]]

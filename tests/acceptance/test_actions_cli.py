@@ -1,6 +1,8 @@
 """`taskyard serve` applying a task's actions to the GitHub test server, and the operator's
 side of it: `tasks show --json` lists each action's outcome; `tasks retry` of a task whose
-actions failed applies them again without running the agent."""
+actions failed applies them again without running the agent (the boxed agent can write only in
+its own task directory: each run prints a line of its own to its log, which the test reads
+with `tasks logs`, and counts as one of the task's `attempts`)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,7 @@ TOKEN = "ghp_CLItokenTHATmustNEVERleak000000000000"
 ISSUE = "/repos/Codertocat/Hello-World/issues/1"
 AGENT = r"""
 import json, os, pathlib
-runs = pathlib.Path(os.environ["RUNS"])
-runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
+print(json.dumps({"type": "message", "text": "agent run " + os.urandom(8).hex()}), flush=True)
 pathlib.Path(os.environ["OUTPUT_DIR"], "result.json").write_text(json.dumps({
     "success": True,
     "actions": [
@@ -55,8 +56,7 @@ def gh() -> Iterator[PlatformServer]:
 def test_an_apply_failure_is_shown_and_retried_without_running_the_agent(
     tmp_path: Path, gh: PlatformServer
 ) -> None:
-    runs = tmp_path / "runs"
-    agent = python_agent(AGENT, {"RUNS": str(runs)})
+    agent = python_agent(AGENT)
     ty = RunYard(tmp_path, None, CONFIG.format(agent=agent, base_url=gh.base_url))
     ty.env["TASKYARD_GITHUB_TOKEN"] = TOKEN
     gh.queue("POST", f"{ISSUE}/labels", Reply(403, {"message": "Resource not accessible"}))
@@ -79,11 +79,15 @@ def test_an_apply_failure_is_shown_and_retried_without_running_the_agent(
         assert by_index[1]["url"]
         text = ty.cli("tasks", "show", task["id"]).stdout
         assert "#0 add_labels: failed" in text and f"POST {ISSUE}/labels" in text
+        ran = ty.cli("tasks", "logs", task["id"]).stdout
+        assert ran.count("agent run ") == 1 and shown["attempts"] == 1
 
         retried = json.loads(ty.cli("tasks", "retry", task["id"], "--json").stdout)
         assert retried["reapply"] is True
         wait_for(lambda: ty.task(task["id"])["status"] == "succeeded", 30, "re-applied")
-        assert runs.read_text() == "x"  # the agent ran once
+        # the agent ran once: no new attempt, and its log is still the first run's
+        assert ty.task(task["id"])["attempts"] == 1
+        assert ty.cli("tasks", "logs", task["id"]).stdout == ran
         labels = [r for r in gh.requests if r.path == f"{ISSUE}/labels"]
         comments = [r for r in gh.requests if r.path == f"{ISSUE}/comments"]
         assert len(labels) == 2  # the 403, then the one that took

@@ -57,6 +57,7 @@ from tests.acceptance.approvals_harness import (
     assert_told,
     assert_waiting,
     attempts_of,
+    authored_pull_request,
     button_press,
     cross_loop,
     github_headers,
@@ -83,7 +84,6 @@ from tests.acceptance.scenario_harness import (
     actions_by_index,
     git_diff,
     platforms,
-    pull_request_delivery,
 )
 from tests.acceptance.test_serve import wait_for
 
@@ -321,13 +321,15 @@ def test_refused_forged_and_replayed_decisions_change_nothing(
     assert len(attempts_of(yard, approval_id)) == 2
     assert task_of(yard, gated.event_id) == {"id": gated.task["id"], "status": "awaiting_approval"}
     assert requests_to(gated.marks.sent(world)["github"], MERGE) == []
-    # The lead approves; then the same comment again under a new delivery id is refused
-    # and recorded, and the same delivery again is a duplicate.
+    # The lead approves; the same comment again under a new delivery id is a replay, a
+    # duplicate at intake; a second approve comment is refused and recorded; the same
+    # delivery again is a duplicate.
     delivery = str(uuid.uuid4())
     approve = post(
         yard, "github", lead_comment, github_headers(lead_comment, "issue_comment", delivery)
     )
-    wait_event(yard, accepted(approve))
+    approved_event = accepted(approve)
+    wait_event(yard, approved_event)
     lead = f"github:{LEAD_LOGIN}"
     assert_merged_once(world, yard, gated, lead, "github")
     replay = post(
@@ -336,8 +338,11 @@ def test_refused_forged_and_replayed_decisions_change_nothing(
         lead_comment,
         github_headers(lead_comment, "issue_comment", str(uuid.uuid4())),
     )
+    assert replay.json() == {"event_id": approved_event, "duplicate": True}
+    second = pr_comment("/approve")
+    again = post(yard, "github", second, github_headers(second, "issue_comment", "a2"))
     already = f"already approved by {lead} (github)"
-    assert approval_note(wait_event(yard, accepted(replay))).endswith(f"refused ({already})")
+    assert approval_note(wait_event(yard, accepted(again))).endswith(f"refused ({already})")
     duplicate = post(
         yard, "github", lead_comment, github_headers(lead_comment, "issue_comment", delivery)
     )
@@ -361,7 +366,7 @@ def test_an_expired_request_ends_the_task_expired_and_refuses_later_decisions(
     yard = world.yard("expiry", policies=hasty, sweep_seconds=0.2)
     try:
         marks = Marks.of(world)
-        event_id = yard.deliver("github", pull_request_delivery(world.head), "pull_request")
+        event_id = yard.deliver("github", authored_pull_request(world), "pull_request")
         task = wait_task(yard, event_id, "expired")
         acts = actions_by_index(task)
         assert [(i, acts[i]["type"], acts[i]["status"]) for i in sorted(acts)] == [

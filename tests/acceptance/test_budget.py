@@ -1,10 +1,13 @@
 """The monthly budget with the real CLI: a budget of $0.01, an agent reporting $0.02 for its
 task; the next delivery's task waits with reason `budget exhausted` and its GitHub issue is
-told so (once); a restart with a raised budget runs it, losing nothing."""
+told so (once); a restart with a raised budget runs it, losing nothing. (The boxed agent can write
+only in its own task directory: each run prints a line naming its task to its log, which the
+test reads with `tasks logs`, and counts as one of the task's `attempts`.)"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +25,7 @@ TOKEN = "ghp_BUDGETtokenTHATmustNEVERleak00000000000"
 ISSUES = "/repos/Codertocat/Hello-World/issues"
 AGENT = r"""
 import json, os, pathlib
-runs = pathlib.Path(os.environ["RUNS"])
-with runs.open("a") as seen:
-    seen.write(os.environ["TASK_ID"] + "\n")
+print(json.dumps({"type": "message", "text": "agent run for " + os.environ["TASK_ID"]}))
 usage = {"type": "usage", "input_tokens": 5000, "output_tokens": 800, "cost_usd": 0.02}
 print(json.dumps(usage), flush=True)
 pathlib.Path(os.environ["OUTPUT_DIR"], "result.json").write_text(json.dumps({
@@ -69,13 +70,16 @@ def comments_on(gh: PlatformServer, number: int) -> list[str]:
     ]
 
 
+def runs_of(ty: RunYard, task_id: str) -> list[str]:
+    """The tasks the agent said it ran for, in the task's kept log."""
+    logs = ty.cli("tasks", "logs", task_id, check=False).stdout
+    return re.findall(r"agent run for (\w+)", logs)
+
+
 def test_a_spent_budget_holds_the_next_task_and_tells_its_source(
     tmp_path: Path, gh: PlatformServer
 ) -> None:
-    runs = tmp_path / "runs"
-    agent = json.dumps(
-        {"kind": "command", "argv": [sys.executable, "-c", AGENT], "env": {"RUNS": str(runs)}}
-    )
+    agent = json.dumps({"kind": "command", "argv": [sys.executable, "-c", AGENT]})
     ty = RunYard(tmp_path, None, CONFIG.format(agent=agent, base_url=gh.base_url))
     ty.env["TASKYARD_GITHUB_TOKEN"] = TOKEN
     ty.env["TASKYARD_BUDGET_MONTHLY_USD"] = "0.01"
@@ -114,7 +118,8 @@ def test_a_spent_budget_holds_the_next_task_and_tells_its_source(
 
         ty_log = (tmp_path / "serve.log").read_text()
         assert "monthly budget exhausted: new tasks wait" in ty_log
-        assert runs.read_text().split() == [first["id"]]  # the second agent never started
+        assert runs_of(ty, first["id"]) == [first["id"]] and first["attempts"] == 1
+        assert runs_of(ty, task_id) == []  # the second agent never started
 
         # A restart with a raised budget: the waiting task runs, once, and nothing is lost.
         ty.stop()
@@ -123,7 +128,8 @@ def test_a_spent_budget_holds_the_next_task_and_tells_its_source(
         done = ty.wait_task_end(second_event, 60)
         assert (done["id"], done["status"], done["reason"]) == (task_id, "succeeded", None)
         assert ty.task(task_id)["waiting_reason"] is None
-        assert runs.read_text().split() == [first["id"], task_id]
+        assert runs_of(ty, task_id) == [task_id] and done["attempts"] == 1
+        assert runs_of(ty, first["id"]) == [first["id"]]
         assert len(comments_on(gh, 2)) == 2  # the notice once, then the summary
         assert "Triaged it." in comments_on(gh, 2)[1]
         assert all(TOKEN not in r.everything_but_auth() for r in gh.requests)

@@ -17,7 +17,13 @@ import httpx
 import pytest
 
 from taskyard.intake.app import make_adapter
-from tests.acceptance.run_harness import RunYard, make_repository, pr_opened, python_agent
+from tests.acceptance.run_harness import (
+    RunYard,
+    make_repository,
+    pr_opened,
+    processes_with,
+    python_agent,
+)
 from tests.acceptance.test_serve import SECRET, wait_for
 
 pytestmark = pytest.mark.slow
@@ -37,9 +43,10 @@ prompt = pathlib.Path(os.environ["PROMPT_FILE"]).read_text()
 """
 
 SLEEPER = r"""
-import os, subprocess, time, pathlib
-child = subprocess.Popen(["sleep", "300"])
-pathlib.Path(os.environ["OUTPUT_DIR"], "pids").write_text(f"{os.getpid()} {child.pid}")
+import os, subprocess, sys, time
+lasting = "import time; time.sleep(300)  # " + os.environ["MARKER"]
+subprocess.Popen([sys.executable, "-c", lasting])
+subprocess.Popen(["setsid", sys.executable, "-c", lasting])  # its own session
 time.sleep(300)
 """
 
@@ -62,6 +69,7 @@ runs:
   concurrency: {concurrency}
   timeout_seconds: {timeout}
   kill_grace_seconds: 1
+  sandbox: {sandbox}
 agents:
   agent: {agent}
 routes:
@@ -89,6 +97,7 @@ def yard(tmp_path: Path, db: str | None, script: str, **kw: object) -> RunYard:
         agent=python_agent(script, env if isinstance(env, dict) else None),
         concurrency=kw.get("concurrency", 3),
         timeout=kw.get("timeout", 60),
+        sandbox=kw.get("sandbox", "auto"),
     )
     return RunYard(tmp_path, db, config)
 
@@ -160,15 +169,16 @@ def _alive(pid: int) -> bool:
 
 
 def test_hung_agent_is_killed_with_its_children(tmp_path: Path, db: str | None) -> None:
-    ty = yard(tmp_path, db, SLEEPER, timeout=3)
+    marker = f"taskyard-hung-{os.getpid()}-{time.monotonic_ns()}"
+    ty = yard(tmp_path, db, SLEEPER, timeout=4, env={"MARKER": marker})
     head = make_repository(tmp_path)
     ty.start()
     try:
         event_id = ty.send_file("github", pr_opened(head), "pull_request")
+        wait_for(lambda: len(processes_with(marker)) == 2, 30, "the agent's children")
         task = ty.wait_task_end(event_id, 40)
         assert task["status"] == "timed_out" and "timed out" in task["reason"]
-        pids = Path(task["workspace"], "outputs", "pids").read_text().split()
-        assert pids and not any(_alive(int(p)) for p in pids)
+        assert processes_with(marker) == []  # the box's children, setsid or not, are gone
     finally:
         ty.stop()
 
@@ -233,7 +243,9 @@ def post_at_once(ty: RunYard, source: str, bodies: list[bytes]) -> list[str]:
 def test_twenty_events_never_exceed_the_cap(tmp_path: Path, db: str | None) -> None:
     # MARKS reaches the agent only because the agent's config lists it: taskyard passes an
     # allowlisted environment.
-    ty = yard(tmp_path, db, WAITER, concurrency=3, env={"MARKS": str(tmp_path / "marks/alive")})
+    # unboxed: the agents count each other in a directory they share outside their boxes
+    marks = {"MARKS": str(tmp_path / "marks/alive")}
+    ty = yard(tmp_path, db, WAITER, concurrency=3, env=marks, sandbox="none")
     (tmp_path / "marks").mkdir()
     ty.start()
     try:
@@ -277,7 +289,8 @@ child.kill()
 
 def test_worker_killed_mid_run_reruns_the_task(tmp_path: Path, db: str | None) -> None:
     marks = tmp_path / "marks"
-    ty = yard(tmp_path, db, LONG, env={"MARKS": str(marks)})
+    # unboxed: it writes marks outside its workspace and compares pids (box-local inside)
+    ty = yard(tmp_path, db, LONG, env={"MARKS": str(marks)}, sandbox="none")
     head = make_repository(tmp_path)
     ty.start()
     try:
@@ -315,7 +328,9 @@ else:
 
 
 def test_tasks_cli_follows_cancels_and_retries(tmp_path: Path, db: str | None) -> None:
-    ty = yard(tmp_path, db, SECOND_TIME_LUCKY, env={"MARKS": str(tmp_path / "marks")})
+    # unboxed: the second attempt knows it is one by a mark the first left outside its box
+    marks = {"MARKS": str(tmp_path / "marks")}
+    ty = yard(tmp_path, db, SECOND_TIME_LUCKY, env=marks, sandbox="none")
     head = make_repository(tmp_path)
     ty.start()
     try:
@@ -353,7 +368,9 @@ def test_a_worker_beside_serve_takes_the_tasks_serve_has_no_room_for(
 ) -> None:
     """One agent at a time in each process: with six tasks, `serve` takes what it can run and
     leaves the rest in the table, where the worker beside it takes them."""
-    ty = yard(tmp_path, pg_url, WAITER, concurrency=1, env={"MARKS": str(tmp_path / "marks/alive")})
+    # unboxed: the agents count each other in a directory they share outside their boxes
+    marks = {"MARKS": str(tmp_path / "marks/alive")}
+    ty = yard(tmp_path, pg_url, WAITER, concurrency=1, env=marks, sandbox="none")
     (tmp_path / "marks").mkdir()
     metrics_port = _free_port()
     cmd = [sys.executable, "-m", "taskyard", "worker", "--config", str(ty.config)]

@@ -490,12 +490,19 @@ def test_without_tokens_nothing_is_sent_and_the_tasks_still_succeed(
     triage, review = done.tasks
     succeeded(triage, "linear-triage", "claude")
     succeeded(review, "pr-review", "codex")
-    labels = actions_by_index(triage)[0]
-    assert (labels["type"], labels["status"], labels["requests"]) == ("add_labels", "failed", [])
-    assert labels["reason"] == (
-        "cannot plan: Linear label names need TASKYARD_LINEAR_API_KEY to be resolved to ids "
-        "('Bug', 'Backend'); set it, or give the label ids instead"
-    )
+    # Three dry-run actions: the labels planned with their names unresolved (no Linear key
+    # to look their ids up with), the rest exactly as the live run sent them.
+    acts = actions_by_index(triage)
+    assert sorted(acts) == [0, 1, 2]
+    assert [acts[i]["status"] for i in range(3)] == ["dry_run"] * 3
+    labels, live_labels = acts[0], actions_by_index(triage_live.task)[0]
+    assert (labels["type"], labels["reason"]) == ("add_labels", None)
+    (request,) = planned(labels)
+    assert request["body"]["variables"]["input"] == {
+        "addedLabelIds": ["<label:Bug>", "<label:Backend>"]
+    }
+    (live_request,) = planned(live_labels)
+    assert request["body"]["query"] == live_request["body"]["query"]
     _same_plans(triage, triage_live.task, [1, 2])
     _same_plans(review, review_live.task, [-1, 0])
     assert triage["reason"] is None and review["reason"] is None

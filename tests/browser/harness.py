@@ -5,14 +5,17 @@
   request. The shipped risk rules make a merge into `master` critical, so it waits for a
   person, whose approval needs a reason; once approved, taskyard sends the merge to GitHub.
 - `slow` (on `github:issues.opened`): the agent prints a line, waits for the file
-  `gate-1-<task id>` in the yard's home (`Yard.open_gate`), prints a second line, waits for
-  `gate-2-<task id>`, prints a third and ends: the test decides when each line appears.
+  `gate-1-<task id>` in the yard's gate directory (`Yard.open_gate`; outside the home, which
+  the agent's sandbox hides, and readable in the box by `runs.sandbox_read_only`), prints a
+  second line, waits for `gate-2-<task id>`, prints a third and ends: the test decides when
+  each line appears.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import signal
@@ -53,12 +56,12 @@ pathlib.Path(os.environ["OUTPUT_DIR"], "result.json").write_text(json.dumps({
 
 SLOW = r"""
 import json, os, pathlib, sys, time
-home = pathlib.Path(os.environ["GATE_DIR"])
+gates = pathlib.Path(os.environ["GATE_DIR"])
 
 def wait(gate):
     name = f"{gate}-{os.environ['TASK_ID']}"
     deadline = time.monotonic() + 90
-    while not (home / name).exists():
+    while not (gates / name).exists():
         if time.monotonic() > deadline:
             sys.exit(f"{name} never came")
         time.sleep(0.05)
@@ -89,14 +92,23 @@ def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def config(github_url: str, home: Path) -> dict[str, Any]:
+def config(github_url: str, gates: Path) -> dict[str, Any]:
+    """The yard's settings. The slow agent waits for gate files the test creates in `gates`,
+    outside `$TASKYARD_HOME` (which the agent's sandbox hides): the operator lets agents read
+    that directory (`runs.sandbox_read_only`)."""
+
     def agent(script: str) -> dict[str, Any]:
         return {"kind": "command", "argv": [sys.executable, "-c", script]}
 
     return {
         "queue": {"polling_interval_sec": 0.05},
-        "runs": {"timeout_seconds": 100, "kill_grace_seconds": 1, "keep_workspaces": True},
-        "agents": {"gated": agent(GATED), "slow": {**agent(SLOW), "env": {"GATE_DIR": str(home)}}},
+        "runs": {
+            "timeout_seconds": 100,
+            "kill_grace_seconds": 1,
+            "keep_workspaces": True,
+            "sandbox_read_only": [str(gates)],
+        },
+        "agents": {"gated": agent(GATED), "slow": {**agent(SLOW), "env": {"GATE_DIR": str(gates)}}},
         "routes": [
             {"name": "merge", "on": ["github:pull_request.opened"], "agent": "gated"},
             {"name": "slow", "on": ["github:issues.opened"], "agent": "slow"},
@@ -114,8 +126,10 @@ class Yard:
     def __init__(self, home: Path, github_url: str) -> None:
         self.home = home
         self.port = _free_port()
+        self.gates = home.parent / f"{home.name}-gates"
+        self.gates.mkdir(exist_ok=True)
         self.config = home / "taskyard.yaml"
-        self.config.write_text(json.dumps(config(github_url, home), indent=1))
+        self.config.write_text(json.dumps(config(github_url, self.gates), indent=1))
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {
             **os.environ,
@@ -196,7 +210,7 @@ class Yard:
         return found[0]
 
     def open_gate(self, gate: str, task_id: str) -> None:
-        (self.home / f"{gate}-{task_id}").touch()
+        (self.gates / f"{gate}-{task_id}").touch()
 
     def log_text(self, task_id: str) -> str:
         with self.store() as store:
@@ -205,9 +219,20 @@ class Yard:
         return path.read_text() if path.exists() else ""
 
 
+_DELIVERIES = itertools.count()
+
+
+def _delivery(name: str, subject: str) -> dict[str, Any]:
+    """GitHub's sample delivery `name`, each one its own (GitHub's differ at least in their
+    time): the same body again within the dedup window would be a replay, a duplicate."""
+    payload = dict(json.loads((SHARED / name).read_text()))
+    payload[subject]["updated_at"] = f"2026-01-01T00:00:{next(_DELIVERIES):02d}Z"
+    return payload
+
+
 def pull_request() -> dict[str, Any]:
-    return dict(json.loads((SHARED / "pull_request.opened.json").read_text()))
+    return _delivery("pull_request.opened.json", "pull_request")
 
 
 def issue() -> dict[str, Any]:
-    return dict(json.loads((SHARED / "issues.opened.json").read_text()))
+    return _delivery("issues.opened.json", "issue")

@@ -36,6 +36,7 @@ from taskyard.observe import Metrics
 from taskyard.store.base import FOREVER, NewEvent, Store
 from taskyard.web.app import build_app
 from taskyard.web.openapi import openapi_document
+from taskyard.web.throttle import AuthThrottle
 
 TOKEN = "api-token-for-tests-7d1f"
 BEARER = {"authorization": f"Bearer {TOKEN}"}
@@ -65,13 +66,16 @@ def app_for(
     token: str | None = TOKEN,
     approvals_on: bool = True,
     stream_seconds: float = 300.0,
+    throttle: AuthThrottle | None = None,
 ) -> Any:
     """The whole HTTP app (`build_app`) over `store`, as `taskyard serve` builds it."""
     settings = settings_for(home)
     metrics = Metrics()
     approvals = Approvals.from_settings(settings, store) if approvals_on else None
     intake = IntakeApp(settings, None, metrics)
-    return build_app(store, metrics, intake, approvals, token, stream_seconds=stream_seconds)
+    return build_app(
+        store, metrics, intake, approvals, token, stream_seconds=stream_seconds, throttle=throttle
+    )
 
 
 def _event(eid: str, source: str, type_: str, at: float, body: bytes) -> Event:

@@ -27,6 +27,12 @@ CONFIG = """
 include-path = "/api/stats"
 checks.positive_data_acceptance.enabled = false
 """
+# The log's pages (offset, limit) are tried on a task that has a log, not on made-up ids.
+LOG_PAGES = """
+[[operations]]
+include-path = "/api/tasks/{{task_id}}/logs"
+parameters = {{ "path.task_id" = "{task_id}" }}
+"""
 
 
 def _schemathesis() -> Path:
@@ -39,9 +45,9 @@ def _schemathesis() -> Path:
 def test_schemathesis_finds_nothing_wrong(tmp_path: Path) -> None:
     store = SQLStore.open(f"sqlite:///{tmp_path / 'api.db'}")
     store.migrate()
-    seed(store, tmp_path / "workspaces", time.time())
+    seeded = seed(store, tmp_path / "workspaces", time.time())
     config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG + LOG_PAGES.format(task_id=seeded.tasks["succeeded"]))
     seed_value = os.environ.get("TASKYARD_SCHEMATHESIS_SEED", "1")
     # A short stream: a log stream of a task that never ends closes and is reconnected to.
     app = app_for(store, tmp_path, stream_seconds=1.0)

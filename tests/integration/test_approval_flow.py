@@ -169,8 +169,8 @@ async def test_a_decision_before_the_task_waits_still_resumes_it(
     gate = yard.approvals.gate
     request = gate.request
 
-    async def decided_at_once(*args: Any) -> Any:
-        made = await request(*args)  # a fast approver decides before the task waits
+    async def decided_at_once(*args: Any, **kwargs: Any) -> Any:
+        made = await request(*args, **kwargs)  # a fast approver decides before the task waits
         await yard.approvals.decisions.decide(made.id, Decision.APPROVE, ALICE, "quick")
         return made
 

@@ -81,6 +81,7 @@ async def test_the_child_gets_only_the_allowlist_and_the_task_variables(tmp_path
     lines = [json.loads(line) for line in log.splitlines()]
     text = [line["text"] for line in lines if line.get("stream") == "stdout"]
     env = dict(line.split("=", 1) for line in text)
+    assert env.pop("PWD", str(request.workspace)) == str(request.workspace)  # set by bwrap
     assert set(env) == {
         "PATH",
         "LANG",
@@ -222,7 +223,7 @@ async def test_the_fake_adapter_runs_its_script_under_the_supervisor(tmp_path: P
     assert report.status is RunStatus.SUCCEEDED
     assert report.outcome is not None and report.outcome.result == {"summary": "done"}
     assert report.tool_calls == 2
-    assert good.requests == [request]
+    assert good.requests == [replace(request, sandboxed=True)]  # the adapter knows it is boxed
 
     bad = await supervise(FakeAdapter.failing("no model", exit_code=4), request, LIMITS)
     assert bad.status is RunStatus.FAILED and bad.reason == "agent exited 4: no model"

@@ -368,10 +368,13 @@ async def test_content_hash_dedup_without_delivery_id(intake: Harness) -> None:
 
 
 async def test_concurrent_duplicates_store_once(intake: Harness) -> None:
-    body = b'{"zen": "race"}'
     deliveries = [str(uuid.uuid4()) for _ in range(20)]
     signed = [
-        intake.signed("github", body, {"x-github-event": "ping", "x-github-delivery": d})
+        intake.signed(
+            "github",
+            b'{"zen": "%s"}' % d.encode(),
+            {"x-github-event": "ping", "x-github-delivery": d},
+        )
         for d in deliveries
         for _ in range(5)
     ]
@@ -448,9 +451,13 @@ async def test_every_octokit_example_is_accepted_once(
     intake: Harness, octokit_examples: list[dict[str, Any]]
 ) -> None:
     sent_all = []
+    seen: set[bytes] = set()
     for group in octokit_examples:
         for example in group["examples"]:
             body = json.dumps(example).encode()
+            if body in seen:  # a few examples repeat one body: a replay, answered duplicate
+                continue
+            seen.add(body)
             response, sent, headers = await intake.deliver(
                 "github", body, {"x-github-event": group["name"]}
             )

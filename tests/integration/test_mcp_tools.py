@@ -135,3 +135,24 @@ async def test_real_agent_calls_a_taskyard_tool(
     assert len(handler.server_envs) == 1
     assert handler.server_envs[0] == {}
     assert PLATFORM_SECRET not in json.dumps(run.launch.env)
+
+
+@pytest.mark.parametrize("kind", ["codex", "claude"])
+async def test_a_slow_tool_server_is_waited_for(
+    kind: str, model_server: ServerFactory, tmp_path: Path
+) -> None:
+    """The model's first turn calls the tool: the CLI must have waited for the MCP server
+    (codex: `required = true`; claude: MCP_CONNECTION_NONBLOCKING=0), not answer "No such
+    tool available" (which a loaded machine showed)."""
+    agent_binary(kind)
+    server = model_server(tool_script("labelled"))
+    handler = FakeToolHandler(answers={"add_labels": ToolAnswer(True, "labels added")})
+    request = make_request(tmp_path / "tasks", prompt="Label the issue.")
+    async with ToolBridge(handler, request.task_dir / "tools.sock") as bridge:
+        mcp = bridge.mcp_launch()
+        slow = ("-c", 'sleep 2; exec "$0" "$@"', mcp.command, *mcp.args)
+        request = replace(request, mcp=replace(mcp, command="/bin/sh", args=slow))
+        run = await asyncio.to_thread(run_agent, make_adapter(kind, server), request)
+
+    assert run.outcome.success, run.outcome.error
+    assert handler.calls == [RecordedCall("add_labels", {"labels": ["bug", "p1"]})]

@@ -149,10 +149,17 @@ def durations(samples: Samples, route: str, agent: str) -> dict[str, float]:
 async def test_metrics_show_what_a_scenario_did(
     tmp_path: Path, github: PlatformServer, log_lines: Callable[[], list[dict[str, Any]]]
 ) -> None:
-    flag = tmp_path / "the-comment-agent-may-fail"
+    flag = tmp_path / "flags" / "the-comment-agent-may-fail"
+    flag.parent.mkdir()
     settings = settings_for(
         tmp_path / "home",
         github.base_url,
+        # the boxed agent waits for the flag: the operator lets agents read its directory
+        runs={
+            "kill_grace_seconds": 0.5,
+            "keep_workspaces": True,
+            "sandbox_read_only": [str(flag.parent)],
+        },
         agents={
             "good": {"kind": "command", "argv": agent_script(result(LABELS), USAGE)},
             "bad": {"kind": "command", "argv": failing_agent(flag), "api_key": MODEL_KEY},

@@ -6,6 +6,7 @@ feeds stdout to its parser and asks it for the outcome — what the supervisor w
 
 from __future__ import annotations
 
+import json
 import re
 import resource
 import shutil
@@ -313,3 +314,41 @@ def test_concurrent_runs_each_follow_their_script(
     assert sorted(r.script or "" for r in server.turn_requests()) == sorted(
         f"task-{n}" for n in range(3) for _ in range(3)
     )
+
+
+def test_a_run_whose_only_command_failed_is_flagged(
+    kind: str, model_server: ServerFactory, task_root: Path
+) -> None:
+    """The field symptom: every command failed, yet the task ended `succeeded` (codex's own
+    sandbox could not start its helper and reported 0 tool calls). Now the failed command is
+    counted, and a run whose every tool call failed fails."""
+    turns = [{"shell": "echo partial; cat /nonexistent-file"}, {"final": RESULT}]
+    server = model_server({"scripts": [{"turns": turns}]})
+    run = run_agent(make_adapter(kind, server), make_request(task_root))
+
+    assert not run.outcome.success
+    assert run.outcome.tool_calls == 1
+    assert run.outcome.usage.tool_errors == 1
+    assert run.outcome.error is not None
+    assert run.outcome.error.startswith("every tool call failed (1 of 1): ")
+    assert "cat /nonexistent-file" in run.outcome.error
+
+
+def test_codex_own_sandbox_works_without_taskyards(
+    model_server: ServerFactory, task_root: Path
+) -> None:
+    """runs.sandbox: none keeps codex's own sandbox (workspace-write), and it works even with
+    the task under /tmp: the command runs, the workspace is writable, the system is not."""
+    agent_binary("codex")
+    outside = task_root / "outside.txt"
+    turns = [{"shell": f"echo hi > proof.txt; touch {outside}; true"}, {"final": RESULT}]
+    server = model_server({"scripts": [{"turns": turns}]})
+    request = make_request(task_root)
+    run = run_agent(make_adapter("codex", server), request)
+
+    assert run.outcome.success, (run.outcome.error, run.stderr[-500:])
+    assert "could not create PATH aliases" not in run.stderr
+    assert (request.workspace / "proof.txt").read_text() == "hi\n"
+    assert not outside.exists()  # outside the workspace: read-only in codex's sandbox
+    output = json.dumps(server.turn_requests()[-1].body)
+    assert "Read-only file system" in output

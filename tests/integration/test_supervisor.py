@@ -19,6 +19,7 @@ import pytest
 from taskyard.agents.base import AgentRequest
 from taskyard.agents.command import CommandAdapter
 from taskyard.agents.process import group_members, read_stat
+from taskyard.agents.sandbox import SandboxMode, SandboxSettings
 from taskyard.agents.supervisor import (
     Limits,
     ProcessRecord,
@@ -30,7 +31,11 @@ from taskyard.agents.supervisor import (
 from taskyard.config import AgentConfig
 
 REPO = Path(__file__).resolve().parents[2]
-FAST = Limits(timeout_seconds=30, kill_grace_seconds=0.5, max_tool_calls=50)
+FAST = Limits(timeout_seconds=30, kill_grace_seconds=0.5, max_tool_calls=50)  # in the box
+# Tests of process-group mechanics compare the pids a script prints ($$, $!) with ours: those
+# are namespace-local in the box, so they run unboxed (tests/integration/test_sandbox.py checks
+# the same ends inside it).
+UNBOXED = replace(FAST, sandbox=SandboxSettings(mode=SandboxMode.NONE))
 
 
 def make_request(root: Path, task_id: str = "t1") -> AgentRequest:
@@ -99,7 +104,7 @@ TREE = (
 
 async def test_a_hung_agent_is_timed_out_and_its_whole_tree_killed(tmp_path: Path) -> None:
     request = make_request(tmp_path)
-    limits = replace(FAST, timeout_seconds=1, kill_grace_seconds=0.5)
+    limits = replace(UNBOXED, timeout_seconds=1, kill_grace_seconds=0.5)
     began = time.monotonic()
     report = await supervise(sh(TREE), request, limits)
     took = time.monotonic() - began
@@ -144,7 +149,7 @@ async def test_tool_call_budget_stops_the_agent(tmp_path: Path) -> None:
         "exec sleep 300"
     )
     began = time.monotonic()
-    report = await supervise(sh(script), request, replace(FAST, max_tool_calls=3))
+    report = await supervise(sh(script), request, replace(UNBOXED, max_tool_calls=3))
     assert time.monotonic() - began < 10
     assert report.status is RunStatus.FAILED
     assert report.reason == "tool-call budget of 3 exceeded"
@@ -157,7 +162,7 @@ async def test_background_children_of_a_finished_agent_are_killed(tmp_path: Path
     request = make_request(tmp_path)
     script = 'sleep 300 & echo $! > "$OUTPUT_DIR/pids"; echo "{}" > "$OUTPUT_DIR/result.json"'
     began = time.monotonic()
-    report = await supervise(sh(script), request, FAST)
+    report = await supervise(sh(script), request, UNBOXED)
     assert report.status is RunStatus.SUCCEEDED
     assert time.monotonic() - began < 5
     assert not alive(pids_in(request.output_dir / "pids")[0])
@@ -248,7 +253,7 @@ async def test_cancel_event_stops_the_agent(tmp_path: Path) -> None:
 
 async def test_cancelling_the_caller_kills_the_group_then_reraises(tmp_path: Path) -> None:
     request = make_request(tmp_path)
-    limits = replace(FAST, kill_grace_seconds=0.3)
+    limits = replace(UNBOXED, kill_grace_seconds=0.3)
     run = asyncio.create_task(supervise(sh(TREE), request, limits))
     await wait_for_file(request.output_dir / "pids", lines=3)
     pids = pids_in(request.output_dir / "pids")
@@ -263,7 +268,7 @@ async def test_cancelling_the_caller_during_the_kill_grace_period_kills_the_grou
     tmp_path: Path,
 ) -> None:
     request = make_request(tmp_path)
-    limits = replace(FAST, timeout_seconds=0.5, kill_grace_seconds=3)
+    limits = replace(UNBOXED, timeout_seconds=0.5, kill_grace_seconds=3)
     run = asyncio.create_task(supervise(sh(TREE), request, limits))
     await wait_for_file(request.output_dir / "pids", lines=3)
     pids = tagged_pids(request.output_dir / "pids")
@@ -327,10 +332,11 @@ from dataclasses import replace
 from pathlib import Path
 from taskyard.agents.base import AgentRequest
 from taskyard.agents.command import CommandAdapter
+from taskyard.agents.sandbox import SandboxMode, SandboxSettings
 from taskyard.agents.supervisor import Limits, build_env, supervise
 from taskyard.config import AgentConfig
 
-root, script = Path(sys.argv[1]), sys.argv[2]
+root, script, mode = Path(sys.argv[1]), sys.argv[2], SandboxMode(sys.argv[3])
 task = root / "task-x"
 for name in ("workspace", "context", "prompts", "outputs"):
     (task / name).mkdir(parents=True, exist_ok=True)
@@ -344,19 +350,21 @@ async def spawned(record):
     (root / "record.tmp").rename(root / "record.json")
 
 adapter = CommandAdapter(AgentConfig(kind="command", argv=("sh", "-c", script)))
-asyncio.run(supervise(adapter, request, Limits(timeout_seconds=300), on_spawn=spawned))
+limits = Limits(timeout_seconds=300, sandbox=SandboxSettings(mode=mode))
+asyncio.run(supervise(adapter, request, limits, on_spawn=spawned))
 """
 
 
 @pytest.fixture
-def crashed_supervisor(tmp_path: Path) -> Iterator[Callable[[str], ProcessRecord]]:
+def crashed_supervisor(tmp_path: Path) -> Iterator[Callable[..., ProcessRecord]]:
     """Starts a supervising process for a script, waits for its record, kills it -9."""
     harness = tmp_path / "harness.py"
     harness.write_text(HARNESS)
     started: list[subprocess.Popen[bytes]] = []
 
-    def crash(script: str) -> ProcessRecord:
-        proc = subprocess.Popen([sys.executable, str(harness), str(tmp_path), script], cwd=REPO)
+    def crash(script: str, mode: str = "auto") -> ProcessRecord:
+        argv = [sys.executable, str(harness), str(tmp_path), script, mode]
+        proc = subprocess.Popen(argv, cwd=REPO)
         started.append(proc)
         assert wait_until(lambda: (tmp_path / "record.json").exists()), "agent never spawned"
         record = ProcessRecord.from_json(json.loads((tmp_path / "record.json").read_text()))
@@ -373,17 +381,18 @@ def crashed_supervisor(tmp_path: Path) -> Iterator[Callable[[str], ProcessRecord
 
 
 def test_the_agent_dies_with_its_supervising_process(
-    crashed_supervisor: Callable[[str], ProcessRecord],
+    crashed_supervisor: Callable[..., ProcessRecord],
 ) -> None:
     record = crashed_supervisor("exec sleep 300")
     assert wait_until(lambda: not alive(record.pid), 5), "agent outlived its supervisor"
 
 
 def test_kill_stale_group_from_a_fresh_process_ends_the_leftovers(
-    crashed_supervisor: Callable[[str], ProcessRecord], tmp_path: Path
+    crashed_supervisor: Callable[..., ProcessRecord], tmp_path: Path
 ) -> None:
     pids_file = tmp_path / "pids"
-    record = crashed_supervisor(f"sleep 300 & echo $! > {pids_file}; sleep 300 & wait")
+    script = f"sleep 300 & echo $! > {pids_file}; sleep 300 & wait"
+    record = crashed_supervisor(script, "none")
     assert wait_until(lambda: not alive(record.pid), 5)  # the leader got PDEATHSIG
     left = group_members(record.pgid)
     assert pids_in(pids_file)[0] in left and len(left) == 2  # its children did not

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from taskyard.agents.base import AgentOutcome
+from taskyard.agents.base import AgentOutcome, Usage, flag_failed_tools
 from taskyard.agents.supervisor import RunReport, RunStatus
 from taskyard.executor import Ending, agent_failure
 from taskyard.models import TaskStatus
@@ -63,3 +64,16 @@ def test_a_clean_exit_without_a_usable_result() -> None:
     invalid = Ending(TaskStatus.FAILED, "invalid result: 'summary' is required", OK, {"x": 1})
     assert agent_failure(run, missing) == "no_result"
     assert agent_failure(run, invalid) == "invalid_result"
+
+
+def test_an_answer_after_every_tool_call_failed() -> None:
+    failed = flag_failed_tools(
+        AgentOutcome(True, {"success": True}, None, Usage(tool_errors=2), tool_calls=2), "x"
+    )
+    run = replace(report(RunStatus.FAILED, failed.error, 0), outcome=failed)
+    assert agent_failure(run, Ending(TaskStatus.FAILED, run.reason, failed)) == "tools_failed"
+    assert "tools_failed" in AGENT_FAILURE_REASONS
+    # the model API failing after a failed command is not that
+    api = AgentOutcome(False, None, "model API error: 500", Usage(tool_errors=1), tool_calls=1)
+    run = replace(report(RunStatus.FAILED, api.error, 1), outcome=api)
+    assert agent_failure(run, Ending(TaskStatus.FAILED, run.reason, api)) == "failed"

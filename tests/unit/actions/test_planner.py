@@ -301,6 +301,24 @@ def test_linear_label_names_without_a_lookup_are_refused() -> None:
     )
 
 
+def test_a_dry_run_without_a_lookup_plans_the_names_unresolved() -> None:
+    planner = PlatformPlanner(unresolved=True)
+    request = only(plan("add_labels", LINEAR, using=planner, labels=["Bug", BUG_ID]))
+    assert graphql(request) == (
+        "issueUpdate",
+        {"id": "iss-1", "input": {"addedLabelIds": ["<label:Bug>", BUG_ID]}},
+    )
+    no_team = Target("linear", issue_id="iss-1")
+    state = only(plan("set_state", no_team, using=planner, state="Done"))
+    assert graphql(state)[1]["input"] == {"stateId": "<state:Done>"}
+
+
+def test_a_dry_run_with_a_lookup_still_refuses_an_unknown_name() -> None:
+    planner = PlatformPlanner(label_ids=lookup({"bug": "id-bug"}), unresolved=True)
+    reason = refused("add_labels", LINEAR, using=planner, labels=["bug", "nope"])
+    assert reason == "Linear team team-1 has no label 'nope'"
+
+
 def test_linear_remove_labels_by_name_or_id() -> None:
     planner = PlatformPlanner(label_ids=lookup({"needs triage": "id-triage"}))
     request = only(plan("remove_labels", LINEAR, using=planner, labels=["needs triage", BUG_ID]))

@@ -18,6 +18,7 @@ from taskyard.actions.service import (
     ActionService,
     TaskActions,
     failures_of,
+    outcome_of,
     plain_reason,
     redact,
 )
@@ -35,7 +36,7 @@ class Fixed:
     def __init__(self, planner: Planner) -> None:
         self._planner = planner
 
-    async def planner(self, target: Target) -> Planner:
+    async def planner(self, target: Target, *, dry_run: bool = False) -> Planner:
         return self._planner
 
 
@@ -155,6 +156,24 @@ async def test_the_notify_channel_hears_of_every_ending_even_without_a_source() 
         note.params["text"]
         == "❌ r failed for x: The agent ran out of time (timed out after 300 s)."
     )
+
+
+async def test_a_dry_run_whose_actions_all_failed_planning_fails() -> None:
+    config = Settings.model_validate({"actions": {"allow": {"r": ["add_labels", "comment"]}}})
+    writer = FakeWriter("github")
+    planner = Fixed(FakePlanner(unsupported={"comment"}))
+    service = ActionService(config, MemoryStore(), {"github": writer}, planner)
+    a = TaskActions(service, "task1", "r", GITHUB, dry_run=True)
+    comment = {"type": "comment", "params": {"body": "Seen"}, "reasoning": ""}
+    records = await a.apply_result([comment, comment])
+    assert [r.status for r in records] == [ActionStatus.FAILED] * 2 and writer.calls == []
+    status, reason = outcome_of(records, dry_run=True)
+    assert status is TaskStatus.FAILED
+    assert reason is not None and reason.startswith("dry run: no action could be planned; ")
+    b = TaskActions(service, "task2", "r", GITHUB, dry_run=True)
+    mixed = await b.apply_result([LABELS, comment])
+    assert [r.status for r in mixed] == [ActionStatus.DRY_RUN, ActionStatus.FAILED]
+    assert outcome_of(mixed, dry_run=True) == (TaskStatus.SUCCEEDED, None)
 
 
 async def test_in_dry_run_reports_are_recorded_not_sent() -> None:

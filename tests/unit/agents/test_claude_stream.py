@@ -97,7 +97,7 @@ def test_launch(request_: AgentRequest, fake_claude: Path) -> None:
     assert "--dangerously-skip-permissions" not in argv  # refused as root
     assert launch.cwd == request_.workspace
     assert launch.stdin_file == request_.prompt_file
-    assert launch.env["CLAUDE_CONFIG_DIR"] == str(task / "claude-config")
+    assert launch.env["CLAUDE_CONFIG_DIR"] == str(task / "home" / ".claude")
     assert launch.env["HOME"] == str(task / "home")
     assert launch.env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9"
     assert launch.env["ANTHROPIC_API_KEY"] == "sk-ant-model"

@@ -102,7 +102,7 @@ def test_launch_isolates_codex_in_the_task_dir(request_: AgentRequest, fake_code
     )  # fmt: skip
     assert launch.cwd == request_.workspace
     assert launch.stdin_file == request_.prompt_file
-    assert launch.env["CODEX_HOME"] == str(task / "codex-home")
+    assert launch.env["CODEX_HOME"] == str(task / "home" / ".codex")
     assert launch.env["HOME"] == str(task / "home")
     assert launch.env[API_KEY_ENV] == "sk-model"
     assert launch.env["TASK_ID"] == "7"  # the supervisor's base env is kept
@@ -115,7 +115,7 @@ def test_config_toml_names_one_provider_and_nothing_else(
     request_: AgentRequest, fake_codex: Path
 ) -> None:
     launch = adapter(base_url='http://127.0.0.1:9/v1?x="q"').launch(request_)
-    config = tomllib.loads(launch.files[request_.task_dir / "codex-home" / "config.toml"])
+    config = tomllib.loads(launch.files[request_.task_dir / "home" / ".codex" / "config.toml"])
 
     assert config["model_provider"] == "taskyard"
     assert config["model_providers"]["taskyard"] == {
@@ -129,7 +129,7 @@ def test_config_toml_names_one_provider_and_nothing_else(
     assert config["check_for_update_on_startup"] is False
     assert config["analytics"] == {"enabled": False}
     assert config["features"] == {"plugins": False}
-    assert "sk-model" not in launch.files[request_.task_dir / "codex-home" / "config.toml"]
+    assert "sk-model" not in launch.files[request_.task_dir / "home" / ".codex" / "config.toml"]
 
 
 def test_config_env_comes_last(request_: AgentRequest, fake_codex: Path) -> None:

@@ -103,7 +103,7 @@ CASES: dict[str, Callable[[Path], Case]] = {
         DISCORD_OTHER_SEED, public_key_hex(DISCORD_OTHER_SEED),
         _read(w, "discord/application_command.type2.json"),
         ("x-signature-ed25519", "x-signature-timestamp"),
-        {"x-signature-ed25519": "00" * 64}, None, True,
+        {"x-signature-ed25519": "00" * 64}, 300.0, True,
     ),
     "generic:billing": lambda w: Case(
         "generic:billing", WHSEC, WHSEC, WHSEC_OTHER, WHSEC_OTHER,

@@ -88,8 +88,13 @@ def test_subject_and_actor(extra: dict[str, Any], subject: str, actor: str | Non
     assert (normalised.subject, normalised.actor) == (subject, actor)
 
 
+class _NoWindow(DiscordAdapter):
+    default_max_skew = None
+
+
 # Source: RFC 8032 section 7.1, Ed25519 TEST 1 and TEST 2 (secret key → public key; TEST 2
-# signs the one-byte message 0x72, i.e. "r": here timestamp "r" followed by an empty body).
+# signs the one-byte message 0x72, i.e. "r": here timestamp "r" followed by an empty body,
+# which only an adapter without a replay window takes).
 def test_rfc8032_vectors() -> None:
     assert PUBLIC == "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
     public2 = public_key_hex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")
@@ -99,9 +104,20 @@ def test_rfc8032_vectors() -> None:
         "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
     )
     headers = {"x-signature-ed25519": signature, "x-signature-timestamp": "r"}
-    DiscordAdapter().verify(headers, b"", [PUBLIC, public2], NOW)
+    _NoWindow().verify(headers, b"", [PUBLIC, public2], NOW)
     with pytest.raises(VerificationError):
-        DiscordAdapter().verify(headers, b"", [PUBLIC], NOW)
+        _NoWindow().verify(headers, b"", [PUBLIC], NOW)
+
+
+@pytest.mark.parametrize(("age", "refused"), [(299, False), (301, True), (-301, True)])
+def test_timestamps_older_than_five_minutes_are_stale(age: float, refused: bool) -> None:
+    signed = DiscordAdapter().sign(DISCORD_SEED, b'{"id": "1", "type": 1}', NOW - age)
+    if not refused:
+        DiscordAdapter().verify(signed.headers, signed.body, [PUBLIC], NOW)
+        return
+    with pytest.raises(VerificationError) as caught:
+        DiscordAdapter().verify(signed.headers, signed.body, [PUBLIC], NOW)
+    assert caught.value.reason == "stale_timestamp"
 
 
 def test_sign_signs_timestamp_then_body() -> None:

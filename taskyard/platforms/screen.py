@@ -1,0 +1,129 @@
+"""What the agent may see of a context fetcher's answer: cleaned, and as of the trigger.
+
+`screen(name, data, cutoff)` runs on every answer before it is written to `context/`:
+
+- every string goes through `taskyard.untrusted.clean_json` (hidden text out);
+- comments and messages written or edited after `cutoff` are left out, and the answer says
+  how many: `"left_out": {"count": N, "reason": "…"}`. A comment edited after the trigger
+  is one the person who triggered the task never saw: someone may have swapped in
+  instructions once they knew an agent would read it. A comment without any timestamp is
+  kept; one whose timestamp cannot be read is left out.
+
+The cutoff (`trigger_time`) is the platform's own time of the triggering event when the signed
+payload carries one (the triggering comment's `updated_at`, a review's `submitted_at`, a Linear
+`updatedAt`/`createdAt`, a Slack message's `ts`), so it compares with the comments' timestamps
+on the same clock and the triggering comment itself is kept; else the time taskyard received
+the delivery.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from taskyard.paths import dig
+from taskyard.platforms.base import JSONObject
+from taskyard.untrusted import clean_json
+
+Stamps = Callable[[Mapping[str, Any]], tuple[Any, ...]]
+
+# The payload paths that give the triggering event's own time, per source, first found wins.
+_TRIGGER_PATHS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "github": (
+            "comment.updated_at",
+            "review.submitted_at",
+            "issue.updated_at",
+            "pull_request.updated_at",
+        ),
+        "linear": ("data.editedAt", "data.updatedAt", "createdAt", "webhookTimestamp"),
+        "slack": ("event.event_ts", "event.ts", "event_time"),
+    }
+)
+
+
+def _edited_ts(message: Mapping[str, Any]) -> Any:
+    edited = message.get("edited")
+    return edited.get("ts") if isinstance(edited, Mapping) else None
+
+
+# Per fetcher: the list of comments or messages, and the timestamps that say when each was
+# written or last edited.
+_LISTS: Mapping[str, tuple[str, Stamps]] = MappingProxyType(
+    {
+        "github.comments": ("comments", lambda c: (c.get("created_at"), c.get("updated_at"))),
+        "linear.issue": ("comments", lambda c: (c.get("createdAt"), c.get("editedAt"))),
+        "slack.thread": ("messages", lambda m: (m.get("ts"), _edited_ts(m))),
+    }
+)
+
+
+def parse_time(value: Any) -> float | None:
+    """Seconds since the epoch from an ISO 8601 text, a Slack `ts` ("1700000000.000100"), or a
+    number (epoch seconds, or milliseconds when it is that large). None when unreadable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                when = datetime.datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=datetime.UTC)
+            return when.timestamp()
+    else:
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return seconds / 1000 if seconds > 1e11 else seconds
+
+
+def trigger_time(source: str, payload: Mapping[str, Any], received_at: float) -> float:
+    """When the triggering event happened, by the platform's clock if the payload says."""
+    for path in _TRIGGER_PATHS.get(source, ()):
+        when = parse_time(dig(payload, path))
+        if when is not None:
+            return when
+    return received_at
+
+
+def _after(stamps: tuple[Any, ...], cutoff: float) -> bool:
+    """Written or edited after the cutoff (an unreadable timestamp counts as after)."""
+    for stamp in stamps:
+        if stamp is None:
+            continue
+        when = parse_time(stamp)
+        if when is None or when > cutoff:
+            return True
+    return False
+
+
+def _as_of(name: str, data: JSONObject, cutoff: float) -> JSONObject:
+    found = _LISTS.get(name)
+    items = data.get(found[0]) if found else None
+    if found is None or not isinstance(items, list):
+        return data
+    key, stamps = found
+    kept = [i for i in items if not (isinstance(i, Mapping) and _after(stamps(i), cutoff))]
+    if len(kept) == len(items):
+        return data
+    when = datetime.datetime.fromtimestamp(cutoff, datetime.UTC).isoformat(timespec="seconds")
+    left_out = {
+        "count": len(items) - len(kept),
+        "reason": f"{key} written or edited after the event that started this task ({when})",
+    }
+    return {**data, key: kept, "left_out": left_out}
+
+
+def screen(name: str, data: JSONObject, cutoff: float) -> JSONObject:
+    """The answer of fetcher `name` as the agent may see it (see the module's doc)."""
+    cleaned: JSONObject = clean_json(data)
+    return _as_of(name, cleaned, cutoff)

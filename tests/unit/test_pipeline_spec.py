@@ -1,0 +1,34 @@
+"""Routing records in each task's spec who triggered it (for separation of duties) and the
+pull request's base (where its checkout's agent files come from)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from taskyard.config import Settings
+from taskyard.models import Event, Priority
+from taskyard.pipeline import Pipeline
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "webhooks" / "github"
+
+
+async def test_a_pull_request_task_records_its_trigger_and_base(tmp_path: Path) -> None:
+    payload = json.loads((SHARED / "pull_request.opened.json").read_text())
+    body = json.dumps(payload).encode()
+    event = Event("e1", "github", "github:pull_request.opened", "d1", "Codertocat/Hello-World#2",
+                  "Codertocat", 1.0, Priority.P2, {"x-github-event": "pull_request"}, body,
+                  hashlib.sha256(body).hexdigest())  # fmt: skip
+    settings = Settings.model_validate({"home": tmp_path})
+    _decisions, tasks = await Pipeline(settings, None).decide(event)
+    [task] = [t for t in tasks if t.route == "pr-review"]
+    sender = payload["sender"]
+    assert task.spec["trigger"] == {
+        "platform": "github",
+        "ids": [sender["login"], str(sender["id"])],
+    }
+    base = payload["pull_request"]["base"]
+    assert task.spec["repo"]["base_sha"] == base["sha"]
+    assert task.spec["repo"]["base_ref"] == base["ref"]
+    assert task.spec["repo"]["pr_number"] == payload["number"]
