@@ -25,10 +25,12 @@ ENV PYTHONUNBUFFERED=1 \
     TASKYARD_LOG_FORMAT=json
 
 # git: workspaces are git worktrees of cached mirrors. tini: PID 1 that forwards signals and
-# reaps what agents leave behind. Node.js only when agent CLIs are asked for.
+# reaps what agents leave behind. bubblewrap: the agent sandbox (runs.sandbox: auto refuses to
+# run agents without it; compose.yaml lets the container make the box's user namespace).
+# Node.js only when agent CLIs are asked for.
 RUN set -eux; \
     apt-get update; \
-    apt-get install -y --no-install-recommends git tini ca-certificates; \
+    apt-get install -y --no-install-recommends git tini ca-certificates bubblewrap; \
     if [ -n "$AGENT_CLIS" ]; then \
         apt-get install -y --no-install-recommends nodejs npm; \
         npm install --global --no-audit --no-fund $AGENT_CLIS; \

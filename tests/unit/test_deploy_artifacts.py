@@ -877,6 +877,7 @@ def test_the_image_is_python_311_slim_run_by_a_user_as_taskyard() -> None:
     assert "/healthz" in health and f":{cmd[cmd.index('--port') + 1]}/" in health
     installs = " ".join(args for word, args in steps if word == "RUN" and "apt-get install" in args)
     assert re.search(r"apt-get install [^;&]*\bgit\b", installs)
+    assert re.search(r"apt-get install [^;&]*\bbubblewrap\b", installs)  # the agent sandbox
 
 
 def test_the_image_bakes_in_no_secret() -> None:
