@@ -12,8 +12,9 @@ from the event (its source and actor). A decider is that person when:
   themselves, so this catches the honest mistake, not a lie: whoever holds the API token can
   change the policies anyway (see `ApprovalPolicies.may_decide`).
 
-People are not linked across platforms: a GitHub login that triggered is not known to be the
-same person as a Slack user who decides.
+- on another platform, when the approval policies' `people` section links the decider's id
+  to one of the trigger's (a GitHub login that triggered and the same person's Slack user id).
+  Without that link, platforms' ids are not known to be one person.
 
 Unless the risk level's policy says `allow_self_approval: true`, their approval is refused with
 `SELF_APPROVAL` and recorded like any other refusal. Rejecting, or asking a question, stays
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from taskyard.approvals.policies import Identity, normal_id
+from taskyard.approvals.policies import ApprovalPolicies, Identity, normal_id
 from taskyard.exceptions import NotFound
 from taskyard.store.base import Store
 
@@ -53,15 +54,19 @@ class Trigger:
         )
         return cls(data["platform"], names) if names else None
 
-    def is_(self, who: Identity) -> bool:
-        """Whether `who` is this trigger (see the module's doc)."""
+    def is_(self, who: Identity, policies: ApprovalPolicies | None = None) -> bool:
+        """Whether `who` is this trigger (see the module's doc); `policies` links people
+        across platforms."""
         if who.operator:
             mine = {normal_id("github", i) for i in self.ids}
             return normal_id("github", who.id) in mine
-        if who.platform != self.platform:
-            return False
-        mine = {normal_id(self.platform, i) for i in self.ids}
-        return normal_id(who.platform, who.id) in mine
+        linked: set[tuple[str, str]] = set()
+        for one in self.ids:
+            if policies is None:
+                linked.add((self.platform, normal_id(self.platform, one)))
+            else:
+                linked |= policies.identities_of(self.platform, one)
+        return (who.platform, normal_id(who.platform, who.id)) in linked
 
 
 def trigger_of(store: Store, task_id: str) -> Trigger | None:

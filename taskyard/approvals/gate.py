@@ -268,7 +268,7 @@ class Decisions:
         if not self.policies.may_decide(level, who, escalated=escalated):
             return f"not authorised: {_actor(who)} holds none of the roles that decide {level}"
         policy = self.policies.policy_for(level)
-        if decision is Decision.APPROVE and trigger is not None and trigger.is_(who):
+        if decision is Decision.APPROVE and trigger is not None and trigger.is_(who, self.policies):
             return f"{SELF_APPROVAL} ({_actor(who)} started it; {level} risk)"
         justified = bool(reason and reason.strip())
         if decision is Decision.APPROVE and policy.justification_required and not justified:

@@ -13,7 +13,13 @@ levels:                       # all four levels, each:
     allow_self_approval: false  # may whoever triggered the task decide? (default: no)
 roles:                        # each role's people, per platform
   maintainer: {github: [octocat], linear: [user-id-or-email], slack: [U123]}
+people:                       # optional: one person's ids on each platform, linked
+  mona: {github: octocat, linear: mona@example.com, slack: U123}
 ```
+
+`people` links one person's identities across platforms, so separation of duties knows that
+the GitHub login that triggered a task and the Slack user who approves it are one person
+(`same_person`). An id may belong to one person only.
 
 GitHub logins and Linear ids / emails compare ignoring case (and a login's leading `@`);
 Slack user ids compare exactly. `ApprovalPolicies.load(None)` reads the shipped
@@ -24,7 +30,7 @@ the file and the level or role at fault.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -141,6 +147,20 @@ class RoleConfig(_Model):
 class PoliciesFile(_Model):
     levels: dict[RiskLevel, LevelConfig]
     roles: dict[Text, RoleConfig] = Field(default_factory=dict)
+    people: dict[Text, RoleConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_person_an_id(self) -> PoliciesFile:
+        owner: dict[tuple[str, str], str] = {}
+        for person, ids in self.people.items():
+            for platform in ROLE_PLATFORMS:
+                for one in getattr(ids, platform):
+                    key = (platform, _normal(platform, one))
+                    if owner.setdefault(key, person) != person:
+                        raise ValueError(
+                            f"people: {platform} id {one!r} is both {owner[key]!r} and {person!r}"
+                        )
+        return self
 
     @model_validator(mode="after")
     def _complete(self) -> PoliciesFile:
@@ -160,6 +180,8 @@ class PoliciesFile(_Model):
 class ApprovalPolicies:
     levels: Mapping[RiskLevel, LevelPolicy]
     roles: Mapping[str, Mapping[str, tuple[str, ...]]]  # role → platform → ids, as written
+    # (platform, normal id) → every (platform, normal id) of the same person (`people`)
+    linked: Mapping[tuple[str, str], frozenset[tuple[str, str]]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path | None = None) -> ApprovalPolicies:
@@ -182,10 +204,16 @@ class ApprovalPolicies:
             name: {p: getattr(people, p) for p in ROLE_PLATFORMS}
             for name, people in parsed.roles.items()
         }
-        return cls(levels, roles)
+        return cls(levels, roles, _linked(parsed.people))
 
     def policy_for(self, level: RiskLevel | str) -> LevelPolicy:
         return self.levels[RiskLevel(level)]
+
+    def identities_of(self, platform: str, person: str) -> frozenset[tuple[str, str]]:
+        """Every (platform, normal id) of the person `person` is on `platform`: the ones
+        `people` links to it, and always itself."""
+        me = (platform, _normal(platform, person))
+        return self.linked.get(me, frozenset()) | {me}
 
     def people_of(self, role: str) -> Mapping[str, tuple[str, ...]]:
         """The role's people per platform (every one of ROLE_PLATFORMS, maybe empty), to
@@ -223,3 +251,16 @@ class ApprovalPolicies:
         escalation = policy.escalate_to if escalated else None
         deciders = {*policy.roles, *([escalation] if escalation else [])}
         return not deciders.isdisjoint(self.roles_of(identity))
+
+
+def _linked(people: Mapping[str, RoleConfig]) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:
+    """(platform, normal id) → all of that person's (platform, normal id)s."""
+    linked: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
+    for ids in people.values():
+        mine = frozenset(
+            (platform, _normal(platform, one))
+            for platform in ROLE_PLATFORMS
+            for one in getattr(ids, platform)
+        )
+        linked.update(dict.fromkeys(mine, mine))
+    return linked

@@ -8,6 +8,7 @@ from taskyard.approvals.duties import SELF_APPROVAL, Trigger, trigger_of
 from taskyard.approvals.gate import Decisions
 from taskyard.approvals.policies import ApprovalPolicies, Identity
 from taskyard.approvals.records import Approval, ApprovalStatus, Decision
+from taskyard.exceptions import ConfigError
 from taskyard.models import Event, Priority, Task, TaskStatus
 from taskyard.store.base import FOREVER, NewEvent
 from taskyard.store.memory import MemoryStore
@@ -52,6 +53,43 @@ def policies(allow: bool = False) -> ApprovalPolicies:
 )
 def test_who_is_the_trigger(who: Identity, is_trigger: bool) -> None:
     assert GH.is_(who) is is_trigger
+
+
+def linked_policies() -> ApprovalPolicies:
+    data = {
+        "levels": {"low": {"approval": False}}
+        | {level: {"roles": ["maintainer"], "timeout_minutes": 60} for level in LEVELS},
+        "roles": {"maintainer": {"github": ["octocat"], "slack": ["U1", "U2"]}},
+        "people": {"mona": {"github": "Octocat", "slack": "U1", "linear": "mona@example.com"}},
+    }
+    return ApprovalPolicies.from_mapping(data)
+
+
+LEVELS = ("medium", "high", "critical")
+
+
+@pytest.mark.parametrize(
+    ("who", "is_trigger"),
+    [
+        (Identity("slack", "U1"), True),  # the same person on Slack, linked by `people`
+        (Identity("linear", "MONA@example.com"), True),
+        (Identity("slack", "U2"), False),  # somebody else
+        (Identity("github", "@octocat"), True),
+    ],
+)
+def test_people_link_a_trigger_across_platforms(who: Identity, is_trigger: bool) -> None:
+    assert GH.is_(who, linked_policies()) is is_trigger
+    assert not GH.is_(Identity("slack", "U1"))  # without the policies' link: not known
+
+
+def test_an_id_given_to_two_people_is_refused() -> None:
+    data = {
+        "levels": {"low": {"approval": False}}
+        | {level: {"timeout_minutes": 60} for level in LEVELS},
+        "people": {"mona": {"slack": "U1"}, "ann": {"slack": ["U2", "U1"]}},
+    }
+    with pytest.raises(ConfigError, match="slack id 'U1' is both 'mona' and 'ann'"):
+        ApprovalPolicies.from_mapping(data)
 
 
 def test_slack_ids_compare_exactly_and_linear_emails_without_case() -> None:
@@ -124,6 +162,16 @@ async def test_the_trigger_cannot_approve_but_may_deny_and_another_may_approve()
     assert store.get_approval("a1").status is ApprovalStatus.PENDING
     accepted = await decisions.decide("a1", Decision.APPROVE, Identity("github", "hubot"), "ok")
     assert accepted.accepted and store.get_approval("a1").decided_by == "github:hubot"
+
+
+async def test_the_trigger_cannot_approve_from_another_platform_they_are_linked_on() -> None:
+    store = MemoryStore()
+    seed(store, {"trigger": GH.to_json()})
+    decisions = Decisions(store, linked_policies(), clock=lambda: T0 + 60)
+    refused = await decisions.decide("a1", Decision.APPROVE, Identity("slack", "U1"), "ok")
+    assert refused.why == f"{SELF_APPROVAL} (slack:U1 started it; medium risk)"
+    accepted = await decisions.decide("a1", Decision.APPROVE, Identity("slack", "U2"), "ok")
+    assert accepted.accepted and store.get_approval("a1").decided_by == "slack:U2"
 
 
 async def test_the_trigger_may_deny_their_own_tasks_action() -> None:
