@@ -4,8 +4,9 @@ Agent CLIs read instructions and configuration from the repository they work in:
 `AGENTS.md` (and `AGENTS.override.md`) in every directory from the repository root down to its
 working directory, and project settings in `.codex/`; claude reads `CLAUDE.md` (and
 `CLAUDE.local.md`) the same way, plus `.claude/` (settings, hooks that run commands, agents,
-commands) and `.mcp.json` (MCP servers it starts). Whoever opens a pull request could so give
-the reviewing agent instructions, hooks or tools. After a pull request's head is checked out,
+commands) and `.mcp.json` (MCP servers it starts); codex also loads skills (instructions)
+from `.agents/skills`. Whoever opens a pull request could so give the reviewing agent
+instructions, hooks or tools. After a pull request's head is checked out,
 every such path, at any depth (both CLIs read nested ones) and in any form (file, symlink,
 directory), is made what it is in the base commit: changed back, or removed when the base has
 none. The base commit is the payload's `pull_request.base.sha`, else the tip of its base
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 
 AGENT_FILES = frozenset({"AGENTS.md", "AGENTS.override.md", "CLAUDE.md", "CLAUDE.local.md"})
 AGENT_FILES_ANYWHERE = AGENT_FILES | {".mcp.json"}
-AGENT_DIRS = frozenset({".claude", ".codex"})
+# `.agents/skills/*/SKILL.md`: codex's repository skills (instructions it loads when a skill's
+# description matches the task), found in every `.agents/skills` from the working directory up.
+AGENT_DIRS = frozenset({".claude", ".codex", ".agents"})
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's well-known empty tree
 
 

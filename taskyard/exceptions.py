@@ -14,6 +14,8 @@ TaskyardError
 ├── NotFound                    no such event / dead letter / job
 ├── LogRefused                  a task's log file is not one taskyard may open (a link, not
 │                               a regular file, not ours): never opened, never shown
+├── AgentOutputRefused          a file the agent left in outputs/ (result.json, last message)
+│                               is a link, not a regular file, not ours or too big: not read
 ├── WorkspaceError              a task workspace or its checkout failed (network, timeout, disk:
 │   │                           retried like any non-permanent error)
 │   ├── RepositoryNotFound      also a PermanentError: no such repository, no access, bad name
@@ -104,6 +106,11 @@ class LogRefused(TaskyardError):
     """A task's agent log is not a regular file with one link, owned by taskyard's user,
     inside the task's directory: it is not opened (opening a planted hard link to the
     database and closing it would drop SQLite's locks), and the message says why."""
+
+
+class AgentOutputRefused(TaskyardError):
+    """A file the agent left in `outputs/` (result.json, codex's last message) is a link, a
+    FIFO or device, has other links, is not taskyard's or is too big: it is not read."""
 
 
 class JobError(TaskyardError):

@@ -55,6 +55,8 @@ from taskyard.prompts import PromptLibrary
 from taskyard.redaction import Redactor
 from taskyard.results import (
     DEFAULT_RESULT_SCHEMA,
+    MAX_RESULT_DEPTH,
+    nested_deeper,
     note_path,
     render_note,
     validation_errors,
@@ -540,6 +542,9 @@ class TaskExecutor:
             return Ending(status, report.reason, outcome, agent_seconds=took)
         if outcome is None or outcome.result is None:
             return Ending(TaskStatus.FAILED, "the agent returned no result", outcome, None, took)
+        if nested_deeper(outcome.result):  # too deep to store: neither kept nor validated
+            reason = f"invalid result: nested deeper than {MAX_RESULT_DEPTH} levels"
+            return Ending(TaskStatus.FAILED, reason, replace(outcome, result=None), None, took)
         errors = validation_errors(outcome.result, schema)
         if errors:
             reason = "invalid result: " + "; ".join(errors)

@@ -26,6 +26,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from taskyard.config import RunsConfig
 from taskyard.exceptions import RepositoryNotFound, RevisionNotFound, WorkspaceError
+from taskyard.flattree import flatten_tree
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +227,58 @@ async def run_git(
     return _Done(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
 
+def _read_dot_git(worktree: Path) -> str | None:
+    """A worktree's `.git` file, which its agent may have replaced: None unless it is a
+    regular file reached through no link (a FIFO there would block the read forever)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(worktree / ".git", flags)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, 4096).decode("utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            flatten_tree(path)  # made by an agent: any depth
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _points_back(admin: Path) -> bool:
+    """Whether the admin dir's `gitdir` names a `.git` file that names the admin dir."""
+    try:
+        dot_git = Path((admin / "gitdir").read_text(encoding="utf-8").strip())
+        line = dot_git.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    target = line.removeprefix("gitdir:").strip()
+    return line.startswith("gitdir:") and (dot_git.parent / target).resolve() == admin.resolve()
+
+
+def unlock_worktrees(mirror: Path) -> None:
+    """Undoes what an agent can write in its worktree's admin dir (read-write in its box) to
+    make it outlive its task: taskyard never locks a worktree, so every `locked` goes, and a
+    `gitdir` that does not name a `.git` file naming the admin dir back goes too, so that
+    `git worktree prune` removes the dir once its task's files are gone."""
+    for admin in (mirror / "worktrees").glob("*"):
+        if admin.is_symlink() or not admin.is_dir():
+            continue
+        _remove(admin / "locked")
+        if not _points_back(admin):
+            with contextlib.suppress(OSError):
+                (admin / "gitdir").unlink(missing_ok=True)
+
+
 # --- mirrors -------------------------------------------------------------------------------
 
 
@@ -289,9 +343,8 @@ class RepoMirrors:
 
     def mirror_of(self, worktree: Path) -> Path | None:
         """The mirror a worktree of ours belongs to, read from its `.git` file."""
-        try:
-            line = (worktree / ".git").read_text(encoding="utf-8").strip()
-        except OSError:
+        line = _read_dot_git(worktree)
+        if line is None:
             return None
         admin = Path(line.removeprefix("gitdir:").strip()).resolve()
         mirror = admin.parent.parent
@@ -325,6 +378,7 @@ class RepoMirrors:
         """Forget worktrees whose directories are gone (removed or archived)."""
         if (mirror / "HEAD").is_file():
             async with self.locked(mirror):
+                await asyncio.to_thread(unlock_worktrees, mirror)
                 await self._git(mirror, "worktree", "prune", what=f"cannot prune {mirror}")
 
     async def git(self, cwd: Path, *args: str, what: str) -> str | None:
@@ -367,6 +421,7 @@ class RepoMirrors:
             return "cached"
         what = f"cannot fetch {repo.full_name} from {public_url(url)}"
         args = ["-C", str(mirror), "fetch", "--prune", "--quiet", "--no-write-fetch-head"]
+        args.append("--update-head-ok")  # a worktree's HEAD on a branch never stops a fetch
         await self._network(repo, [*args, "--", url, "+refs/*:refs/*"], what)
         if repo.wants_default_branch:
             await self._follow_head(repo, mirror, url)

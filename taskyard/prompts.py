@@ -10,13 +10,15 @@ with `_preamble.md.j2`, which tells the model that text between `<untrusted-TAG 
 `</untrusted-TAG>` (TAG random per render) is data, not instructions. Every `{{ … }}` of a
 template is fenced unless it is one of taskyard's own values (task_id, route, the paths,
 result_schema, and event.id / source / priority / received_at), a number, or the output of
-`untrusted(value, "label")` (which fences with a label). So a template, shipped or an
-operator's, cannot put platform text into the prompt unfenced.
+`untrusted(value, "label")` (which fences with a label; its label and `missing` text must be
+literal, and `{% filter %}` blocks, which would rewrite the fences, are refused when the
+template is loaded). So a template, shipped or an operator's, cannot put platform text into
+the prompt unfenced.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,47 @@ def _marked(variables: Mapping[str, Any], fence: Fence) -> dict[str, Any]:
     return marked
 
 
+class _VettingLoader(jinja2.BaseLoader):
+    """Loads through `inner`, and refuses (as a syntax error) what `_vet` refuses: every
+    template, included ones too, is vetted when it is loaded."""
+
+    def __init__(self, inner: jinja2.BaseLoader) -> None:
+        self.inner = inner
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = self.inner.get_source(environment, template)
+        _vet(environment.parse(source, template, filename), template, filename)
+        return source, filename, uptodate
+
+    def list_templates(self) -> list[str]:
+        return self.inner.list_templates()
+
+
+def _vet(tree: jinja2.nodes.Template, name: str, filename: str | None) -> None:
+    """Refuse what would let platform text out of its fence: an `untrusted(…)` whose label or
+    `missing` is not literal text (both are emitted outside the fence), and `{% filter %}`
+    blocks (they rewrite fenced text, tags included: `upper` makes a tag no one names)."""
+    for block in tree.find_all(jinja2.nodes.FilterBlock):
+        why = "{% filter %} blocks would rewrite the fences of their text"
+        raise jinja2.TemplateSyntaxError(why, block.lineno, name, filename)
+    for call in tree.find_all(jinja2.nodes.Call):
+        if not (isinstance(call.node, jinja2.nodes.Name) and call.node.name == "untrusted"):
+            continue
+        extra = [*call.args[1:], *(k.value for k in call.kwargs if k.key != "value")]
+        if (
+            call.dyn_args
+            or call.dyn_kwargs
+            or any(not isinstance(arg, jinja2.nodes.Const) for arg in extra)
+        ):
+            why = (
+                "untrusted(value, label, missing): the label and missing text must be literal "
+                "text (they are shown outside the fence)"
+            )
+            raise jinja2.TemplateSyntaxError(why, call.lineno, name, filename)
+
+
 def _tojson(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
 
@@ -89,7 +132,7 @@ class PromptLibrary:
             loaders.append(jinja2.FileSystemLoader(str(override_dir)))
         loaders.append(jinja2.PackageLoader("taskyard", "templates/prompts"))
         self.env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
+            loader=_VettingLoader(jinja2.ChoiceLoader(loaders)),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
@@ -126,3 +169,6 @@ class PromptLibrary:
             return preamble + self._template(name).render(**marked)
         except jinja2.UndefinedError as exc:
             raise ConfigError(f"prompt template {name!r}: {exc}") from exc
+        except jinja2.TemplateSyntaxError as exc:  # an included template's, vetted when used
+            where = f"{exc.name or name!r}: line {exc.lineno}"
+            raise ConfigError(f"prompt template {name!r} includes {where}: {exc.message}") from exc

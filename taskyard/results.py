@@ -15,6 +15,8 @@ from typing import Any
 import jsonschema
 import orjson
 
+from taskyard.agents.outfiles import read_output
+from taskyard.exceptions import AgentOutputRefused
 from taskyard.models import Event, Task
 
 DEFAULT_RESULT_SCHEMA: dict[str, Any] = {
@@ -54,6 +56,23 @@ def check_schema(schema: Mapping[str, Any]) -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
 
 
+MAX_RESULT_DEPTH = 64  # lists and objects in an agent's result: storing stops at 255
+
+
+def nested_deeper(value: Any, limit: int = MAX_RESULT_DEPTH) -> bool:
+    """Whether `value` nests lists and dicts more than `limit` deep (no recursion: an agent's
+    result can be parsed 1,024 levels deep, too deep to store or walk recursively)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def validation_errors(result: Any, schema: Mapping[str, Any]) -> list[str]:
     """Every way `result` breaks `schema`, as `path: message` lines (at most a few)."""
     validator = jsonschema.Draft202012Validator(schema)
@@ -68,10 +87,12 @@ def validation_errors(result: Any, schema: Mapping[str, Any]) -> list[str]:
 
 
 def read_result_file(path: Path) -> Any:
-    """The agent's `outputs/result.json`, parsed; None when missing or not JSON."""
+    """The agent's `outputs/result.json`, parsed; None when missing, not JSON, or not a
+    file taskyard may read (a link, a FIFO, too big: `taskyard.agents.outfiles`)."""
     try:
-        return orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        raw = read_output(path.parent, path.name)
+        return None if raw is None else orjson.loads(raw)
+    except (OSError, orjson.JSONDecodeError, AgentOutputRefused):
         return None
 
 

@@ -48,6 +48,7 @@ from taskyard.tasklogs import TaskLogs
 from taskyard.taskspec import ContextGatherer
 from taskyard.tracing import ApprovalSpans, Tracing
 from taskyard.web.app import build_app
+from taskyard.web.throttle import AuthThrottle
 from taskyard.workspace import Workspaces
 
 log = logging.getLogger(__name__)
@@ -289,8 +290,15 @@ async def _serve_on(
         )
         token = api_token(settings)
         logs = TaskLogs.from_settings(settings)  # kept logs, and secrets hidden when shown
+        throttle = AuthThrottle.for_intake(settings.intake)  # clients told apart as at intake
         app = build_app(
-            services.store, services.metrics, intake, services.approvals, token, task_logs=logs
+            services.store,
+            services.metrics,
+            intake,
+            services.approvals,
+            token,
+            task_logs=logs,
+            throttle=throttle,
         )
         config = uvicorn.Config(
             app,
@@ -299,6 +307,7 @@ async def _serve_on(
             access_log=False,
             log_config=None,
             lifespan="off",
+            proxy_headers=False,  # X-Forwarded-For is read by intake's and the API's own rule
             http=guarded_protocol(  # header, time and connection bounds
                 Bounds.from_config(settings.intake),
                 lambda why: services.metrics.received("connection", why),

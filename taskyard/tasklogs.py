@@ -1,7 +1,10 @@
 """A task's agent log: where it is, opened safely, read in pages, redacted, and kept.
 
 Where. While the task's workspace is on disk (running, or archived at `<root>/archive/task-<id>`)
-its `outputs/log.jsonl` there. When the workspace is finished (archived or removed), the
+its `agent-log.jsonl` there (`TRUSTED_LOG`: the supervisor writes the same lines to it and to
+`outputs/log.jsonl`, but the agent can rewrite, replace or hard-link anything in `outputs/`,
+and the task's directory is read-only in its box); `outputs/log.jsonl` only for a workspace
+without one (made before it existed). When the workspace is finished (archived or removed), the
 executor first copies the log beside the task's record: `$TASKYARD_HOME/logs/task-<id>.jsonl`
 (directory 0700, file 0600), redacted again and capped at `runs.log_max_bytes` (plus a closing
 note saying how much was left out). Once the workspace is gone, that copy is what `tasks logs`,
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PAGE_LIMIT_MAX",
     "PAGE_MAX",
+    "TRUSTED_LOG",
     "LogPage",
     "TaskLogs",
     "open_log",
@@ -55,7 +59,8 @@ log = logging.getLogger(__name__)
 PAGE_MAX = 1 << 20  # a page's default size
 PAGE_LIMIT_MAX = 4 << 20  # the largest page a caller may ask for
 KEEP_SLACK = 64 << 10  # room past the cap for taskyard's own closing lines
-_WORKSPACE_LOG = ("outputs", "log.jsonl")
+TRUSTED_LOG = "agent-log.jsonl"
+_WORKSPACE_LOGS = ((TRUSTED_LOG,), ("outputs", "log.jsonl"))  # the first there is read
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # as `workspace.check_task_id`
@@ -154,6 +159,14 @@ def _open_file(dir_fd: int, name: str, shown: Path) -> int | None:
     return fd
 
 
+def _open_workspace_log(root: Path) -> int | None:
+    for parts in _WORKSPACE_LOGS:
+        fd = open_log(root, parts)
+        if fd is not None:
+            return fd
+    return None
+
+
 def read_page(
     fd: int, offset: int, limit: int, final: bool, redactor: Redactor
 ) -> tuple[bytes, int, int]:
@@ -203,7 +216,7 @@ class TaskLogs:
         if task.workspace:
             given = Path(task.workspace)
             for root in (given, given.parent / "archive" / given.name):
-                fd = open_log(root, _WORKSPACE_LOG)
+                fd = _open_workspace_log(root)
                 if fd is not None:
                     return fd, False
         kept = self.kept_path(task.id)
@@ -256,7 +269,7 @@ class TaskLogs:
         target = self.kept_path(task_id)
         if target is None:
             return None
-        fd = open_log(task_root, _WORKSPACE_LOG)
+        fd = _open_workspace_log(task_root)
         if fd is None:
             return None
         try:

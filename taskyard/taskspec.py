@@ -117,7 +117,7 @@ class ContextGatherer:
             self.platforms,
             context_dir,
             self.timeout,
-            lambda name, data: screen(name, data, cutoff),
+            lambda name, data: screen(name, data, cutoff, payload),
         )
         missing = {r.name: r.error for r in report.failed(FetchStatus.UNAVAILABLE)}
         if missing:

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Fence", "clean_json", "clean_text", "invisible_characters", "new_tag"]
+__all__ = ["Fence", "clean_json", "clean_text", "image_alts", "invisible_characters", "new_tag"]
 
 TAG_PREFIX = "untrusted-"
 # taskyard's own markers, as taskyard.actions.keys writes them: an action's key (task id, index,
@@ -41,15 +41,48 @@ MARKER = re.compile(
     r"<!-- taskyard:(?:approval:[0-9a-f]{1,64}|[0-9a-f]{1,64}\.\d{1,6}\.[0-9a-f]{1,64}) -->"
 )
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
-_MD_IMAGE_ALT = re.compile(r"!\[[^\]]*\]")
-_IMG_ALT = re.compile(
-    r"(<img\b[^>]*?)\s(?:alt|title)\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]*)", re.IGNORECASE
+# Other markup a browser parses and shows nothing of: CDATA, declarations and bogus comments
+# (`<!X…>`), processing instructions (`<?…>`), and elements whose text is never shown
+# (GitHub's sanitiser drops script and style whole; a template's content is inert). Slack's
+# mentions `<!here>`, `<!channel>`, `<!everyone>`, `<!subteam^ID>` show, and carry no text.
+_NOT_SHOWN = re.compile(
+    r"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!(?!--|(?:here|channel|everyone|subteam\^[A-Z0-9]+)>)"
+    r"[^>]*(?:>|\Z)|<\?[^>]*(?:>|\Z)"
+    r"|<(script|style|template)\b[^<>]*>.*?(?:</\1\s*>|\Z)",
+    re.DOTALL | re.IGNORECASE,
 )
-_FENCE_LIKE = re.compile(r"<(?=\s*/?\s*untrusted)", re.IGNORECASE)
+# Attributes of any HTML tag that show as a tooltip or to a screen reader, if at all; taken
+# out of each tag (`_TAG`: up to its `>`, quoted values skipped) in one pass.
+_TAG = re.compile(r"<[A-Za-z][A-Za-z0-9-]*(?:[^<>\"']|\"[^\"]*\"|'[^']*')*>?")
+_HIDDEN_ATTR = re.compile(
+    r"\s(?:alt|title|aria-[A-Za-z-]+)\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>\"']*)", re.IGNORECASE
+)
+# A markdown link's or image's title (a tooltip): `[x](url "title")`, `'title'`, `(title)`.
+_LINK_TITLE = re.compile(
+    r"(\]\(\s*(?:<[^<>\n]*>|[^\s()]+))\s+(?:\"[^\"]*\"|'[^']*'|\([^()]*\))\s*\)"
+)
+# A link reference definition: shows nothing itself (`[//]: # (a "comment")` is the known
+# trick); its title never shows either.
+_REF_DEFINITION = re.compile(
+    r"^ {0,3}\[((?:[^\[\]\\\n]|\\.){1,999})\]:[ \t]*(<[^<>\n]*>|\S+)"
+    r"(?:[ \t]+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?[ \t]*$",
+    re.MULTILINE,
+)
+# `<`, a look-alike of it or an entity of it, opening something that reads `untrusted`.
+_FENCE_LIKE = re.compile(
+    r"(?:[<\uff1c\ufe64\u2039\u3008\u27e8\u2329\u1438]|&(?=(?:lt|#0*60|#x0*3c);))"
+    r"(?=(?:lt;|#0*60;|#x0*3c;)?\s*/?\s*untrusted)",
+    re.IGNORECASE,
+)
 _LABEL = re.compile(r"[^A-Za-z0-9 ._/-]")
-# Invisible but not of category Cf: the combining grapheme joiner, Hangul fillers, the Khmer
+# Invisible but not of category Cf: control characters (NUL, the escape of terminal
+# sequences, …) but tab and line ends, the combining grapheme joiner, Hangul fillers, the Khmer
 # inherent vowels, variation selectors 1-14 and 17-256 (VS15/VS16 pick text or emoji style).
 _INVISIBLE_OTHER = (
+    (0x00, 0x08),  # control characters (category Cc) but tab, line feed, carriage return
+    (0x0B, 0x0C),
+    (0x0E, 0x1F),
+    (0x7F, 0x9F),
     (0x034F, 0x034F),
     (0x115F, 0x1160),
     (0x17B4, 0x17B5),
@@ -106,13 +139,64 @@ def _without_comments(text: str) -> str:
         text = cleaned
 
 
+def image_alts(text: str) -> list[tuple[int, int]]:
+    """Where the alt texts of markdown images are (`![` to its matching `]`, brackets nested
+    inside it too, backslash escapes skipped): the outermost ones, in one pass."""
+    spans: list[tuple[int, int]] = []
+    opened: list[tuple[int, bool]] = []  # (where the text after `[` starts, an image's?)
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            opened.append((i + 1, i > 0 and text[i - 1] == "!"))
+        elif char == "]" and opened:
+            start, image = opened.pop()
+            if image and not any(outer for _, outer in opened):
+                spans.append((start, i))
+        i += 1
+    return spans
+
+
+def _without_image_alts(text: str) -> str:
+    spans = image_alts(text)
+    if not spans:
+        return text
+    kept, last = [], 0
+    for start, end in spans:
+        kept.append(text[last:start])
+        last = end
+    return "".join(kept) + text[last:]
+
+
 def _without_alt_text(text: str) -> str:
-    text = _MD_IMAGE_ALT.sub("![]", text)
-    while True:
-        cleaned = _IMG_ALT.sub(r"\1", text)
-        if cleaned == text:
-            return cleaned
-        text = cleaned
+    text = _LINK_TITLE.sub(r"\1)", _without_image_alts(text))
+    # each tag once, all its hidden attributes out: linear in the text's length (removing
+    # one attribute per tag per pass until none was left took 22 s for 1 MB of them)
+    return _TAG.sub(lambda tag: _HIDDEN_ATTR.sub("", tag.group()), text)
+
+
+def _label(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _without_definitions(text: str) -> str:
+    """Link reference definitions without their titles, and gone when nothing refers to them
+    (then they are only a place to hide text)."""
+    found = list(_REF_DEFINITION.finditer(text))
+    if not found:
+        return text
+    rest = _REF_DEFINITION.sub("", text)
+    used = {_label(m.group(1)) for m in re.finditer(r"\[([^\[\]]+)\]", rest)}
+
+    def kept(match: re.Match[str]) -> str:
+        if _label(match.group(1)) not in used:
+            return ""
+        return f"[{match.group(1)}]: {match.group(2)}"
+
+    return _REF_DEFINITION.sub(kept, text)
 
 
 def clean_text(text: str, *, mark: bool = False) -> str:
@@ -122,7 +206,8 @@ def clean_text(text: str, *, mark: bool = False) -> str:
         return _invisible().sub(_show, text)
     while True:  # until stable: removing one thing must not make another
         cleaned = _invisible().sub("", text)  # first: a zero-width space can split `<!-` `-`
-        cleaned = _without_alt_text(_without_comments(cleaned))
+        cleaned = _NOT_SHOWN.sub("", _without_comments(cleaned))
+        cleaned = _without_definitions(_without_alt_text(cleaned))
         if cleaned == text:
             return cleaned
         text = cleaned
@@ -155,12 +240,17 @@ class Fence:
         """`value` (text, or any JSON value) cleaned, neutralised and fenced; a block on
         lines of its own when it spans lines."""
         text = value if isinstance(value, str) else _as_text(value)
-        body = _FENCE_LIKE.sub("&lt;", clean_text(text))
+        body = _FENCE_LIKE.sub(_neutral, clean_text(text))
         name = _LABEL.sub("", label or "")[:40]
         opening = f'<{self.tag} label="{name}">' if name else f"<{self.tag}>"
         if "\n" in body:
             return f"{opening}\n{body.strip(chr(10))}\n</{self.tag}>"
         return f"{opening}{body}</{self.tag}>"
+
+
+def _neutral(match: re.Match[str]) -> str:
+    """`<` or its look-alike as `&lt;`; the `&` of an entity as `&amp;` (`&amp;lt;`)."""
+    return "&amp;" if match.group() == "&" else "&lt;"
 
 
 def _as_text(value: Any) -> str:

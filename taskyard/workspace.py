@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import shutil
-import stat
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -33,6 +32,7 @@ from typing import Any, TypeVar
 from taskyard.agentfiles import use_base_agent_files
 from taskyard.config import Settings
 from taskyard.exceptions import WorkspaceError
+from taskyard.flattree import flatten_tree
 from taskyard.mirrors import (
     GitAuth,
     RepoMirrors,
@@ -152,13 +152,8 @@ def remove_tree(path: Path) -> None:
         return
     try:
         shutil.rmtree(path)
-    except PermissionError:
-        path.chmod(path.stat().st_mode | stat.S_IRWXU)
-        for folder, dirs, _files in os.walk(path):
-            for name in dirs:
-                sub = Path(folder) / name
-                if not sub.is_symlink():
-                    sub.chmod(sub.stat().st_mode | stat.S_IRWXU)
+    except (PermissionError, RecursionError):  # read-only dirs, or a tree too deep to recurse
+        flatten_tree(path)  # every directory writable and at most three levels deep
         shutil.rmtree(path)
 
 

@@ -95,14 +95,28 @@ class LineSplitter:
         return [rest] if rest else []
 
 
+def _create(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # a file an earlier attempt left with a wider mode
+    return fd
+
+
 class OutputFile:
     """One output file of a run, created 0600 (truncated if it was there): at most
-    `max_bytes` of the agent's lines; `write_own` lines (taskyard's) always go in."""
+    `max_bytes` of the agent's lines; `write_own` lines (taskyard's) always go in. `twin`:
+    the same lines also go there (the log's copy outside `outputs/`, which the agent can
+    rewrite: `taskyard.tasklogs.TRUSTED_LOG`)."""
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
-        self.fd = os.open(path, flags, 0o600)
-        os.fchmod(self.fd, 0o600)  # a file an earlier attempt left with a wider mode
+    def __init__(self, path: Path, max_bytes: int, twin: Path | None = None) -> None:
+        self.fd = _create(path)
+        self.fds = [self.fd]
+        if twin is not None:
+            try:
+                self.fds.append(_create(twin))
+            except OSError:
+                os.close(self.fd)
+                raise
         self.max_bytes = max_bytes
         self.written = 0
         self.dropped_lines = 0
@@ -119,9 +133,10 @@ class OutputFile:
         return True
 
     def write_own(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        for fd in self.fds:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
 
     def capped_note(self) -> dict[str, object] | None:
         """What was dropped, as the log's closing note; None when nothing was."""
@@ -151,4 +166,5 @@ class OutputFile:
             self.dropped_lines = 0
 
     def close(self) -> None:
-        os.close(self.fd)
+        for fd in self.fds:
+            os.close(fd)

@@ -73,10 +73,11 @@ def pricing_of(config: AgentConfig) -> Pricing:
 
 
 def json_line(line: str) -> dict[str, Any] | None:
-    """One JSONL line as a mapping, or None if it is not one."""
+    """One JSONL line as a mapping, or None if it is not one (or nests too deep to parse:
+    a model can answer `[[[…]]]` thousands of levels deep)."""
     try:
         value = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 

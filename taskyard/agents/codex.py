@@ -59,8 +59,9 @@ from taskyard.agents.cli_support import (
     resolve_binary,
     shorten,
 )
+from taskyard.agents.outfiles import read_output
 from taskyard.config import AgentConfig
-from taskyard.exceptions import ConfigError
+from taskyard.exceptions import AgentOutputRefused, ConfigError
 from taskyard.tools.base import NOT_ALLOWED
 
 log = logging.getLogger(__name__)
@@ -394,8 +395,12 @@ def _failure(
 
 
 def _read_answer(path: Path) -> str | None:
+    """The last message codex wrote; None when missing, unreadable or not a plain file of
+    its own (a link to a server's file is never read: see `taskyard.agents.outfiles`)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        raw = read_output(path.parent, path.name)
+        text = raw.decode("utf-8") if raw is not None else ""
+    except (OSError, UnicodeDecodeError, AgentOutputRefused) as exc:
+        log.warning("codex's last message not read: %s", exc)
         return None
     return text if text.strip() else None

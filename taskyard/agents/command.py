@@ -43,9 +43,10 @@ from taskyard.agents.base import (
     StreamParser,
     Usage,
 )
+from taskyard.agents.outfiles import read_output
 from taskyard.agents.supervisor import describe_exit
 from taskyard.config import AgentConfig
-from taskyard.exceptions import ConfigError
+from taskyard.exceptions import AgentOutputRefused, ConfigError
 
 _PLACEHOLDER = re.compile(r"\{(prompt_file|context_dir|output_dir|workspace|task_dir|task_id)\}")
 _REASON_TAIL_CHARS = 1000
@@ -132,13 +133,16 @@ def _count(value: Any) -> int:
 
 def read_result(request: AgentRequest) -> tuple[dict[str, Any] | None, str | None]:
     """`outputs/result.json` as a JSON object, or why it is not one."""
-    path = request.output_dir / "result.json"
     try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None, "the agent wrote no outputs/result.json"
+        raw = read_output(request.output_dir, "result.json")
+    except AgentOutputRefused as exc:
+        return None, str(exc)
     except OSError as exc:
         return None, f"cannot read outputs/result.json: {exc}"
+    if raw is None:
+        return None, "the agent wrote no outputs/result.json"
+    try:
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return None, f"outputs/result.json is not valid JSON: {exc}"
     if not isinstance(data, dict):

@@ -5,7 +5,7 @@
         relay = proxy.relay()       # what `taskyard.agents.sandbox.relay_argv` needs
         env = proxy.agent_env()     # HTTPS_PROXY & co for the agent
         ... run the boxed agent ...
-    proxy.denied                    # "host:port" of every refused connection
+    proxy.denied                    # "host:port" of the first refused connections
 
 The box has no network but loopback. Its 127.0.0.1 ports are served here, one of two ways:
 
@@ -28,6 +28,11 @@ URLs — `Launch.egress` and every `*_BASE_URL` in its env) are reached; everyth
 refused and logged. Loopback endpoints (127.0.0.1, localhost) are forwarded on the same port
 inside the box, so a `base_url` such as `http://127.0.0.1:8123/v1` works unchanged; other
 hosts go through the proxy port (`HTTPS_PROXY=http://127.0.0.1:<proxy_port>`).
+
+Bounded: the proxy runs in taskyard's own process, so a box holds at most `MAX_CONNECTIONS`
+connections at once (each costs the server a descriptor or two; more are closed as soon as
+accepted, or an agent could use up the server's file descriptors), and its refusals are
+logged and kept for the first `MAX_DENIED_KEPT` only (then counted in `denied_count`).
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ HEAD_LIMIT = 16 * 1024  # the first line and headers of a proxy request
 CONNECT_TIMEOUT = 10.0
 PROXY_PORT = 3128  # the proxy's port inside the box (another if a forward takes it)
 _CHUNK = 65536
+MAX_CONNECTIONS = 64  # open at once per box, forwards and proxy together
+MAX_DENIED_KEPT = 50
 _PEERCRED = struct.Struct("3i")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LOOPBACK_NAMES = {"localhost"}
@@ -130,6 +137,8 @@ class EgressProxy:
         self.socket_path = socket_path
         self.allowed = frozenset(endpoints)
         self.denied: list[str] = []
+        self.denied_count = 0
+        self.overflowed = 0  # connections closed unserved for MAX_CONNECTIONS
         self._server: asyncio.AbstractServer | None = None
         self._box_servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -203,6 +212,9 @@ class EgressProxy:
         box's own namespace (only the box's processes can reach it)."""
         task = asyncio.current_task()
         assert task is not None
+        if len(self._tasks) >= MAX_CONNECTIONS:
+            self._overflow(writer)
+            return
         self._tasks.add(task)
         self._writers.add(writer)
         try:
@@ -229,11 +241,19 @@ class EgressProxy:
         else:
             writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
 
+    def _overflow(self, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        self.overflowed += 1
+        if self.overflowed == 1:
+            log.warning("agent egress: over %d connections at once, more closed", MAX_CONNECTIONS)
+
     def _allows(self, endpoint: Endpoint) -> bool:
         if endpoint in self.allowed:
             return True
-        self.denied.append(str(endpoint))
-        log.warning("agent egress refused", extra={"endpoint": str(endpoint)})
+        self.denied_count += 1
+        if len(self.denied) < MAX_DENIED_KEPT:
+            self.denied.append(str(endpoint))
+            log.warning("agent egress refused", extra={"endpoint": str(endpoint)})
         return False
 
     async def _open(self, endpoint: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -166,11 +166,15 @@ class NetGate:
         return await asyncio.wait_for(future, INFO_TIMEOUT_SECONDS)
 
     def release(self) -> None:
-        """Lets bwrap run the agent (idempotent)."""
+        """Lets bwrap run the agent (idempotent). The info pipe stays open until `close`:
+        bwrap may not have written its info yet when `listen` failed early, and a closed read
+        end would kill it with SIGPIPE (the task then failed for a listener it does without)."""
         if self._block_w in self._parent_ends:
             with contextlib.suppress(OSError):
                 os.write(self._block_w, b"x")
-        self.close()
+            self._parent_ends.remove(self._block_w)
+            with contextlib.suppress(OSError):
+                os.close(self._block_w)
 
     def close(self) -> None:
         for fd in (*self._parent_ends, *self._child_ends):

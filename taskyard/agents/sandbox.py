@@ -29,10 +29,12 @@ What the box is (`bwrap_argv`):
   `workspace/`, `outputs/` and config home (`$HOME`, default `<task>/home`), each at its own
   path, so every path in the agent's env and argv means the same inside.
 - A git worktree in the workspace (`.git` file → `<mirror>/worktrees/<name>`): the mirror is
-  bound read-only (its object store, refs and config cannot be changed) and the worktree's
-  own admin dir read-write (index, HEAD: status, add and commit on the detached HEAD work);
-  new objects go to `<admin>/objects` through `GIT_OBJECT_DIRECTORY`, with the mirror's
-  objects as `GIT_ALTERNATE_OBJECT_DIRECTORIES` (read them outside with the same two vars).
+  bound read-only (its object store, refs and config cannot be changed), its `worktrees/`
+  covered by an empty tmpfs (other tasks' worktrees of the same mirror — their index, HEAD and
+  new objects — are not in sight), and the worktree's own admin dir read-write (index, HEAD:
+  status, add and commit on the detached HEAD work); new objects go to `<admin>/objects`
+  through `GIT_OBJECT_DIRECTORY`, with the mirror's objects as
+  `GIT_ALTERNATE_OBJECT_DIRECTORIES` (read them outside with the same two vars).
 - Unix sockets the agent must reach (`Policy.sockets`: the MCP bridge's) bound at their path.
 - Network: none but loopback. With egress endpoints, the box's loopback ports (the
   provider's, and an HTTP proxy port) are served by the egress proxy outside the box
@@ -105,6 +107,7 @@ class Policy:
     late_read_only: tuple[Path, ...]  # bound after `hidden` (argv files, git mirrors)
     read_write: tuple[Path, ...]  # workspace, outputs, home, worktree admin dirs
     sockets: tuple[Path, ...] = ()
+    private: tuple[Path, ...] = ()  # tmpfs over these after `late_read_only` (`worktrees/`)
     symlinks: tuple[tuple[str, str], ...] = ()  # (target, path) e.g. ("usr/bin", "/bin")
     env: Mapping[str, str] = field(default_factory=dict)  # added to the agent's env
 
@@ -269,6 +272,7 @@ def policy_for(
         ),
         read_write=tuple(_existing(read_write)),
         sockets=tuple(_existing(sockets)),
+        private=tuple(_existing(m / "worktrees" for m, _ in worktrees)),
         symlinks=tuple(links),
         env=_git_env(worktrees),
     )
@@ -301,10 +305,12 @@ def _mounts(policy: Policy) -> list[str]:
     for hidden in covered:
         args += ["--tmpfs", hidden]
     args += _bind_args("--ro-bind", policy.late_read_only)
+    for private in map(str, policy.private):
+        args += ["--tmpfs", private]
     args += _bind_args("--ro-bind", [policy.task_dir])
     args += _bind_args("--bind", policy.read_write)
     args += _bind_args("--bind", policy.sockets)
-    for hidden in covered:
+    for hidden in [*covered, *map(str, policy.private)]:
         args += ["--remount-ro", hidden]
     return args
 

@@ -69,6 +69,7 @@ from taskyard.agents.sandbox import SandboxMode, SandboxSettings, resolve_mode
 from taskyard.config import AgentConfig, RunsConfig
 from taskyard.exceptions import SandboxError
 from taskyard.redaction import Redactor
+from taskyard.tasklogs import TRUSTED_LOG
 
 __all__ = [
     "Limits",
@@ -328,7 +329,8 @@ class _Run:
         self.over_cost = asyncio.Event()
         self.stderr_tail = bytearray()
         self.redactor = limits.redactor
-        self.log = OutputFile(request.output_dir / "log.jsonl", limits.log_max_bytes)
+        trusted = request.task_dir / TRUSTED_LOG  # read-only in the box: what is kept
+        self.log = OutputFile(request.output_dir / "log.jsonl", limits.log_max_bytes, trusted)
         try:
             self.err = OutputFile(request.output_dir / "stderr.log", STDERR_LOG_MAX_BYTES)
         except OSError:

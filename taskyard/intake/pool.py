@@ -41,6 +41,7 @@ from taskyard.store import SQLStore
 from taskyard.tasklogs import TaskLogs
 from taskyard.tracing import Tracing
 from taskyard.web.app import build_app
+from taskyard.web.throttle import AuthThrottle
 from taskyard.workspace import Workspaces
 
 log = logging.getLogger(__name__)
@@ -144,11 +145,18 @@ async def _serve_intake(spec: IntakeProcessSpec, slot: int, sock: socket.socket)
         token = settings.api_token.get_secret_value() if settings.api_token else None
         config = uvicorn.Config(
             build_app(
-                store, metrics, intake, approvals, token, task_logs=TaskLogs.from_settings(settings)
+                store,
+                metrics,
+                intake,
+                approvals,
+                token,
+                task_logs=TaskLogs.from_settings(settings),
+                throttle=AuthThrottle.for_intake(settings.intake),
             ),
             access_log=False,
             log_config=None,
             lifespan="off",
+            proxy_headers=False,  # X-Forwarded-For is read by intake's and the API's own rule
             http=guarded_protocol(
                 Bounds.from_config(settings.intake), lambda why: metrics.received("connection", why)
             ),

@@ -13,6 +13,11 @@ Wire protocol, one JSON object per line each way::
 
 Before a call reaches the handler the bridge checks the tool exists and the arguments satisfy
 its input schema; a handler that raises is logged and answered "<tool> failed".
+
+The socket is in the agent's box and the bridge in taskyard's process: each connection can
+make it buffer up to a line (`LINE_LIMIT`), so at most `MAX_CONNECTIONS` are served at once
+(an MCP server uses one) and more are closed as soon as accepted — else an agent opening
+hundreds of connections would make the server hold gigabytes and its file descriptors.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "tools.sock"
 LINE_LIMIT = 4 * 1024 * 1024  # one request or answer, as JSON
+MAX_CONNECTIONS = 8  # served at once per bridge
 _MAX_UNIX_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _ENV = shutil.which("env") or "/usr/bin/env"
@@ -76,6 +82,7 @@ class ToolBridge:
         self.handler = handler
         self.socket_path = socket_path
         self.peers: list[int] = []  # pids of the MCP server processes that connected
+        self.overflowed = 0  # connections closed unserved for MAX_CONNECTIONS
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._ops: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
@@ -120,7 +127,14 @@ class ToolBridge:
             log.warning("tool bridge refused a peer", extra={"pid": pid, "uid": uid})
             writer.close()
             return
-        self.peers.append(pid)
+        if len(self._writers) >= MAX_CONNECTIONS:
+            writer.close()
+            self.overflowed += 1
+            if self.overflowed == 1:
+                log.warning("tool bridge: over %d connections, more closed", MAX_CONNECTIONS)
+            return
+        if len(self.peers) < MAX_CONNECTIONS:
+            self.peers.append(pid)
         self._writers.add(writer)
         try:
             while line := await reader.readline():

@@ -5,7 +5,9 @@ With a token configured, every `/api` request without `Authorization: Bearer <to
 answered 401, whatever its path. Wrong tokens are throttled per client
 (`taskyard.web.throttle`, shared with the UI): past a few, 429 with `Retry-After`. Without a
 token the API is open, and `taskyard serve` listens on loopback only (`taskyard.server`); as a
-second guard the API then answers 403 to any client that is not on loopback.
+second guard the API then answers 403 to any client that is not on loopback, to a request
+relayed for another address, and to one whose Host is not a loopback name (a web page of
+another site whose name was pointed at 127.0.0.1: DNS rebinding; `taskyard.web.params`).
 
 Events and dead letters: `taskyard.web.api_events`; tasks, actions and logs:
 `taskyard.web.api_tasks`; stats: `taskyard.web.api_stats`. Approvals (what the UI's pending
@@ -51,7 +53,7 @@ from taskyard.web.api_tasks import task_routes
 from taskyard.web.logstream import STREAM_SECONDS
 from taskyard.web.openapi import openapi_document
 from taskyard.web.params import error
-from taskyard.web.throttle import AuthThrottle, client_key
+from taskyard.web.throttle import AuthThrottle
 
 log = logging.getLogger(__name__)
 _DECISIONS = {"approve": Decision.APPROVE, "deny": Decision.DENY, "more-info": Decision.MORE_INFO}
@@ -186,7 +188,7 @@ class ManagementAPI:
     def _refusal(self, scope: Scope) -> Response | None:
         if self._token is None:
             return None if params.client_is_loopback(scope) else error(403, LOOPBACK_ONLY)
-        given, client = _bearer(scope), client_key(scope)
+        given, client = _bearer(scope), self.throttle.client(scope)
         wait = self.throttle.retry_after(client) if given else None
         if wait is not None:  # not even looked at
             return error(429, THROTTLED, {"retry-after": str(wait)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -84,12 +85,43 @@ def optional_text(body: dict[str, Any], key: str) -> str | None:
 
 
 def client_is_loopback(scope: Mapping[str, Any]) -> bool:
-    """Whether the request came from this machine (loopback, or a unix socket)."""
+    """Whether the request came from this machine (loopback, or a unix socket) for this
+    machine, and was not relayed for anyone else: a request that carries `X-Forwarded-For`
+    or `Forwarded` naming any address that is not loopback (a reverse proxy on this machine
+    relaying a remote client) is not, nor one whose Host is not a loopback name (a page of
+    another site whose name was pointed at 127.0.0.1: DNS rebinding)."""
     client = scope.get("client")
-    if not client:  # a unix socket: only this machine reaches it
-        return True
+    if client and not _loopback(str(client[0])):
+        return False
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"host" and not _local_host(value.decode("latin-1")):
+            return False  # DNS rebinding: another site's name pointed at 127.0.0.1
+        if name.lower() == b"x-forwarded-for":
+            hops = value.decode("latin-1").split(",")
+        elif name.lower() == b"forwarded":
+            hops = re.findall(r"(?i)\bfor\s*=\s*\"?\[?([^\]\";,]*)", value.decode("latin-1"))
+        else:
+            continue
+        if not all(_loopback(hop.strip()) for hop in hops):
+            return False
+    return True  # no client: a unix socket, only this machine reaches it
+
+
+def _local_host(host: str) -> bool:
+    """Whether a Host header names this machine: `localhost` (or a name under it), or a
+    loopback address, with any port."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host[1 : host.find("]")] if "]" in host else ""
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    return name == "localhost" or name.endswith(".localhost") or _loopback(name)
+
+
+def _loopback(text: str) -> bool:
     try:
-        address = ipaddress.ip_address(client[0])
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
     mapped = getattr(address, "ipv4_mapped", None)

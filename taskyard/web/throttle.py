@@ -11,7 +11,12 @@ answered 401 as before) and is never throttled.
 
 Memory is bounded: at most `max_clients` clients are remembered, the least recently failed
 forgotten first (an attacker with many addresses only forgets its own oldest records).
-Behind a reverse proxy every client has the proxy's address: they share one record.
+
+The client is the connection's peer; `X-Forwarded-For` is believed only with
+`trusted_proxies` (from `intake.trust_forwarded_for` and `intake.trusted_proxies`), and then
+read as intake reads it (`taskyard.intake.limits.client_address`: the right-most hop that is
+not a trusted proxy), so that a client cannot name a fresh address for every attempt. Without
+it, behind a reverse proxy every client has the proxy's address: they share one record.
 """
 
 from __future__ import annotations
@@ -22,24 +27,38 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from taskyard.config import IntakeConfig, IPNetwork
+from taskyard.intake.limits import client_address
 
 __all__ = ["AuthThrottle", "client_key"]
 
 log = logging.getLogger(__name__)
 
 
-def client_key(scope: Mapping[str, Any]) -> str:
-    """Who is asking: the peer address (an IPv6 one by its /64); `local` for a unix socket."""
+def forwarded_for(scope: Mapping[str, Any]) -> list[str]:
+    """Every `X-Forwarded-For` header of a request, in order."""
+    headers = scope.get("headers") or ()
+    return [v.decode("latin-1") for n, v in headers if n.lower() == b"x-forwarded-for"]
+
+
+def client_key(scope: Mapping[str, Any], trusted_proxies: Sequence[IPNetwork] | None = None) -> str:
+    """Who is asking: the peer address (an IPv6 one by its /64); `local` for a unix socket.
+    With `trusted_proxies`, a trusted peer's `X-Forwarded-For` names the client (the
+    right-most hop that is not a trusted proxy, as at intake)."""
     client = scope.get("client")
     if not client:
         return "local"
+    peer = str(client[0])
+    if trusted_proxies is not None:
+        peer = client_address(peer, forwarded_for(scope), trusted_proxies) or peer
     try:
-        address = ipaddress.ip_address(client[0])
+        address = ipaddress.ip_address(peer)
     except ValueError:
-        return str(client[0])
+        return peer
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
@@ -65,6 +84,7 @@ class AuthThrottle:
         window_seconds: float = 600.0,
         max_clients: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        trusted_proxies: Sequence[IPNetwork] | None = None,
     ) -> None:
         self.free = free
         self.base_seconds = base_seconds
@@ -72,8 +92,18 @@ class AuthThrottle:
         self.window_seconds = window_seconds
         self.max_clients = max_clients
         self.clock = clock
+        self.trusted_proxies = None if trusted_proxies is None else tuple(trusted_proxies)
         self._records: OrderedDict[str, _Record] = OrderedDict()
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_intake(cls, intake: IntakeConfig) -> AuthThrottle:
+        """A throttle that tells clients apart as intake does (`trust_forwarded_for`)."""
+        return cls(trusted_proxies=intake.trusted_proxies if intake.trust_forwarded_for else None)
+
+    def client(self, scope: Mapping[str, Any]) -> str:
+        """The key of the client asking (see `client_key`)."""
+        return client_key(scope, self.trusted_proxies)
 
     def retry_after(self, client: str) -> int | None:
         """Seconds the client must still wait (at least 1), or None when it may try now."""

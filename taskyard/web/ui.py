@@ -14,14 +14,16 @@ script (`taskyard/web/static/ui.js`) for the live log. No build step.
 
 Pages read the store directly, and the buttons call what the management API calls, so both
 behave alike. With an API token configured every page asks for it: the login form sets an
-HttpOnly cookie derived from it (or send `Authorization: Bearer <token>`). Without a token the
-UI answers loopback clients only. Every form carries a CSRF token that must match a cookie,
-and a POST must come from the UI's own origin. Task files are shown from the task's workspace
-(what the agent was given: no platform secret is in them), opened only as `taskyard.tasklogs`
-opens a log: never through a link, never a file with several links or another owner. The
-agent's log comes from `TaskLogs` (redacted; the copy kept with the task once the workspace
-is gone). Wrong tokens (the sign-in form, a bearer header) are throttled per client like the
-API's (`taskyard.web.throttle`): 429 with `Retry-After`.
+HttpOnly cookie signed with a key derived from it, good for 12 hours from sign-in (or send
+`Authorization: Bearer <token>`). Without a token the UI answers loopback clients only,
+asking for a loopback name (`Host`; see `params.client_is_loopback`). Every form carries a
+CSRF token that must match a cookie, and a POST must come from the UI's own origin. Task
+files are shown from the task's workspace (what the agent was given: no platform secret is in
+them), opened only as `taskyard.tasklogs` opens a log: never through a link, never a file
+with several links or another owner. The agent's log comes from `TaskLogs` (redacted; the
+copy kept with the task once the workspace is gone). Wrong tokens (the sign-in form, a bearer
+header) are throttled per client like the API's (`taskyard.web.throttle`): 429 with
+`Retry-After`.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ from taskyard.web import params
 from taskyard.web.api_stats import stats_json
 from taskyard.web.logstream import LogFollower
 from taskyard.web.taskfiles import FILE_MAX, pretty, pretty_json, task_files
-from taskyard.web.throttle import AuthThrottle, client_key
+from taskyard.web.throttle import AuthThrottle
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -188,7 +190,7 @@ class WebUI:
             path="/",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=_https(request),
         )
 
     def done(self, request: Request, form: dict[str, str], default: str, message: str) -> Response:
@@ -200,14 +202,31 @@ class WebUI:
 
     def _signed_in(self, request: Request) -> bool:
         assert self.token is not None and self.session is not None
-        cookie = request.cookies.get(SESSION_COOKIE, "").encode()
+        cookie = request.cookies.get(SESSION_COOKIE, "")
         scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
         given = bearer.strip().encode() if scheme.lower() == "bearer" else b""
-        return hmac.compare_digest(cookie, self.session) or hmac.compare_digest(given, self.token)
+        return self._session_valid(cookie) or hmac.compare_digest(given, self.token)
+
+    def _session_value(self, issued: int) -> str:
+        """The sign-in cookie: when it was issued, signed with a key derived from the token."""
+        assert self.session is not None
+        mac = hmac.new(self.session, b"%d" % issued, hashlib.sha256).hexdigest()
+        return f"{issued}.{mac}"
+
+    def _session_valid(self, cookie: str) -> bool:
+        """A cookie this server signed, at most SESSION_SECONDS ago (a copied cookie does
+        not stay good for ever; before, the cookie was one fixed value)."""
+        issued, _, _ = cookie.partition(".")
+        if not (issued.isascii() and issued.isdigit()) or len(issued) > 12:
+            return False
+        age = time.time() - int(issued)
+        if not -60 <= age <= SESSION_SECONDS:
+            return False
+        return hmac.compare_digest(cookie.encode(), self._session_value(int(issued)).encode())
 
     def _throttled(self, request: Request) -> Response | None:
         """429 while this client must wait after too many wrong tokens."""
-        wait = self.throttle.retry_after(client_key(request.scope))
+        wait = self.throttle.retry_after(self.throttle.client(request.scope))
         if wait is None:
             return None
         message = f"too many wrong tokens from this address: try again in {wait} s"
@@ -227,10 +246,10 @@ class WebUI:
             return throttled
         if self._signed_in(request):
             if attempt:
-                self.throttle.succeeded(client_key(request.scope))
+                self.throttle.succeeded(self.throttle.client(request.scope))
             return None
         if attempt:
-            self.throttle.failed(client_key(request.scope))
+            self.throttle.failed(self.throttle.client(request.scope))
         if request.method == "GET" and not request.url.path.endswith("/log-stream"):
             wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/ui/login?next={quote(wanted)}", 303, headers=HEADERS)
@@ -486,14 +505,15 @@ class WebUI:
         throttled = self._throttled(request)
         if throttled is not None:  # the token is not even looked at
             return throttled
-        client = client_key(request.scope)
+        client = self.throttle.client(request.scope)
         if not hmac.compare_digest(form.get("token", "").strip().encode(), self.token):
             self.throttle.failed(client)
             log.warning("web ui: sign-in refused", extra={"client": client})
             return self.page(request, "login.html.j2", 401, next=target, wrong=True)
         self.throttle.succeeded(client)
         response = RedirectResponse(target, 303, headers=HEADERS)
-        self._cookie(request, response, SESSION_COOKIE, self.session.decode(), SESSION_SECONDS)
+        session = self._session_value(int(time.time()))
+        self._cookie(request, response, SESSION_COOKIE, session, SESSION_SECONDS)
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -523,6 +543,17 @@ class WebUI:
             Route("/ui/logout", g(self.logout, False), methods=["POST"]),
             Mount("/ui/static", app=StaticFiles(directory=STATIC), name="ui-static"),
         ]
+
+
+def _https(request: Request) -> bool:
+    """Whether the browser reached us over TLS: directly, or through a proxy that says so
+    (`X-Forwarded-Proto`, `Forwarded: proto=`). Believing a client that lies here is
+    harmless: a Secure cookie is only sent back over https."""
+    if request.url.scheme == "https":
+        return True
+    proto = request.headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower()
+    forwarded = request.headers.get("forwarded", "").lower()
+    return proto == "https" or bool(re.search(r"\bproto\s*=\s*\"?https\b", forwarded))
 
 
 def ui_routes(

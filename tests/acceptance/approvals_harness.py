@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -391,6 +392,10 @@ def pr_comment(body: str, login: str = LEAD_LOGIN) -> bytes:
     comment["id"] = comment_id
     comment["html_url"] = f"https://github.com/{REPO}/pull/{NUMBER}#issuecomment-{comment_id}"
     comment["body"] = body
+    # written now (whole seconds, rounded up as GitHub's clock may run ahead): a comment
+    # that names no request decides none made after it
+    written = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.ceil(time.time())))
+    comment["created_at"] = comment["updated_at"] = written
     for user in (comment["user"], payload["sender"]):
         user["login"] = login
     return json.dumps(payload).encode()

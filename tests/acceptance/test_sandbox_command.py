@@ -1,9 +1,10 @@
 """The agent's box end to end: a real `taskyard serve` (runs.sandbox: bwrap), a `command` agent
 that attacks it from inside, and a real scripted model server it must still reach.
 
-Three tasks run on one server: a *holder* (does every attack, then keeps its workspace busy
+Four tasks run on one server: a *holder* (does every attack, then keeps its workspace busy
 until the test releases it), a *prober* (does every attack, and tries to read the holder's
-workspace while it is live) and a *bomb* (3 x 1.5 GB under runs.memory_bytes 2 GiB). What to
+workspace while it is live), a *bomb* (3 x 1.5 GB under runs.memory_bytes 2 GiB) and a
+*link* (its result.json a symbolic link to a JSON credential of the server's). What to
 attack comes in the Linear issue's description (the server's pid, the peer's path), so the
 agent learns it the way an agent learns anything: from its prompt."""
 
@@ -54,6 +55,9 @@ if mode == "bomb":
             "time.sleep(60)  # " + os.environ["MARKER"] + "-bomb")
     children = [subprocess.Popen([sys.executable, "-c", bomb]) for _ in range(3)]
     time.sleep(60)
+    sys.exit(0)
+if mode == "link":  # not readable in here, but taskyard reads result.json outside the box
+    os.symlink(str(home / "credentials.json"), out / "result.json")
     sys.exit(0)
 results = {}
 def attempt(name, fn):
@@ -199,6 +203,9 @@ def test_a_boxed_command_agent_cannot_reach_what_is_not_its_own(
     api_key = f"sk-agent-{secrets.token_hex(12)}"
     env = {"ATTACK_HOME": str(tmp_path), "MARKER": marker, "MODEL_URL": allowed.url}
     env["OTHER_PORT"] = other.url.split(":")[2].split("/")[0]
+    credential = f"server-credential-{secrets.token_hex(8)}"  # a JSON file of the server's
+    valid = {"success": True, "actions": [], "summary": "s", "analysis": credential}
+    (tmp_path / "credentials.json").write_text(json.dumps(valid))
     ty = RunYard(tmp_path, db, "")
     ty.config.write_text(_config(tmp_path, env, allowed.url, api_key))
     ty.start()
@@ -215,6 +222,7 @@ def test_a_boxed_command_agent_cannot_reach_what_is_not_its_own(
         (notes.parent / "release").write_text("go")
         holder = ty.wait_task_end(holder["event_id"], 60)
         bomb = ty.wait_task_end(attack.send("mode=bomb"), 90)
+        link = ty.wait_task_end(attack.send("mode=link"), 60)
     finally:
         ty.stop()
     for task in (holder, prober):
@@ -236,6 +244,8 @@ def test_a_boxed_command_agent_cannot_reach_what_is_not_its_own(
     assert all((tmp_path / name).is_file() for name in targets)  # there to be read, outside
     assert bomb["status"] == "failed" and "memory limit of 2 GiB exceeded" in bomb["reason"]
     assert processes_with(marker) == []  # the setsid children and the bomb are gone
+    assert link["status"] == "failed" and "symbolic link" in link["reason"], link
+    assert credential not in json.dumps(link)
 
 
 def _outputs(task_dir: Path) -> list[str]:

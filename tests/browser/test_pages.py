@@ -29,7 +29,7 @@ from tests.integration.api_harness import HOUR, Seeded, seed, settings_for
 
 TOKEN = "ui-token-for-tests-5e2a"
 LOOPBACK = ("127.0.0.1", 50000)
-ORIGIN = {"origin": "http://testserver"}
+ORIGIN = {"origin": "http://localhost"}  # token-less, only loopback names are answered
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
@@ -43,7 +43,7 @@ class World:
 
     def client(self, token: str | None = TOKEN, client: tuple[str, int] = LOOPBACK) -> TestClient:
         app = Starlette(routes=ui_routes(self.store, self.approvals, token))
-        return TestClient(app, client=client, follow_redirects=False)
+        return TestClient(app, client=client, follow_redirects=False, base_url="http://localhost")
 
 
 def _workspace_files(root: Path, secret: Path) -> None:
@@ -382,7 +382,7 @@ def test_a_form_without_the_csrf_token_or_from_elsewhere_is_refused(
         assert says in answer.text
     letter = world.store.get_dead_letter(world.seeded.letters["open"])
     assert letter.status is DeadLetterStatus.OPEN
-    referer = client.post(url, data={"csrf": csrf}, headers={"referer": "http://testserver/ui/dlq"})
+    referer = client.post(url, data={"csrf": csrf}, headers={"referer": "http://localhost/ui/dlq"})
     assert referer.status_code == 303
 
 

@@ -155,6 +155,21 @@ async def test_a_checkout_that_is_not_a_pull_request_keeps_its_files(
     assert (dirs.repo / ".mcp.json").exists()
 
 
+async def test_a_skill_the_pull_request_adds_is_not_there(ws: Workspaces, repo: Repo) -> None:
+    """codex loads `.agents/skills/*/SKILL.md` of the repository (before: left in place)."""
+    git("checkout", "-q", "pr", cwd=repo.work)
+    skill = "---\nname: review\ndescription: use for every review\n---\n" + PR_RULES
+    repo.write({".agents/skills/review/SKILL.md": skill})
+    head = repo.commit("p2", "refs/pull/9/head")
+    spec = RepoSpec("acme/api", sha=head, pr_number=9, base_sha=repo.b1, base_ref="main")
+    dirs = await ws.prepare("t4", spec)
+    assert dirs.repo is not None and dirs.commit == head
+    assert not (dirs.repo / ".agents").exists()
+    assert git("show", "HEAD:.agents/skills/review/SKILL.md", cwd=dirs.repo).endswith(
+        PR_RULES.strip()
+    )  # still there to review, as data
+
+
 def test_which_paths_are_agent_files() -> None:
     yes = [
         "CLAUDE.md",
@@ -164,6 +179,8 @@ def test_which_paths_are_agent_files() -> None:
         ".codex",
         "AGENTS.override.md",
         "CLAUDE.local.md",
+        ".agents/skills/review/SKILL.md",  # codex's repository skills
+        "pkg/.agents/skills/x/scripts/run.sh",
     ]
     no = ["README.md", "claude.md", "docs/CLAUDE.md.bak", "src/claude/x.py", ".claudeignore"]
     assert all(is_agent_file(p) for p in yes)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from taskyard.store import MemoryStore
+from taskyard.web import params
 from taskyard.web.throttle import AuthThrottle, client_key
 from tests.integration.api_harness import BEARER, TOKEN, app_for
 
@@ -89,3 +92,83 @@ def test_throttling_costs_nothing_for_right_tokens(tmp_path: Path) -> None:
         began = time.monotonic()
         assert all(c.get("/api/tasks").status_code == 200 for _ in range(50))
         assert time.monotonic() - began < 10
+
+
+def test_forwarded_for_names_the_client_only_through_trusted_proxies() -> None:
+    scope = {"client": ("127.0.0.1", 1), "headers": [(b"x-forwarded-for", b"1.2.3.4, 5.6.7.8")]}
+    assert client_key(scope) == "127.0.0.1"  # not believed unless configured
+    trusted = (ipaddress.ip_network("127.0.0.1/32"),)
+    assert client_key(scope, trusted) == "5.6.7.8"  # the right-most untrusted hop
+    far = {"client": ("203.0.113.7", 1), "headers": scope["headers"]}
+    assert client_key(far, trusted) == "203.0.113.7"  # an untrusted peer's header: ignored
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        (b"x-forwarded-for", b"203.0.113.5"),
+        (b"x-forwarded-for", b"127.0.0.1, 203.0.113.5"),
+        (b"forwarded", b'for="[2001:db8::1]";proto=https'),
+        (b"forwarded", b"for=unknown"),
+    ],
+)
+def test_without_a_token_a_request_relayed_for_a_remote_client_is_not_loopback(
+    tmp_path: Path, header: tuple[bytes, bytes]
+) -> None:
+    # uvicorn's proxy headers are off (so that a client cannot pick its throttle record);
+    # a reverse proxy on this machine relaying a stranger must not open the token-less API
+    app = app_for(MemoryStore(), tmp_path, token=None)
+    with TestClient(app, client=("127.0.0.1", 5000), base_url="http://localhost") as local:
+        assert local.get("/api/tasks").status_code == 200
+        assert local.get("/api/tasks", headers={"x-forwarded-for": "127.0.0.1"}).status_code == 200
+        relayed = {header[0].decode(): header[1].decode()}
+        assert local.get("/api/tasks", headers=relayed).status_code == 403
+        assert local.get("/", headers=relayed).status_code == 403
+
+
+def test_the_sign_in_cookie_is_good_for_twelve_hours_and_cannot_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the cookie was one fixed value derived from the token: a copy of it (a shared
+    browser profile, a log) signed its holder in for ever, whatever logout did."""
+    app = app_for(MemoryStore(), tmp_path)
+    with TestClient(app, client=OPERATOR) as c:
+        c.get("/ui/login")
+        form = {"token": TOKEN, "csrf": c.cookies["taskyard_csrf"], "next": "/"}
+        c.post("/ui/login", data=form, headers={"origin": "http://testserver"})
+        cookie = c.cookies["taskyard_session"]
+        assert c.get("/ui/tasks", follow_redirects=False).status_code == 200
+        issued, _, mac = cookie.partition(".")
+        now = time.time()
+        for forged in (f"{int(issued) + 3600}.{mac}", f"{issued}.{'0' * 64}", mac, "1.2"):
+            c.cookies.clear()
+            c.cookies.set("taskyard_session", forged)
+            assert c.get("/ui/tasks", follow_redirects=False).status_code == 303, forged
+        c.cookies.clear()
+        c.cookies.set("taskyard_session", cookie)
+        assert c.get("/ui/tasks", follow_redirects=False).status_code == 200
+        monkeypatch.setattr(time, "time", lambda: now + 12 * 3600 + 1)
+        assert c.get("/ui/tasks", follow_redirects=False).status_code == 303  # expired
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("localhost", True),
+        ("LOCALHOST:8080", True),
+        ("app.localhost:3000", True),
+        ("127.0.0.1:1", True),
+        ("127.9.9.9", True),
+        ("[::1]:8080", True),
+        ("[::ffff:127.0.0.1]", True),
+        ("evil.example:8080", False),
+        ("127.0.0.1.nip.io", False),
+        ("localhost.evil.example", False),
+        ("0.0.0.0:8080", False),
+        ("[::1", False),
+        ("", False),
+    ],
+)
+def test_only_loopback_host_names_count_as_this_machine(host: str, local: bool) -> None:
+    scope = {"client": ("127.0.0.1", 1), "headers": [(b"host", host.encode())]}
+    assert params.client_is_loopback(scope) is local

@@ -6,6 +6,7 @@ told why, a second `/approve` hears that it is already approved."""
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -97,12 +98,14 @@ def waiting_task(store: Store, tid: str = "t1") -> None:
     assert store.update_task(tid, {"status": TaskStatus.AWAITING_APPROVAL})
 
 
-def comment(body: str, login: str) -> tuple[Event, dict[str, Any]]:
-    """The sample `issue_comment.created` delivery, said by `login`."""
+def comment(body: str, login: str, at: float = T0 + 60) -> tuple[Event, dict[str, Any]]:
+    """The sample `issue_comment.created` delivery, said by `login` at `at`."""
     payload: dict[str, Any] = copy.deepcopy(
         json.loads((SAMPLE / "issue_comment.created.json").read_text())
     )
     payload["comment"]["body"] = body
+    written = datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    payload["comment"]["created_at"] = payload["comment"]["updated_at"] = written
     payload["comment"]["user"]["login"] = payload["sender"]["login"] = login
     raw = json.dumps(payload).encode()
     eid = new_id()
@@ -224,6 +227,26 @@ async def test_comments_that_decide_nothing(
     said = await yard.intercept(*comment("/approve", "octocat"))  # no request on this thread
     assert said == "github: a decision on no known approval request"
     assert gh.requests == []
+
+
+async def test_a_decision_naming_nothing_never_decides_a_request_made_after_it(
+    store: Store, gh: PlatformServer, writer: GitHubWriter
+) -> None:
+    """octocat read request A and wrote `/approve`; meanwhile A was decided and B, made after
+    the comment, is now the only one pending. Before, the comment approved B unseen."""
+    waiting_task(store, "t2")
+    yard = channels(store, writer)
+    later = replace(request("t2"), created_at=T0 + 120)
+    unseen = await yard.announce(store.create_approval(later))
+    mark = gh.mark()
+    said = await yard.intercept(*comment("/approve ship it", "octocat", at=T0 + 60))
+    assert said is not None and "was made after your comment" in said
+    assert store.get_approval(unseen.id).status is ApprovalStatus.PENDING
+    [reply] = posted(gh, mark)
+    assert f"`{unseen.id}`" in reply and "name it to decide it" in reply
+    # written after the request: it is the one pending there, and decided
+    said = await yard.intercept(*comment("/approve ship it", "octocat", at=T0 + 180))
+    assert said == f"approval {unseen.id}: approve by github:octocat accepted"
 
 
 async def test_several_pending_on_one_thread_must_be_named(

@@ -110,8 +110,11 @@ def test_without_a_token_the_api_is_open_on_loopback_only(tmp_path: Path) -> Non
 
     app = app_for(MemoryStore(), tmp_path, token=None)
     for local in (("127.0.0.1", 1), ("::1", 1), ("127.0.0.5", 1), ("::ffff:127.0.0.1", 1)):
-        with TestClient(app, client=local) as c:
+        with TestClient(app, client=local, base_url="http://127.0.0.1:8080") as c:
             assert c.get("/api/tasks").status_code == 200, local
+            # DNS rebinding: another site's name pointed at 127.0.0.1
+            rebound = c.get("/api/tasks", headers={"host": "evil.example:8080"})
+            assert rebound.status_code == 403, local
     for remote in (("10.1.2.3", 1), ("192.168.0.7", 1), ("testclient", 1)):
         with TestClient(app, client=remote) as c:
             refused = c.get("/api/tasks")

@@ -70,6 +70,10 @@ class ApprovalChannels:
                 why = f"{len(found)} requests are pending here ({ids}); name the one you decide"
                 await self._tell(DecisionOutcome(False, approval, why), channel, request)
                 return f"{channel.name}: {request.decision} refused: {why}"
+            unseen = _posted_after(approval, request)
+            if unseen is not None:
+                await self._tell(DecisionOutcome(False, approval, unseen), channel, request)
+                return f"{channel.name}: {request.decision} refused: {unseen}"
             began = time.monotonic()
             outcome = await self.decisions.decide(
                 approval.id, request.decision, request.who, request.reason, known=approval
@@ -153,3 +157,16 @@ class ApprovalChannels:
             return pending
         newest = self.store.find_approval_by_channel(platform, key, value)
         return [newest] if newest is not None else []
+
+
+def _posted_after(approval: Approval, request: DecisionRequest) -> str | None:
+    """Why a decision that names no request cannot be about `approval`, created after it was
+    written (None when it can)."""
+    if request.lookup.approval_id is not None or request.made_at is None:
+        return None
+    if approval.created_at <= request.made_at + 1:  # GitHub stamps whole seconds
+        return None
+    return (
+        f"the request pending here (`{approval.id}`) was made after your comment, so it is "
+        "not the one you saw; name it to decide it"
+    )

@@ -93,6 +93,9 @@ class DecisionRequest:
     # A delivery that may just as well not be a decision (a Linear comment starting with
     # `/approve` on any issue): when it finds no request, it is routed as usual.
     only_if_known: bool = False
+    # When the decider wrote it (epoch seconds, the platform's clock). A decision that names
+    # no request never decides one created after it: the decider cannot have seen that one.
+    made_at: float | None = None
 
 
 class Channel(Protocol):

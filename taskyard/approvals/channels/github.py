@@ -10,10 +10,13 @@ A decision is a new comment (`issue_comment.created`; edits never decide) whose 
 (any case). The id (32 hex characters, as `taskyard.models.new_id` makes them) may be left out:
 the request is then the one pending on that pull request or issue, found by the `thread`
 (`owner/repo#N`, lower case) stored with the post; with several pending there, the decision is
-refused and the answer lists their ids (`ApprovalChannels`). The reason is the rest of the line
-and the lines after it. Comments by bots (`user.type == "Bot"`) and by taskyard's own login
-are never decisions. Who may decide is the policies' business (`Decisions`), not this
-channel's: a comment by anyone is read, and a refusal is answered on the thread.
+refused and the answer lists their ids (`ApprovalChannels`), and so is one whose only pending
+request was created after the comment was written (its writer cannot have seen it: the
+request they meant was decided meanwhile, and another took its place). The reason is the
+rest of the line and the lines after it. Comments by bots (`user.type == "Bot"`) and by
+taskyard's own login are never decisions. Who may decide is the policies' business
+(`Decisions`), not this channel's: a comment by anyone is read, and a refusal is answered
+on the thread.
 
 Everything posted goes through `github_write.comment` and the writer; errors propagate as
 PlatformError (the composite `ApprovalChannels` logs them). Text an agent wrote (params,
@@ -43,6 +46,7 @@ from taskyard.approvals.records import Approval, ApprovalStatus, Decision, Decis
 from taskyard.exceptions import PlatformPermanentError
 from taskyard.models import Event
 from taskyard.platforms import github_write
+from taskyard.platforms.screen import parse_time
 from taskyard.platforms.writes import PlatformWriter
 
 NAME = "github"
@@ -146,7 +150,10 @@ class GitHubChannel:
             "url": comment.get("html_url"),
         }
         who = Identity(NAME, login.strip())
-        return DecisionRequest(lookup, command.decision, who, command.reason, reply_to)
+        made_at = parse_time(comment.get("created_at"))
+        return DecisionRequest(
+            lookup, command.decision, who, command.reason, reply_to, made_at=made_at
+        )
 
     async def decided(
         self, approval: Approval, outcome: DecisionOutcome, request: DecisionRequest | None

@@ -116,6 +116,7 @@ def test_an_approve_without_an_id_looks_up_the_thread() -> None:
             "comment_id": 492700400,
             "url": "https://github.com/Codertocat/Hello-World/issues/1#issuecomment-492700400",
         },
+        made_at=1557933621.0,  # the comment's created_at (2019-05-15T15:20:21Z)
     )
 
 

@@ -1,0 +1,41 @@
+"""A result an agent nests past what JSON storage takes (orjson stops at 255 levels; the
+file parser at 1,024) ends its task `failed` with a reason, on every store, instead of
+breaking the step that stores it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from taskyard.executor import TaskExecutor
+from taskyard.models import TaskStatus
+from taskyard.platforms import Platforms
+from taskyard.results import MAX_RESULT_DEPTH
+from taskyard.store.base import Store
+from taskyard.taskspec import ContextGatherer
+from taskyard.workspace import Workspaces
+from tests.integration.test_executor import make, queue_task
+
+DEEP = """
+import os, pathlib
+deep = "[" * 600 + "]" * 600
+result = '{"success": true, "actions": [], "summary": "s", "analysis": {"x": %s}}' % deep
+pathlib.Path(os.environ["OUTPUT_DIR"], "result.json").write_text(result)
+"""
+
+
+async def test_a_result_nested_600_levels_fails_its_task(tmp_path: Path, store: Store) -> None:
+    _, _, settings = make(tmp_path, DEEP)
+    ex = TaskExecutor(
+        settings,
+        store,
+        Workspaces.from_settings(settings, os.environ),
+        ContextGatherer(Platforms.from_settings(settings.platforms), 5),
+        {"PATH": os.environ["PATH"]},
+        "worker-1",
+    )
+    task = queue_task(store)  # type: ignore[arg-type]
+    assert await ex.run(task.id) == "failed"
+    done = store.get_task(task.id)
+    assert done.status is TaskStatus.FAILED and done.result is None
+    assert f"nested deeper than {MAX_RESULT_DEPTH} levels" in (done.reason or "")
