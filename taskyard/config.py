@@ -273,6 +273,9 @@ class RunsConfig(_Frozen):
     # per process only: see taskyard.agents.cgroups). 0 = no limit.
     memory_bytes: int = Field(default=4 * 1024**3, ge=0)
     max_processes: int = Field(default=512, ge=0)
+    # The disk floor (taskyard.agents.diskfloor): a task is stopped once free space on its
+    # workspace's filesystem falls below this (at most half of what was free at its start).
+    min_free_disk_bytes: int = Field(default=1024**3, ge=0)
     # The agent's log (outputs/log.jsonl): lines past this many bytes are dropped, and one
     # closing line says how many; the copy kept with the task after its workspace is gone
     # is the same file (see taskyard.tasklogs).

@@ -23,6 +23,7 @@ stores them.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,8 @@ import orjson
 
 from taskyard.agents.base import AgentOutcome
 from taskyard.redaction import Redactor
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LineSplitter", "OutputFile", "log_record", "redact_outcome"]
 
@@ -109,6 +112,7 @@ class OutputFile:
     rewrite: `taskyard.tasklogs.TRUSTED_LOG`)."""
 
     def __init__(self, path: Path, max_bytes: int, twin: Path | None = None) -> None:
+        self.path = path
         self.fd = _create(path)
         self.fds = [self.fd]
         if twin is not None:
@@ -117,6 +121,7 @@ class OutputFile:
             except OSError:
                 os.close(self.fd)
                 raise
+        self.open_fds = list(self.fds)  # closed by `close`
         self.max_bytes = max_bytes
         self.written = 0
         self.dropped_lines = 0
@@ -133,10 +138,22 @@ class OutputFile:
         return True
 
     def write_own(self, data: bytes) -> None:
-        for fd in self.fds:
+        """Writes `data` to every file. A file that cannot take it (the disk full, most
+        likely: an agent filling it) is no longer written, with one warning: the run goes on,
+        judged on the stream the parser saw, and is stopped by the disk floor
+        (`taskyard.agents.diskfloor`), not by a crash of its supervisor."""
+        for fd in list(self.fds):
             view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError as exc:
+                self.fds.remove(fd)
+                log.warning(
+                    "agent output no longer written: %s",
+                    exc.strerror or exc,
+                    extra={"path": str(self.path)},
+                )
 
     def capped_note(self) -> dict[str, object] | None:
         """What was dropped, as the log's closing note; None when nothing was."""
@@ -166,5 +183,5 @@ class OutputFile:
             self.dropped_lines = 0
 
     def close(self) -> None:
-        for fd in self.fds:
+        for fd in self.open_fds:
             os.close(fd)

@@ -56,6 +56,7 @@ from taskyard.agents.base import (
     Usage,
 )
 from taskyard.agents.box import Box, open_box
+from taskyard.agents.diskfloor import below_floor, floor_for
 from taskyard.agents.process import (
     KILL_WAIT_SECONDS,
     ProcessRecord,
@@ -112,6 +113,7 @@ class Limits:
     cpu_seconds: int = 600
     max_cost_usd: float | None = None  # the per-task cost ceiling (`budget.per_task_usd`)
     log_max_bytes: int = LOG_MAX_BYTES  # the agent's log.jsonl (`runs.log_max_bytes`)
+    min_free_disk_bytes: int = 1024**3  # the disk floor (taskyard.agents.diskfloor); 0 = off
     redactor: Redactor = field(default_factory=Redactor)  # secrets hidden in what it prints
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)  # box, task limits
 
@@ -134,6 +136,7 @@ class Limits:
             address_space_bytes=runs.address_space_bytes if space is None else space,
             cpu_seconds=runs.cpu_seconds if cpu is None else cpu,
             log_max_bytes=runs.log_max_bytes,
+            min_free_disk_bytes=runs.min_free_disk_bytes,
             sandbox=SandboxSettings(
                 mode=SandboxMode(runs.sandbox),
                 memory_bytes=runs.memory_bytes,
@@ -212,6 +215,7 @@ class _Stop(enum.Enum):
     COST = "cost"
     CANCEL = "cancel"
     MEMORY = "memory"
+    DISK = "disk"
 
 
 _STOPS: dict[_Stop, Callable[[Limits], tuple[RunStatus, str]]] = {
@@ -226,6 +230,12 @@ _STOPS: dict[_Stop, Callable[[Limits], tuple[RunStatus, str]]] = {
         RunStatus.FAILED,
         f"memory limit of {lim.sandbox.memory_bytes / 1024**3:g} GiB exceeded: the kernel "
         "killed a process of the task (OOM); the task was stopped",
+    ),
+    _Stop.DISK: lambda lim: (
+        RunStatus.FAILED,
+        "disk nearly full: free space on the workspace's filesystem fell below the task's "
+        "floor (runs.min_free_disk_bytes, at most half the space free at its start); the task "
+        "was stopped",
     ),
 }
 
@@ -462,6 +472,9 @@ class _Run:
         if cancel is not None:
             stop_tasks[asyncio.create_task(cancel.wait())] = _Stop.CANCEL
         stop_tasks[asyncio.create_task(self.box.wait_oom())] = _Stop.MEMORY
+        floor = floor_for(self.request.workspace, self.limits.min_free_disk_bytes)
+        if floor:
+            stop_tasks[asyncio.create_task(below_floor(self.request.workspace, floor))] = _Stop.DISK
         try:
             while True:
                 waiting = {self.exited, *stop_tasks, *(p for p in self.pumps if not p.done())}
