@@ -1,3 +1,3 @@
-from taskyard.cli import main
+from taskyard.cli.main import main
 
 main()

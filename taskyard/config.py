@@ -27,8 +27,8 @@ from taskyard.actions.models import ALIASES, REGISTRY
 from taskyard.actions.policy import DEFAULT_ALLOW
 from taskyard.exceptions import ConfigError
 from taskyard.models import Priority
-from taskyard.redaction import secret_field
 from taskyard.routing import Routes, RoutingSettings, default_routes, unknown_agents
+from taskyard.util.redaction import secret_field
 
 BUILTIN_SOURCES = ("github", "linear", "slack", "sentry", "discord")
 _GENERIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -278,7 +278,7 @@ class RunsConfig(_Frozen):
     min_free_disk_bytes: int = Field(default=1024**3, ge=0)
     # The agent's log (outputs/log.jsonl): lines past this many bytes are dropped, and one
     # closing line says how many; the copy kept with the task after its workspace is gone
-    # is the same file (see taskyard.tasklogs).
+    # is the same file (see taskyard.run.tasklogs).
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
 
     @field_validator("git_url_template")
@@ -481,7 +481,7 @@ class ModelPrice(_Frozen):
 
 
 class BudgetConfig(_Frozen):
-    """What agents may spend (see `taskyard.budget`). `monthly_usd`: the calendar month's
+    """What agents may spend (see `taskyard.run.budget`). `monthly_usd`: the calendar month's
     budget (UTC) over all tasks, None for none; at `alert_at` of it a warning is logged, and
     once it is spent new tasks wait (`budget exhausted`) until it is raised or the month
     turns. `per_task_usd`: a run whose cost so far passes it is stopped. `prices`: model name
@@ -496,9 +496,9 @@ class BudgetConfig(_Frozen):
 
 
 class TracingConfig(_Frozen):
-    """OpenTelemetry spans (see `taskyard.tracing`). `otlp_endpoint`: the OTLP/HTTP collector's
-    base URL (`/v1/traces` is appended), from `TASKYARD_OTLP_ENDPOINT` or else the standard
-    `OTEL_EXPORTER_OTLP_ENDPOINT`; unset, tracing is off."""
+    """OpenTelemetry spans (see `taskyard.observe.tracing`). `otlp_endpoint`: the OTLP/HTTP
+    collector's base URL (`/v1/traces` is appended), from `TASKYARD_OTLP_ENDPOINT` or else the
+    standard `OTEL_EXPORTER_OTLP_ENDPOINT`; unset, tracing is off."""
 
     otlp_endpoint: str | None = None
     service_name: str = "taskyard"

@@ -4,7 +4,7 @@ An agent prints whatever it likes, as much as it likes. Before anything of it is
 
 - `LineSplitter` cuts the byte stream into lines (a line longer than its limit into pieces,
   never through a configured secret, so no piece holds half of one);
-- every line goes through the `Redactor` (`taskyard.redaction`) — the same values taskyard's
+- every line goes through the `Redactor` (`taskyard.util.redaction`) — the same values taskyard's
   own logs hide: platform tokens, webhook secrets, the API token, model keys, the database
   password. The stream parser is fed the redacted line too, so a result or reason taken from
   the stream (and stored with the task) holds no secret either; usage and cost are numbers and
@@ -31,7 +31,7 @@ from pathlib import Path
 import orjson
 
 from taskyard.agents.base import AgentOutcome
-from taskyard.redaction import Redactor
+from taskyard.util.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class OutputFile:
     """One output file of a run, created 0600 (truncated if it was there): at most
     `max_bytes` of the agent's lines; `write_own` lines (taskyard's) always go in. `twin`:
     the same lines also go there (the log's copy outside `outputs/`, which the agent can
-    rewrite: `taskyard.tasklogs.TRUSTED_LOG`)."""
+    rewrite: `taskyard.run.tasklogs.TRUSTED_LOG`)."""
 
     def __init__(self, path: Path, max_bytes: int, twin: Path | None = None) -> None:
         self.path = path

@@ -44,7 +44,7 @@ from taskyard.config import RunsConfig
 from taskyard.exceptions import SandboxError
 
 log = logging.getLogger(__name__)
-startup_log = logging.getLogger("taskyard.startup")  # process-wide lines, not a task's
+startup_log = logging.getLogger("taskyard.service.startup")  # process-wide lines, not a task's
 
 OOM_POLL_SECONDS = 0.1
 _SIGNAL_BASE = 128  # bwrap reports a command killed by signal n as exit 128 + n

@@ -69,8 +69,8 @@ from taskyard.agents.process import (
 from taskyard.agents.sandbox import SandboxMode, SandboxSettings, resolve_mode
 from taskyard.config import AgentConfig, RunsConfig
 from taskyard.exceptions import SandboxError
-from taskyard.redaction import Redactor
-from taskyard.tasklogs import TRUSTED_LOG
+from taskyard.run.tasklogs import TRUSTED_LOG
+from taskyard.util.redaction import Redactor
 
 __all__ = [
     "Limits",

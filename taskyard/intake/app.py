@@ -40,9 +40,9 @@ from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.validate import check_depth, check_storable, excerpt
 from taskyard.intake.writer import EventWriter
 from taskyard.models import Event, StoreResult, new_id
-from taskyard.observe import Metrics
+from taskyard.observe.metrics import Metrics
+from taskyard.observe.tracing import Tracing
 from taskyard.store.base import FOREVER, NewEvent
-from taskyard.tracing import Tracing
 
 log = logging.getLogger(__name__)
 

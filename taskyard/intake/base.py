@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import orjson
 
 from taskyard.exceptions import MalformedPayload, VerificationError
-from taskyard.paths import dig as dig
+from taskyard.util.paths import dig as dig
 
 Headers = Mapping[str, str]
 

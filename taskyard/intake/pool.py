@@ -36,13 +36,13 @@ from taskyard.intake.app import IntakeApp
 from taskyard.intake.guard import Bounds, guarded_protocol
 from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
-from taskyard.observe import Metrics, setup_logging
+from taskyard.observe.metrics import Metrics, setup_logging
+from taskyard.observe.tracing import Tracing
+from taskyard.run.tasklogs import TaskLogs
+from taskyard.run.workspace import Workspaces
 from taskyard.store import SQLStore
-from taskyard.tasklogs import TaskLogs
-from taskyard.tracing import Tracing
 from taskyard.web.app import build_app
 from taskyard.web.throttle import AuthThrottle
-from taskyard.workspace import Workspaces
 
 log = logging.getLogger(__name__)
 

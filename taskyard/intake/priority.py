@@ -18,7 +18,7 @@ from typing import Any
 
 from taskyard.config import PriorityRule
 from taskyard.models import Priority
-from taskyard.paths import dig
+from taskyard.util.paths import dig
 
 
 class PriorityRules:

@@ -2,7 +2,7 @@
 
 `screen(name, data, cutoff, payload)` runs on every answer before it is written to `context/`:
 
-- every string goes through `taskyard.untrusted.clean_json` (hidden text out);
+- every string goes through `taskyard.util.untrusted.clean_json` (hidden text out);
 - comments and messages written or edited after `cutoff` are left out, and the answer says
   how many: `"left_out": {"count": N, "reason": "…"}`. A comment edited after the trigger
   is one the person who triggered the task never saw: someone may have swapped in
@@ -31,9 +31,9 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from taskyard.paths import dig
 from taskyard.platforms.base import JSONObject
-from taskyard.untrusted import clean_json
+from taskyard.util.paths import dig
+from taskyard.util.untrusted import clean_json
 
 Stamps = Callable[[Mapping[str, Any]], tuple[Any, ...]]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskyard.models import Event
-from taskyard.paths import dig
 from taskyard.routing.rules import RoutingSettings
+from taskyard.util.paths import dig
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 from jmespath.exceptions import JMESPathError
 
-from taskyard.paths import dig
 from taskyard.routing.rules import FilterConfig
+from taskyard.util.paths import dig
 
 _SHOWN = 80
 

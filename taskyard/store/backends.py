@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from taskyard.exceptions import ConfigError, StoreError, StoreUnavailable
-from taskyard.private import private_database
+from taskyard.util.private import private_database
 
 Row = Mapping[str, Any]
 Params = Mapping[str, Any]

@@ -1,5 +1,5 @@
 """Opening the configured store with its schema up to date: what `serve`, `worker` and every
-CLI command that reads the store do first. Kept apart from `taskyard.server` so that a
+CLI command that reads the store do first. Kept apart from `taskyard.service.server` so that a
 read-only command imports the store alone (not the server, the queue engine or the clients).
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from taskyard.private import private_dir
 from taskyard.store import SQLStore, Store
+from taskyard.util.private import private_dir
 
 if TYPE_CHECKING:
     from taskyard.config import Settings

@@ -32,7 +32,7 @@ from taskyard.actions.records import ActionRecord, ActionStatus
 from taskyard.exceptions import PlatformError
 from taskyard.platforms.base import GitHubReader, JSONObject, LinearReader
 from taskyard.tools.base import ToolAnswer, ToolSpec
-from taskyard.untrusted import clean_json, clean_text
+from taskyard.util.untrusted import clean_json, clean_text
 
 ApplyOne = Callable[[str, dict[str, Any], str], Awaitable[ActionRecord]]
 """`(action type, params, reasoning) -> the stored ActionRecord` after validation, policy and
@@ -478,7 +478,7 @@ class ReadTools:
         return text[: self.max_chars] + note, True
 
     def _json(self, value: JSONObject) -> ToolAnswer:
-        value = clean_json(value)  # hidden text out, as in context/ (taskyard.untrusted)
+        value = clean_json(value)  # hidden text out, as in context/ (taskyard.util.untrusted)
         text, cut = self._cut(_compact(value))
         return ToolAnswer(True, text, {"truncated": True} if cut else value)
 

@@ -4,10 +4,11 @@
 With a token configured, every `/api` request without `Authorization: Bearer <token>` is
 answered 401, whatever its path. Wrong tokens are throttled per client
 (`taskyard.web.throttle`, shared with the UI): past a few, 429 with `Retry-After`. Without a
-token the API is open, and `taskyard serve` listens on loopback only (`taskyard.server`); as a
-second guard the API then answers 403 to any client that is not on loopback, to a request
-relayed for another address, and to one whose Host is not a loopback name (a web page of
-another site whose name was pointed at 127.0.0.1: DNS rebinding; `taskyard.web.params`).
+token the API is open, and `taskyard serve` listens on loopback only
+(`taskyard.service.server`); as a second guard the API then answers 403 to any client that is
+not on loopback, to a request relayed for another address, and to one whose Host is not a
+loopback name (a web page of another site whose name was pointed at 127.0.0.1: DNS
+rebinding; `taskyard.web.params`).
 
 Events and dead letters: `taskyard.web.api_events`; tasks, actions and logs:
 `taskyard.web.api_tasks`; stats: `taskyard.web.api_stats`. Approvals (what the UI's pending
@@ -44,8 +45,8 @@ from taskyard.approvals.policies import Identity
 from taskyard.approvals.records import ApprovalStatus, Decision, approval_json
 from taskyard.approvals.service import Approvals
 from taskyard.exceptions import NotFound
+from taskyard.run.tasklogs import TaskLogs
 from taskyard.store.base import Store
-from taskyard.tasklogs import TaskLogs
 from taskyard.web import params
 from taskyard.web.api_events import dead_letter_routes, event_routes
 from taskyard.web.api_stats import stats_routes

@@ -22,9 +22,9 @@ from taskyard.exceptions import NotFound
 from taskyard.models import DeadLetterStatus, EventStatus
 from taskyard.queue.replay import replay_dead_letter, replay_event
 from taskyard.store.base import EventFilter, Store
-from taskyard.views import decision_json, event_json, letter_json
 from taskyard.web import params
 from taskyard.web.params import error
+from taskyard.web.views import decision_json, event_json, letter_json
 
 
 def event_routes(store: Store) -> list[Route]:

@@ -9,7 +9,7 @@ GET  /api/tasks/{id}/logs?offset=&limit=         → a page of the agent's log (
                                                    headers X-Log-Offset, X-Log-Next-Offset,
                                                    X-Log-Size, X-Log-Kept and, when there is
                                                    more, Link rel="next". 409 for a log that
-                                                   is not safe to open (`taskyard.tasklogs`)
+                                                   is not safe to open (`taskyard.run.tasklogs`)
 GET  /api/tasks/{id}/logs/stream                 → the same as Server-Sent Events, followed
                                                    until the task ends (`taskyard.web.logstream`)
 POST /api/tasks/{id}/cancel                      → 202 cancel requested | 200 cancelled
@@ -29,13 +29,13 @@ from starlette.routing import Route
 
 from taskyard.exceptions import LogRefused, NotFound
 from taskyard.models import Task, TaskStatus
+from taskyard.run.tasklogs import PAGE_LIMIT_MAX, PAGE_MAX, LogPage, TaskLogs
+from taskyard.run.taskops import cancel_task, retry_task
 from taskyard.store.base import Store, TaskFilter
-from taskyard.tasklogs import PAGE_LIMIT_MAX, PAGE_MAX, LogPage, TaskLogs
-from taskyard.taskops import cancel_task, retry_task
-from taskyard.views import action_json, task_json
 from taskyard.web import params
 from taskyard.web.logstream import STREAM_SECONDS, LogFollower
 from taskyard.web.params import error
+from taskyard.web.views import action_json, task_json
 
 NDJSON = "application/x-ndjson"
 

@@ -16,9 +16,9 @@ from starlette.routing import Route
 from taskyard.approvals.service import Approvals
 from taskyard.exceptions import StoreError
 from taskyard.intake.app import IntakeApp
-from taskyard.observe import Metrics
+from taskyard.observe.metrics import Metrics
+from taskyard.run.tasklogs import TaskLogs
 from taskyard.store.base import Store
-from taskyard.tasklogs import TaskLogs
 from taskyard.web.api import api_app
 from taskyard.web.logstream import STREAM_SECONDS
 from taskyard.web.throttle import AuthThrottle

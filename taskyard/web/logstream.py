@@ -8,7 +8,7 @@ it gets it. A comment line keeps a quiet stream open through proxies. One stream
 `max_seconds`, then closes without `end`: an EventSource reconnects by itself (after the
 `retry` the first event sets) and goes on from its Last-Event-ID.
 
-The log is read through `taskyard.tasklogs.TaskLogs`: opened safely, `READ_MAX` bytes of whole
+The log is read through `taskyard.run.tasklogs.TaskLogs`: opened safely, `READ_MAX` bytes of whole
 lines at a time (a longer line comes in pieces), redacted; the workspace's log while it is
 there, else the copy kept with the task. A log that is not safe to open ends the stream with
 an `end` event whose reason says so.
@@ -24,8 +24,8 @@ import orjson
 
 from taskyard.exceptions import LogRefused, NotFound
 from taskyard.models import Task, TaskStatus
+from taskyard.run.tasklogs import TaskLogs
 from taskyard.store.base import Store
-from taskyard.tasklogs import TaskLogs
 
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0

@@ -12,7 +12,7 @@ from typing import Any
 
 from taskyard.approvals.records import ApprovalStatus
 from taskyard.models import EventStatus, TaskStatus
-from taskyard.tasklogs import PAGE_LIMIT_MAX
+from taskyard.run.tasklogs import PAGE_LIMIT_MAX
 from taskyard.web.openapi_schemas import (
     BOOL,
     ID,

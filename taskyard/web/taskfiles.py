@@ -1,5 +1,5 @@
 """The files of a task the UI shows: its context and prompts (from the workspace, opened as
-safely as its log: `taskyard.tasklogs.open_log`), the tail of the agent's log (`TaskLogs`:
+safely as its log: `taskyard.run.tasklogs.open_log`), the tail of the agent's log (`TaskLogs`:
 redacted, the kept copy once the workspace is gone) and its knowledge-log note."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import orjson
 
 from taskyard.exceptions import LogRefused
 from taskyard.models import Task
-from taskyard.tasklogs import LogPage, TaskLogs, open_log
+from taskyard.run.tasklogs import LogPage, TaskLogs, open_log
 
 FILE_MAX = 256 * 1024  # of one context or prompt file, or an event's body, shown in a page
 LOG_MAX = 1 << 20  # the last MiB of the agent's log is shown in the page; the stream goes on

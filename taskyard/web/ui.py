@@ -19,7 +19,7 @@ HttpOnly cookie signed with a key derived from it, good for 12 hours from sign-i
 asking for a loopback name (`Host`; see `params.client_is_loopback`). Every form carries a
 CSRF token that must match a cookie, and a POST must come from the UI's own origin. Task
 files are shown from the task's workspace (what the agent was given: no platform secret is in
-them), opened only as `taskyard.tasklogs` opens a log: never through a link, never a file
+them), opened only as `taskyard.run.tasklogs` opens a log: never through a link, never a file
 with several links or another owner. The agent's log comes from `TaskLogs` (redacted; the
 copy kept with the task once the workspace is gone). Wrong tokens (the sign-in form, a bearer
 header) are throttled per client like the API's (`taskyard.web.throttle`): 429 with
@@ -50,15 +50,20 @@ from starlette.staticfiles import StaticFiles
 from taskyard.approvals.policies import Identity
 from taskyard.approvals.records import ApprovalStatus, Decision, approval_json
 from taskyard.approvals.service import Approvals
-from taskyard.budget import waiting_reason
 from taskyard.exceptions import LogRefused, NotFound, StoreError
 from taskyard.models import DeadLetterStatus, EventStatus, TaskStatus
 from taskyard.queue.replay import replay_dead_letter, replay_event
-from taskyard.results import analysis_text
+from taskyard.run.budget import waiting_reason
+from taskyard.run.results import analysis_text
+from taskyard.run.tasklogs import TaskLogs
+from taskyard.run.taskops import cancel_task, retry_task
 from taskyard.store.base import EventFilter, Store, TaskFilter
-from taskyard.tasklogs import TaskLogs
-from taskyard.taskops import cancel_task, retry_task
-from taskyard.views import (
+from taskyard.web import params
+from taskyard.web.api_stats import stats_json
+from taskyard.web.logstream import LogFollower
+from taskyard.web.taskfiles import FILE_MAX, pretty, pretty_json, task_files
+from taskyard.web.throttle import AuthThrottle
+from taskyard.web.views import (
     action_json,
     decision_json,
     event_json,
@@ -66,11 +71,6 @@ from taskyard.views import (
     masked_headers,
     task_json,
 )
-from taskyard.web import params
-from taskyard.web.api_stats import stats_json
-from taskyard.web.logstream import LogFollower
-from taskyard.web.taskfiles import FILE_MAX, pretty, pretty_json, task_files
-from taskyard.web.throttle import AuthThrottle
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]

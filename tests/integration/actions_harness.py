@@ -18,14 +18,14 @@ from taskyard.actions.build import action_service, tools_for
 from taskyard.approvals.channels.build import build_channels
 from taskyard.approvals.service import Approvals
 from taskyard.config import Settings, load_settings
-from taskyard.executor import TaskExecutor
 from taskyard.models import Event, Priority, Task, TaskStatus, new_id
 from taskyard.platforms import Platforms
 from taskyard.platforms.clients import writers_from_settings
 from taskyard.platforms.writes import PlatformWriter
+from taskyard.run.executor import TaskExecutor
+from taskyard.run.taskspec import ContextGatherer, TaskSpec
+from taskyard.run.workspace import Workspaces
 from taskyard.store.base import NewEvent, Store
-from taskyard.taskspec import ContextGatherer, TaskSpec
-from taskyard.workspace import Workspaces
 from tests.platform_servers import PlatformServer, Reply, github_server
 
 __all__ = ["PlatformServer", "Reply"]

@@ -32,7 +32,7 @@ from taskyard.models import (
     Task,
     TaskStatus,
 )
-from taskyard.observe import Metrics
+from taskyard.observe.metrics import Metrics
 from taskyard.store.base import FOREVER, NewEvent, Store
 from taskyard.web.app import build_app
 from taskyard.web.openapi import openapi_document

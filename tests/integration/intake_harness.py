@@ -17,7 +17,7 @@ from taskyard.intake import make_adapter
 from taskyard.intake.app import IntakeApp
 from taskyard.intake.discord import public_key_hex
 from taskyard.intake.writer import EventWriter
-from taskyard.observe import Metrics
+from taskyard.observe.metrics import Metrics
 from taskyard.store import SQLStore
 from taskyard.web.app import build_app
 

@@ -23,9 +23,9 @@ from taskyard.config import Settings, load_settings
 from taskyard.intake import make_adapter
 from taskyard.intake.app import IntakeApp
 from taskyard.models import Task
-from taskyard.server import Services, running
+from taskyard.observe.tracing import Tracing
+from taskyard.service.server import Services, running
 from taskyard.store.base import TaskFilter
-from taskyard.tracing import Tracing
 from taskyard.web.app import build_app
 from tests.platform_servers import (
     PlatformServer,

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from taskyard.agentfiles import is_agent_file
 from taskyard.agents.base import AgentAdapter, AgentRequest, Launch
 from taskyard.devtools.model_server import ModelServer
-from taskyard.mirrors import RepoSpec
-from taskyard.workspace import Workspaces
+from taskyard.run.agentfiles import is_agent_file
+from taskyard.run.mirrors import RepoSpec
+from taskyard.run.workspace import Workspaces
 from tests.agent_binaries import agent_binary
 from tests.integration.test_real_agents import RESULT, make_adapter, make_request, run_agent
 from tests.integration.test_workspace_git import git, make_workspaces

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from taskyard.agents.supervisor import Limits, RunStatus, supervise
-from taskyard.redaction import REDACTED, Redactor
+from taskyard.util.redaction import REDACTED, Redactor
 from tests.integration.test_command_agent import command, make_request
 
 SECRETS = ("ghp_live_token_0123", "sk-model-key-abcdef", "db-pass-42x")

@@ -13,8 +13,8 @@ from taskyard.approvals.policies import Identity
 from taskyard.approvals.records import ApprovalStatus, Decision
 from taskyard.approvals.service import Sweeper
 from taskyard.models import TaskStatus
+from taskyard.run.taskops import log_file
 from taskyard.store.base import Store
-from taskyard.taskops import log_file
 from tests.integration.actions_harness import (
     ISSUE,
     LABELS,

@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskyard.budget import BUDGET_EXHAUSTED, Position, waiting_reason
 from taskyard.config import load_settings
-from taskyard.executor import TaskExecutor
 from taskyard.models import Task, TaskStatus
 from taskyard.platforms import Platforms
+from taskyard.run.budget import BUDGET_EXHAUSTED, Position, waiting_reason
+from taskyard.run.executor import TaskExecutor
+from taskyard.run.taskspec import ContextGatherer
+from taskyard.run.workspace import Workspaces
 from taskyard.store import MemoryStore
-from taskyard.taskspec import ContextGatherer
-from taskyard.workspace import Workspaces
 from tests.integration.test_cost_ceiling import FINISHER
 from tests.integration.test_executor import queue_task
 

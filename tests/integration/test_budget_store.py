@@ -3,9 +3,9 @@ costed task, counted when its agent started."""
 
 from __future__ import annotations
 
-from taskyard.budget import BudgetGuard, breakdown, month_bounds
 from taskyard.config import BudgetConfig
 from taskyard.models import Priority, Task, TaskStatus, new_id
+from taskyard.run.budget import BudgetGuard, breakdown, month_bounds
 from taskyard.store import Store
 
 JUNE_1 = 1748736000.0  # 2025-06-01T00:00:00Z

@@ -17,15 +17,15 @@ from taskyard.agents import build_adapter
 from taskyard.agents.command import CommandAdapter
 from taskyard.agents.process import group_members
 from taskyard.agents.supervisor import Limits, RunStatus, supervise
-from taskyard.budget import priced
 from taskyard.config import AgentConfig, ModelPrice, load_settings
 from taskyard.devtools.model_server import ModelServer
-from taskyard.executor import TaskExecutor
 from taskyard.models import TaskStatus
 from taskyard.platforms import Platforms
+from taskyard.run.budget import priced
+from taskyard.run.executor import TaskExecutor
+from taskyard.run.taskspec import ContextGatherer
+from taskyard.run.workspace import Workspaces
 from taskyard.store import MemoryStore
-from taskyard.taskspec import ContextGatherer
-from taskyard.workspace import Workspaces
 from tests.agent_binaries import agent_binary
 from tests.integration.test_executor import queue_task
 from tests.integration.test_real_agents import MODELS, RESULT

@@ -16,13 +16,13 @@ import pytest
 from taskyard.agents.process import ProcessRecord, read_stat
 from taskyard.config import Settings, load_settings
 from taskyard.exceptions import ConfigError
-from taskyard.executor import TaskExecutor
 from taskyard.models import Event, Priority, Task, TaskStatus, new_id
 from taskyard.platforms import Platforms
+from taskyard.run.executor import TaskExecutor
+from taskyard.run.taskspec import ContextGatherer, TaskSpec
+from taskyard.run.workspace import Workspaces
 from taskyard.store import MemoryStore
 from taskyard.store.base import NewEvent
-from taskyard.taskspec import ContextGatherer, TaskSpec
-from taskyard.workspace import Workspaces
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "webhooks"
 GOOD = {"success": True, "actions": [], "analysis": "fine", "summary": "ok"}

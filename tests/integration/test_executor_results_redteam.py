@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from taskyard.executor import TaskExecutor
 from taskyard.models import TaskStatus
 from taskyard.platforms import Platforms
-from taskyard.results import MAX_RESULT_DEPTH
+from taskyard.run.executor import TaskExecutor
+from taskyard.run.results import MAX_RESULT_DEPTH
+from taskyard.run.taskspec import ContextGatherer
+from taskyard.run.workspace import Workspaces
 from taskyard.store.base import Store
-from taskyard.taskspec import ContextGatherer
-from taskyard.workspace import Workspaces
 from tests.integration.test_executor import make, queue_task
 
 DEEP = """

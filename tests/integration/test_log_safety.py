@@ -16,9 +16,9 @@ from starlette.testclient import TestClient
 
 from taskyard.exceptions import LogRefused
 from taskyard.models import TaskStatus
-from taskyard.redaction import REDACTED, Redactor
+from taskyard.run.tasklogs import PAGE_MAX, TaskLogs
 from taskyard.store import SQLStore
-from taskyard.tasklogs import PAGE_MAX, TaskLogs
+from taskyard.util.redaction import REDACTED, Redactor
 from taskyard.web.logstream import LogFollower
 from tests.integration.api_harness import BEARER, Seeded, app_for, seed
 

@@ -27,14 +27,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from taskyard.approvals.policies import Identity
 from taskyard.approvals.records import ApprovalStatus, Decision
 from taskyard.models import EventStatus, TaskStatus
-from taskyard.observe import (
+from taskyard.observe.metrics import (
     AGENT_FAILURE_REASONS,
     EVENT_STATES,
     PLATFORMS,
     ContextFilter,
     JsonFormatter,
 )
-from taskyard.tracing import EVENT_ID, TASK_ID, Tracing
+from taskyard.observe.tracing import EVENT_ID, TASK_ID, Tracing
 from tests.integration.actions_harness import LABELS, result
 from tests.integration.pipeline_harness import (
     MODEL_KEY,
@@ -60,14 +60,14 @@ LIMITED = f"/repos/{REPO}/issues/1/labels"  # its first request is answered 429
 REFUSED = f"/repos/{REPO}/collaborators/mallory/permission"  # answered 403
 RETRY_AFTER = 1.0
 TASK_PATH_LOGGERS = (
-    "taskyard.pipeline",
-    "taskyard.executor",
+    "taskyard.routing.job",
+    "taskyard.run.executor",
     "taskyard.actions",
     "taskyard.agents",
     "taskyard.platforms",
-    "taskyard.workspace",
+    "taskyard.run.workspace",
 )
-TASK_LOGGERS = ("taskyard.executor", "taskyard.actions", "taskyard.agents")
+TASK_LOGGERS = ("taskyard.run.executor", "taskyard.actions", "taskyard.agents")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from taskyard.agents.egress import MAX_CONNECTIONS
 from taskyard.agents.sandbox import bwrap_problem
 from taskyard.agents.supervisor import RunStatus, supervise
 from taskyard.devtools.model_server import ModelServer
-from taskyard.tasklogs import TRUSTED_LOG, TaskLogs
+from taskyard.run.tasklogs import TRUSTED_LOG, TaskLogs
 from taskyard.tools import ToolBridge
 from taskyard.tools.bridge import LINE_LIMIT
 from taskyard.tools.bridge import MAX_CONNECTIONS as MAX_BRIDGE_CONNECTIONS

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from taskyard.actions.records import ActionRecord, ActionStatus
-from taskyard.cli import app
+from taskyard.cli.main import app
 from taskyard.models import Decision, Priority, RouteDecision, Task, TaskStatus
 from taskyard.store import SQLStore
 from tests.integration.api_harness import BEARER, app_for

@@ -1,4 +1,4 @@
-"""Cancel, retry and the log file of a task (`taskyard.taskops`), which the CLI and the API
+"""Cancel, retry and the log file of a task (`taskyard.run.taskops`), which the CLI and the API
 share, on each store; and the CLI still printing the JSON it printed before they moved."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from taskyard.cli import app
+from taskyard.cli.main import app
 from taskyard.exceptions import NotFound
 from taskyard.models import TaskStatus
+from taskyard.run.taskops import cancel_task, log_file, retry_task
 from taskyard.store import SQLStore, Store
-from taskyard.taskops import cancel_task, log_file, retry_task
-from taskyard.views import task_json
+from taskyard.web.views import task_json
 from tests.integration.api_harness import Seeded, seed
 
 

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from taskyard.config import load_settings
 from taskyard.models import new_id
-from taskyard.tracing import Tracing
+from taskyard.observe.tracing import Tracing
 
 
 class Collector:

@@ -23,8 +23,8 @@ from taskyard.exceptions import (
     RevisionNotFound,
     WorkspaceError,
 )
-from taskyard.mirrors import RepoSpec, git_environment
-from taskyard.workspace import TaskDirs, Workspaces
+from taskyard.run.mirrors import RepoSpec, git_environment
+from taskyard.run.workspace import TaskDirs, Workspaces
 
 SECRET = "s3cret-token-value"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from taskyard.mirrors import RepoSpec
-from taskyard.workspace import Workspaces
+from taskyard.run.mirrors import RepoSpec
+from taskyard.run.workspace import Workspaces
 from tests.integration.test_workspace_git import Upstream, git, head, mirror_path
 from tests.integration.test_workspace_git import upstream as upstream  # the fixture
 from tests.integration.test_workspace_git import ws as ws  # the fixture

@@ -10,9 +10,9 @@ import pytest
 
 from taskyard.agents.base import AgentOutcome, Usage, flag_failed_tools
 from taskyard.agents.supervisor import RunReport, RunStatus
-from taskyard.executor import Ending, agent_failure
 from taskyard.models import TaskStatus
-from taskyard.observe import AGENT_FAILURE_REASONS
+from taskyard.observe.metrics import AGENT_FAILURE_REASONS
+from taskyard.run.executor import Ending, agent_failure
 
 NOW = datetime.now(UTC)
 OK = AgentOutcome(True, {"success": True}, None)

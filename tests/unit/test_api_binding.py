@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from taskyard.config import Settings
-from taskyard.server import api_token, loopback_unless_token
+from taskyard.service.server import api_token, loopback_unless_token
 
 
 def settings(tmp_path: Path, **data: object) -> Settings:
@@ -19,7 +19,7 @@ def settings(tmp_path: Path, **data: object) -> Settings:
 def test_no_token_moves_any_other_host_to_loopback_and_warns(
     tmp_path: Path, host: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="taskyard.server"):
+    with caplog.at_level(logging.WARNING, logger="taskyard.service.server"):
         moved = loopback_unless_token(settings(tmp_path, host=host, port=9001))
     assert (moved.host, moved.port) == ("127.0.0.1", 9001)
     [record] = caplog.records
@@ -32,7 +32,7 @@ def test_no_token_moves_any_other_host_to_loopback_and_warns(
 def test_no_token_on_loopback_stays_and_still_warns(
     tmp_path: Path, host: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="taskyard.server"):
+    with caplog.at_level(logging.WARNING, logger="taskyard.service.server"):
         kept = loopback_unless_token(settings(tmp_path, host=host))
     assert kept.host == host
     [record] = caplog.records
@@ -43,7 +43,7 @@ def test_a_token_listens_where_asked_and_says_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     given = settings(tmp_path, host="0.0.0.0", api_token="s3cret-token")
-    with caplog.at_level(logging.WARNING, logger="taskyard.server"):
+    with caplog.at_level(logging.WARNING, logger="taskyard.service.server"):
         assert loopback_unless_token(given).host == "0.0.0.0"
     assert caplog.records == []
     assert api_token(given) == "s3cret-token"

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from taskyard.budget import (
+from taskyard.config import AgentConfig, BudgetConfig, ModelPrice, load_settings
+from taskyard.exceptions import ConfigError
+from taskyard.models import Priority, Task, TaskStatus, new_id
+from taskyard.run.budget import (
     BUDGET_EXHAUSTED,
     BudgetGuard,
     BudgetWait,
@@ -26,9 +29,6 @@ from taskyard.budget import (
     waiting_notice,
     waiting_reason,
 )
-from taskyard.config import AgentConfig, BudgetConfig, ModelPrice, load_settings
-from taskyard.exceptions import ConfigError
-from taskyard.models import Priority, Task, TaskStatus, new_id
 from taskyard.store import MemoryStore
 from taskyard.store.base import TaskCost
 
@@ -205,7 +205,7 @@ def test_the_guard_counts_this_months_costs_only(caplog: pytest.LogCaptureFixtur
     costed_task(store, 0.004, ts("2025-06-01T00:00:00"), route="a")
     costed_task(store, None, ts("2025-06-02T00:00:00"))  # no cost known
     guard = BudgetGuard(BudgetConfig(monthly_usd=0.01), store, Clock(JUNE))
-    caplog.set_level(logging.WARNING, "taskyard.budget")
+    caplog.set_level(logging.WARNING, "taskyard.run.budget")
     first = guard.check()
     assert (first.spent_usd, first.state) == (0.004, "ok")
     assert caplog.records == []

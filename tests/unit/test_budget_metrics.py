@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client import generate_latest
 
-from taskyard.budget import BudgetGuard
 from taskyard.config import BudgetConfig
 from taskyard.models import Priority, Task, TaskStatus, new_id
-from taskyard.observe import Metrics
+from taskyard.observe.metrics import Metrics
+from taskyard.run.budget import BudgetGuard
 from taskyard.store import MemoryStore
 
 JUNE = 1749988800.0  # 2025-06-15T12:00:00Z

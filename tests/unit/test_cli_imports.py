@@ -10,11 +10,19 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("dbos", "githubkit", "uvicorn", "starlette", "httpx", "sqlalchemy", "taskyard.server")
+HEAVY = (
+    "dbos",
+    "githubkit",
+    "uvicorn",
+    "starlette",
+    "httpx",
+    "sqlalchemy",
+    "taskyard.service.server",
+)
 PROBE = """
 import json, sys
 from typer.testing import CliRunner
-from taskyard.cli import app
+from taskyard.cli.main import app
 result = CliRunner().invoke(app, sys.argv[1:])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY or m in HEAVY)
 print(json.dumps({"exit": result.exit_code, "output": result.output, "heavy": heavy}))
@@ -57,7 +65,7 @@ def test_version_and_help_speak_to_users(tmp_path: Path) -> None:
 
     from typer.testing import CliRunner
 
-    from taskyard.cli import app
+    from taskyard.cli.main import app
 
     runner = CliRunner()
     assert runner.invoke(app, ["--version"]).output == f"taskyard {version('taskyard')}\n"

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from taskyard.config import load_settings
-from taskyard.doctor import _route_checks
+from taskyard.service.doctor import _route_checks
 
 
 def settings(tmp_path: Path, agents: dict[str, object], prompt: str = "default") -> object:

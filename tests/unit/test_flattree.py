@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from taskyard.workspace import remove_tree
+from taskyard.run.workspace import remove_tree
 
 
 def _deep(top: Path, levels: int) -> None:

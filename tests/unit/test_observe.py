@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from taskyard.exceptions import ConfigError
-from taskyard.observe import Metrics
+from taskyard.observe.metrics import Metrics
 
 
 def test_finished_jobs_are_counted_in_metrics() -> None:

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from taskyard.models import Priority, Task, TaskStatus
-from taskyard.observe import (
+from taskyard.observe.metrics import (
     AGENT_FAILURE_REASONS,
     PLATFORMS,
     ContextFilter,

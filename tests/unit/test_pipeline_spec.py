@@ -9,7 +9,7 @@ from pathlib import Path
 
 from taskyard.config import Settings
 from taskyard.models import Event, Priority
-from taskyard.pipeline import Pipeline
+from taskyard.routing.job import Pipeline
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "webhooks" / "github"
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from taskyard.exceptions import ConfigError
-from taskyard.prompts import PromptLibrary
-from taskyard.results import DEFAULT_RESULT_SCHEMA
 from taskyard.routing import default_routes
-from taskyard.untrusted import Fence
+from taskyard.run.prompts import PromptLibrary
+from taskyard.run.results import DEFAULT_RESULT_SCHEMA
+from taskyard.util.untrusted import Fence
 
 TAG = "untrusted-00112233445566ff"
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from taskyard.config import Settings
-from taskyard.observe import JsonFormatter
-from taskyard.redaction import REDACTED, Redactor, secret_field
+from taskyard.observe.metrics import JsonFormatter
+from taskyard.util.redaction import REDACTED, Redactor, secret_field
 
 SHOWN = [
     "action_key",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from taskyard.results import DEFAULT_RESULT_SCHEMA, analysis_text, validation_errors
+from taskyard.run.results import DEFAULT_RESULT_SCHEMA, analysis_text, validation_errors
 
 # The example result of the original design (an object of findings as `analysis`).
 DESIGN_EXAMPLE: dict[str, Any] = {

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from taskyard.cli import app
-from taskyard.send import _GITHUB_SIGNATURES, UnknownEvent, guess_event
+from taskyard.cli.main import app
+from taskyard.cli.send import _GITHUB_SIGNATURES, UnknownEvent, guess_event
 
 REPO = Path(__file__).resolve().parents[2]
 OCTOKIT = REPO / ".cache/npm/node_modules/@octokit/webhooks-examples/api.github.com/index.json"

@@ -15,7 +15,14 @@ from taskyard.approvals.records import Approval, ApprovalStatus, DecisionOutcome
 from taskyard.config import load_settings
 from taskyard.exceptions import ConfigError
 from taskyard.models import new_id
-from taskyard.tracing import EVENT_ID, TASK_ID, ApprovalSpans, Tracing, trace_id_of, traces_url
+from taskyard.observe.tracing import (
+    EVENT_ID,
+    TASK_ID,
+    ApprovalSpans,
+    Tracing,
+    trace_id_of,
+    traces_url,
+)
 
 
 @pytest.fixture
@@ -193,7 +200,7 @@ def test_the_endpoint_is_logged_without_credentials(
     path = tmp_path / "taskyard.yaml"
     path.write_text("")
     endpoint = "http://otel:pw-secret-1@127.0.0.1:9/base"
-    caplog.set_level("INFO", logger="taskyard.tracing")
+    caplog.set_level("INFO", logger="taskyard.observe.tracing")
     tracing = Tracing.from_settings(load_settings(path, {"TASKYARD_OTLP_ENDPOINT": endpoint}))
     tracing.shutdown()  # nothing to export: no request is made
     [record] = [r for r in caplog.records if r.getMessage() == "tracing on"]

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taskyard.actions.keys import marker
-from taskyard.untrusted import (
+from taskyard.util.untrusted import (
     Fence,
     clean_json,
     clean_text,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from taskyard.models import Event, Priority, Task, TaskStatus
-from taskyard.taskops import log_file
-from taskyard.views import event_json, masked_headers
+from taskyard.run.taskops import log_file
+from taskyard.web.views import event_json, masked_headers
 
 
 def test_headers_that_may_carry_credentials_are_hidden() -> None:

@@ -14,7 +14,7 @@ from taskyard.exceptions import (
     RevisionNotFound,
     WorkspaceError,
 )
-from taskyard.mirrors import (
+from taskyard.run.mirrors import (
     DEFAULT_URL_TEMPLATE,
     RepoMirrors,
     RepoSpec,
@@ -25,7 +25,7 @@ from taskyard.mirrors import (
     stderr_tail,
     url_resolver,
 )
-from taskyard.workspace import TaskDirs, Workspaces
+from taskyard.run.workspace import TaskDirs, Workspaces
 
 
 def test_layout_of_a_task_matches_the_design(tmp_path: Path) -> None:

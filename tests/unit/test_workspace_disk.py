@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from taskyard.workspace import Workspaces, tree_bytes
+from taskyard.run.workspace import Workspaces, tree_bytes
 
 
 def test_file_bytes_are_summed_once_each(tmp_path: Path) -> None:

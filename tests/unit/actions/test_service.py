@@ -205,7 +205,7 @@ def test_redact_leaves_short_strings_alone() -> None:
 
 
 async def test_each_outcome_is_counted_in_metrics() -> None:
-    from taskyard.observe import Metrics
+    from taskyard.observe.metrics import Metrics
 
     a, _, _ = acts()
     metrics = Metrics()

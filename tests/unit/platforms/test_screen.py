@@ -13,7 +13,7 @@ import pytest
 from taskyard.platforms import Platforms
 from taskyard.platforms.fakes import FakeGitHub, FakeLinear, FakeSlack
 from taskyard.platforms.screen import parse_time, screen, trigger_time
-from taskyard.taskspec import ContextGatherer, TaskSpec
+from taskyard.run.taskspec import ContextGatherer, TaskSpec
 
 T0 = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC).timestamp()
 

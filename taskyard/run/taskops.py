@@ -90,7 +90,7 @@ def retry_task(store: Store, task_id: str, now: float, rerun: bool = False) -> R
 def log_file(task: Task) -> Path | None:
     """Where the agent's event stream of the task is in its workspace (`outputs/log.jsonl`),
     if it is there and safe to open; None otherwise. Readers open it with
-    `taskyard.tasklogs.TaskLogs` (which also finds the copy kept once the workspace is gone,
+    `taskyard.run.tasklogs.TaskLogs` (which also finds the copy kept once the workspace is gone,
     and refuses a link or a file that is not taskyard's); this only looks (`lstat`)."""
     if not task.workspace:
         return None

@@ -24,36 +24,41 @@ from taskyard.approvals.channels.build import build_channels
 from taskyard.approvals.service import Approvals, Sweeper
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
-from taskyard.executor import TaskExecutor
 from taskyard.intake.app import IntakeApp, build_sources
 from taskyard.intake.guard import Bounds, guarded_protocol
 from taskyard.intake.pool import IntakePool, reserve_port
 from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
-from taskyard.observe import Metrics, redact_in_logs
-from taskyard.pipeline import Pipeline
+from taskyard.observe.metrics import Metrics, redact_in_logs
+from taskyard.observe.tracing import ApprovalSpans, Tracing
 from taskyard.platforms import Platforms
 from taskyard.platforms.clients import writers_from_settings
-from taskyard.private import QUEUE_DB, private_database
 from taskyard.queue.dispatcher import Dispatcher
 from taskyard.queue.durable import DurableQueue, system_database_url
 from taskyard.queue.identity import claim_executor_id
 from taskyard.queue.jobs import ROUTE_JOB, Handler, JobRuntime
 from taskyard.routing import PermissionLookup
-from taskyard.startup import announce_when_started, base_url, bind_listener, warn_unready_routes
+from taskyard.routing.job import Pipeline
+from taskyard.run.executor import TaskExecutor
+from taskyard.run.tasklogs import TaskLogs
+from taskyard.run.taskspec import ContextGatherer
+from taskyard.run.workspace import Workspaces
+from taskyard.service.startup import (
+    announce_when_started,
+    base_url,
+    bind_listener,
+    warn_unready_routes,
+)
 from taskyard.store import Store
 from taskyard.store.backends import redact_url
 from taskyard.store.migrated import open_migrated_store
-from taskyard.tasklogs import TaskLogs
-from taskyard.taskspec import ContextGatherer
-from taskyard.tracing import ApprovalSpans, Tracing
+from taskyard.util.private import QUEUE_DB, private_database
 from taskyard.web.app import build_app
 from taskyard.web.throttle import AuthThrottle
-from taskyard.workspace import Workspaces
 
 log = logging.getLogger(__name__)
 
-# How long a decision's note waits for the action it approved (see taskyard.applied).
+# How long a decision's note waits for the action it approved (see taskyard.run.applied).
 APPLIED_WAIT = 1.0
 
 

@@ -49,8 +49,8 @@ from taskyard.actions.records import ActionRecord
 from taskyard.approvals.records import Approval, DecisionAttempt, DecisionOutcome
 from taskyard.exceptions import ConfigError
 from taskyard.models import Task, TaskStatus
-from taskyard.redaction import REDACTED, Redactor, secret_field
-from taskyard.redaction import SECRET_WORDS as _SECRET_WORDS
+from taskyard.util.redaction import REDACTED, Redactor, secret_field
+from taskyard.util.redaction import SECRET_WORDS as _SECRET_WORDS
 
 APPROVAL_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 RISKS = ("low", "medium", "high", "critical")
@@ -475,7 +475,7 @@ def refusal_reason(why: str | None) -> str:
 # --- logging ------------------------------------------------------------------------------
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-# Which fields count as secret, and how values are redacted: `taskyard.redaction` (one rule
+# Which fields count as secret, and how values are redacted: `taskyard.util.redaction` (one rule
 # for these logs and for what agents print).
 SECRET_WORDS = tuple(sorted(_SECRET_WORDS))
 

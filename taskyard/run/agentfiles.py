@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from taskyard.exceptions import WorkspaceError
-from taskyard.mirrors import RepoMirrors, RepoSpec
+from taskyard.run.mirrors import RepoMirrors, RepoSpec
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from taskyard.models import (
     TaskStatus,
     new_id,
 )
-from taskyard.observe import log_context
+from taskyard.observe.metrics import log_context
+from taskyard.observe.tracing import Tracing
 from taskyard.queue.jobs import JobContext
 from taskyard.routing import PermissionLookup, RouteMatch, may_trigger, payload_of, select_routes
-from taskyard.taskspec import TaskSpec
-from taskyard.tracing import Tracing
+from taskyard.run.taskspec import TaskSpec
 
 log = logging.getLogger(__name__)
 

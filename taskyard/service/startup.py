@@ -67,7 +67,7 @@ async def announce_when_started(server: Any, url: str, sources: Sequence[str]) -
 
 def warn_unready_routes(settings: Settings, environ: Mapping[str, str]) -> list[str]:
     """Warn, once at startup, about each route whose agent cannot run here (returned too)."""
-    from taskyard.doctor import agent_problems
+    from taskyard.service.doctor import agent_problems
 
     problems = list(agent_problems(settings, environ))
     for problem in problems:

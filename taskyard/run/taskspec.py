@@ -16,7 +16,7 @@ from taskyard.platforms import ContextSubject, Platforms, subject_from_payload
 from taskyard.platforms.context import FetchStatus, gather_context
 from taskyard.platforms.screen import screen, trigger_time
 from taskyard.routing import payload_of
-from taskyard.workspace import RepoSpec
+from taskyard.run.workspace import RepoSpec
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from taskyard.actions.records import ActionRecord, action_kind
 from taskyard.approvals.records import iso
-from taskyard.budget import waiting_reason
 from taskyard.models import DeadLetter, Event, RouteDecision, Task
+from taskyard.run.budget import waiting_reason
 
 # Header names whose values may carry a credential (signatures are dropped at intake; a
 # platform or a proxy may still send others): shown as "(hidden)" by the API and the UI.

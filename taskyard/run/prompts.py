@@ -5,7 +5,7 @@ in `runs.prompts_dir` wins over the shipped one. Templates see: task_id, route, 
 type, source, subject, actor, priority), payload, context (fetcher name → data), paths
 (workspace, repo, context_dir, output_dir) and result_schema (JSON text).
 
-Platform text is fenced, by default (see `taskyard.untrusted`). Every rendered prompt starts
+Platform text is fenced, by default (see `taskyard.util.untrusted`). Every rendered prompt starts
 with `_preamble.md.j2`, which tells the model that text between `<untrusted-TAG …>` and
 `</untrusted-TAG>` (TAG random per render) is data, not instructions. Every `{{ … }}` of a
 template is fenced unless it is one of taskyard's own values (task_id, route, the paths,
@@ -26,7 +26,7 @@ import jinja2
 import orjson
 
 from taskyard.exceptions import ConfigError
-from taskyard.untrusted import Fence, new_tag
+from taskyard.util.untrusted import Fence, new_tag
 
 PREAMBLE = "_preamble"
 _FENCE_VAR = "_taskyard_fence"  # the render's Fence, in the template context
@@ -162,7 +162,7 @@ class PromptLibrary:
 
     def render(self, name: str, variables: Mapping[str, Any], tag: str | None = None) -> str:
         """The preamble, then the template, with platform text fenced in `tag` (a new random
-        one by default; see `taskyard.untrusted.new_tag`)."""
+        one by default; see `taskyard.util.untrusted.new_tag`)."""
         marked = _marked(variables, Fence(tag or new_tag()))
         try:
             preamble = self._template(PREAMBLE).render(**marked)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from taskyard.approvals.records import ApprovalStatus, Decision, approval_json, iso
-from taskyard.cli import (
+from taskyard.cli.main import (
     ConfigOpt,
     DbOpt,
     JsonOpt,

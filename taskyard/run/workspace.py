@@ -9,7 +9,7 @@ Layout (DESIGN, "Contracts"), under the workspace root::
         outputs/              result.json, log.jsonl, artifacts/
         repo.json             which repository and commit workspace/repo/ is (with a repo only)
 
-The repository comes from `taskyard.mirrors` (cached bare mirror, `git worktree add --detach`).
+The repository comes from `taskyard.run.mirrors` (cached bare mirror, `git worktree add --detach`).
 A finished workspace is moved to `<archive>/task-<id>` (failed, or kept by setting) with its
 worktree unregistered, or removed; workspaces untouched for `stale_hours` are swept on start.
 """
@@ -29,11 +29,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from taskyard.agentfiles import use_base_agent_files
 from taskyard.config import Settings
 from taskyard.exceptions import WorkspaceError
-from taskyard.flattree import flatten_tree
-from taskyard.mirrors import (
+from taskyard.run.agentfiles import use_base_agent_files
+from taskyard.run.mirrors import (
     GitAuth,
     RepoMirrors,
     RepoSpec,
@@ -41,7 +40,8 @@ from taskyard.mirrors import (
     public_url,
     url_resolver,
 )
-from taskyard.private import private_dir
+from taskyard.util.flattree import flatten_tree
+from taskyard.util.private import private_dir
 
 __all__ = [
     "RepoSpec",

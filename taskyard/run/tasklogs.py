@@ -40,7 +40,7 @@ import orjson
 
 from taskyard.exceptions import LogRefused
 from taskyard.models import Task
-from taskyard.redaction import Redactor
+from taskyard.util.redaction import Redactor
 
 if TYPE_CHECKING:
     from taskyard.config import Settings

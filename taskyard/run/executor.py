@@ -36,10 +36,16 @@ from taskyard.agents.base import AgentAdapter, AgentOutcome, AgentRequest
 from taskyard.agents.limiter import Limiter
 from taskyard.agents.process import ProcessRecord, kill_stale_group
 from taskyard.agents.supervisor import Limits, RunReport, RunStatus, build_env, supervise
-from taskyard.applied import AppliedSignals
 from taskyard.approvals.gate import workflow_for
 from taskyard.approvals.records import ApprovalStatus
-from taskyard.budget import (
+from taskyard.config import Settings
+from taskyard.exceptions import ConfigError, LogRefused, TaskyardError
+from taskyard.models import Event, Task, TaskStatus
+from taskyard.observe.metrics import log_context
+from taskyard.observe.tracing import Tracing
+from taskyard.routing import RouteConfig
+from taskyard.run.applied import AppliedSignals
+from taskyard.run.budget import (
     BudgetGuard,
     BudgetWait,
     Position,
@@ -47,13 +53,8 @@ from taskyard.budget import (
     unpriced_agents,
     waiting_notice,
 )
-from taskyard.config import Settings
-from taskyard.exceptions import ConfigError, LogRefused, TaskyardError
-from taskyard.models import Event, Task, TaskStatus
-from taskyard.observe import log_context
-from taskyard.prompts import PromptLibrary
-from taskyard.redaction import Redactor
-from taskyard.results import (
+from taskyard.run.prompts import PromptLibrary
+from taskyard.run.results import (
     DEFAULT_RESULT_SCHEMA,
     MAX_RESULT_DEPTH,
     nested_deeper,
@@ -61,15 +62,14 @@ from taskyard.results import (
     render_note,
     validation_errors,
 )
-from taskyard.routing import RouteConfig
+from taskyard.run.tasklogs import TaskLogs
+from taskyard.run.taskspec import ContextGatherer, TaskSpec, event_json, repo_spec
+from taskyard.run.workspace import TaskDirs, Workspaces
 from taskyard.store.base import Store
-from taskyard.tasklogs import TaskLogs
-from taskyard.taskspec import ContextGatherer, TaskSpec, event_json, repo_spec
 from taskyard.tools.base import ToolHandler
 from taskyard.tools.bridge import SOCKET_NAME, ToolBridge, socket_path_fits
-from taskyard.tracing import Tracing
-from taskyard.untrusted import clean_json
-from taskyard.workspace import TaskDirs, Workspaces
+from taskyard.util.redaction import Redactor
+from taskyard.util.untrusted import clean_json
 
 log = logging.getLogger(__name__)
 CLAIM_SECONDS = 30.0  # a task handed over and not started by then is not counted as taken
@@ -135,7 +135,7 @@ class TaskExecutor:
         self._room_lock = threading.Lock()
         self._claimed: dict[str, float] = {}  # task id → when handed over (monotonic)
         self._active: set[str] = set()
-        # Told when a task handed back by a decision has applied (see taskyard.applied).
+        # Told when a task handed back by a decision has applied (see taskyard.run.applied).
         self.applied = AppliedSignals()
 
     def warm_up(self, routes: Sequence[RouteConfig]) -> None:
@@ -614,7 +614,7 @@ class TaskExecutor:
 
     async def _keep_log(self, task_id: str, dirs: TaskDirs) -> None:
         """The agent's log, copied beside the task's record before its workspace goes
-        (`taskyard.tasklogs`); a log that cannot be kept is logged, the task goes on."""
+        (`taskyard.run.tasklogs`); a log that cannot be kept is logged, the task goes on."""
         try:
             await asyncio.to_thread(self.task_logs.keep, task_id, dirs.root)
         except (OSError, LogRefused) as exc:

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from taskyard.config import RunsConfig
 from taskyard.exceptions import RepositoryNotFound, RevisionNotFound, WorkspaceError
-from taskyard.flattree import flatten_tree
+from taskyard.util.flattree import flatten_tree
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class RepoSpec:
     ref: str | None = None
     sha: str | None = None
     pr_number: int | None = None
-    # The pull request's base (its agent files are used: see taskyard.agentfiles).
+    # The pull request's base (its agent files are used: see taskyard.run.agentfiles).
     base_sha: str | None = None
     base_ref: str | None = None
 

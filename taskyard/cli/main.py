@@ -116,8 +116,8 @@ def serve(
         config, database_url=database_url, host=host, port=port, intake_processes=intake_processes
     )
     metrics_dir = _shared_metrics_dir(s) if s.intake.processes > 1 else None
-    from taskyard import server  # imports prometheus_client: after _shared_metrics_dir
-    from taskyard.observe import setup_logging
+    from taskyard.observe.metrics import setup_logging
+    from taskyard.service import server  # imports prometheus_client: after _shared_metrics_dir
 
     setup_logging(s.log_level, s.log_format, s.secrets())
     server.run(
@@ -163,8 +163,8 @@ def worker(
     ] = "127.0.0.1",
 ) -> None:
     """Run workers only (scale-out): they share the queue in the database with `serve`."""
-    from taskyard import server
-    from taskyard.observe import setup_logging
+    from taskyard.observe.metrics import setup_logging
+    from taskyard.service import server
 
     s = settings_from(config, database_url=database_url)
     setup_logging(s.log_level, s.log_format, s.secrets())
@@ -186,7 +186,7 @@ def migrate(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
 @app.command()
 def doctor(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
     """Check the configuration, the database and the sources; exit 1 on any problem."""
-    from taskyard.doctor import run_checks
+    from taskyard.service.doctor import run_checks
 
     s = settings_from(config, database_url=database_url)
     problems = 0
@@ -209,7 +209,7 @@ def send(
     """Sign a payload with the configured secret, as the platform would, and post it."""
     import httpx
 
-    from taskyard.send import SendError, UnknownEvent, post_signed
+    from taskyard.cli.send import SendError, UnknownEvent, post_signed
 
     s = settings_from(config)
     try:
@@ -259,7 +259,7 @@ def events_list(
 ) -> None:
     """The newest events first."""
     from taskyard.store import EventFilter
-    from taskyard.views import event_json
+    from taskyard.web.views import event_json
 
     store = _store(config, database_url)
     found = store.list_events(EventFilter(status=status, source=source, type=type_, limit=limit))
@@ -279,7 +279,7 @@ def events_show(
     event_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
 ) -> None:
     """One event with its headers and raw body."""
-    from taskyard.views import decision_json, event_json
+    from taskyard.web.views import decision_json, event_json
 
     store = _store(config, database_url)
     try:
@@ -324,7 +324,7 @@ def dlq_list(
     database_url: DbOpt = None,
 ) -> None:
     """Dead letters, newest first."""
-    from taskyard.views import letter_json
+    from taskyard.web.views import letter_json
 
     if status not in ("open", "replayed", "all"):
         raise _fail("--status must be open, replayed or all", 2)
@@ -376,7 +376,7 @@ def tasks_list(
 ) -> None:
     """The newest tasks first."""
     from taskyard.store.base import TaskFilter
-    from taskyard.views import task_json
+    from taskyard.web.views import task_json
 
     found = _store(config, database_url).list_tasks(
         TaskFilter(status=status, route=route, event_id=event, limit=limit)
@@ -415,8 +415,8 @@ def tasks_show(
     (each with its outcome and the exact requests sent or, in dry-run, that would be)."""
     from rich.markup import escape
 
-    from taskyard.budget import money
-    from taskyard.views import action_json, task_json
+    from taskyard.run.budget import money
+    from taskyard.web.views import action_json, task_json
 
     store = _store(config, database_url)
     data = task_json(_task(store, task_id))
@@ -456,7 +456,7 @@ def tasks_logs(
     """The agent's event stream (outputs/log.jsonl, or the copy kept with the task once its
     workspace is gone), redacted; with -f, until the task ends. A log that is not a regular
     file of taskyard's own (a link) is refused, never opened."""
-    from taskyard.tasklogs import TaskLogs
+    from taskyard.run.tasklogs import TaskLogs
 
     settings = settings_from(config, database_url=database_url)
     logs = TaskLogs.from_settings(settings)
@@ -487,7 +487,7 @@ def tasks_cancel(
     task_id: str, as_json: JsonOpt = False, config: ConfigOpt = None, database_url: DbOpt = None
 ) -> None:
     """Stop a queued or running task (its agent's whole process group is killed)."""
-    from taskyard.taskops import cancel_task
+    from taskyard.run.taskops import cancel_task
 
     store = _store(config, database_url)
     try:
@@ -528,7 +528,7 @@ def tasks_retry(
     """Run an ended task again (a new attempt, same route and event). A task whose agent
     succeeded but some of whose actions failed only applies its actions again (the applied
     ones are not sent twice), unless --rerun."""
-    from taskyard.taskops import retry_task
+    from taskyard.run.taskops import retry_task
 
     store = _store(config, database_url)
     try:
@@ -566,7 +566,7 @@ def budget(
 ) -> None:
     """What agents spent this month against `budget.monthly_usd`: by route, by day, and the
     tasks waiting for the budget."""
-    from taskyard.budget import money, parse_month, report
+    from taskyard.run.budget import money, parse_month, report
 
     try:
         when = parse_month(month) if month else time.time()
@@ -599,7 +599,7 @@ def dev_model_server(
     until SIGTERM or Ctrl-C. The script format: `taskyard.devtools.model_script`."""
     from taskyard.devtools.model_script import load_script
     from taskyard.devtools.model_server import serve_until_signalled
-    from taskyard.observe import setup_logging
+    from taskyard.observe.metrics import setup_logging
 
     setup_logging("INFO", "text")
     loaded = load_script(script)
@@ -613,7 +613,7 @@ def dev_model_server(
 
 def _approvals() -> None:
     """The `approvals` group lives in its own module (it imports this one's helpers)."""
-    from taskyard.cli_approvals import approvals_app
+    from taskyard.cli.approvals import approvals_app
 
     app.add_typer(approvals_app, name="approvals")
 

@@ -87,7 +87,7 @@ def agent_problems(settings: Settings, environ: Mapping[str, str]) -> Iterator[s
 def _route_checks(settings: Settings, environ: Mapping[str, str]) -> Iterator[tuple[bool, str]]:
     """Each route's prompt and agent: the binary found, a model provider and key set."""
     from taskyard.agents.cli_support import resolve_binary
-    from taskyard.prompts import PromptLibrary
+    from taskyard.run.prompts import PromptLibrary
 
     prompts = PromptLibrary(settings.runs.prompts_dir)
     path = {"PATH": environ.get("PATH", "")}

@@ -1,0 +1,1 @@
+"""What taskyard tells operators about itself: Prometheus metrics, logging, tracing."""

@@ -1,0 +1,1 @@
+"""The composition root: `serve` and `worker` build every part once and start them."""
