@@ -22,9 +22,11 @@ class JobQueue(abc.ABC):
         """Queue each dispatch; a workflow id seen before is not queued again. Thread-safe."""
 
     @abc.abstractmethod
-    def enqueue_tasks(self, tasks: Sequence[Task]) -> None:
+    def enqueue_tasks(self, tasks: Sequence[Task]) -> list[str]:
         """Queue each task's run under its workflow id (seen before: not queued again), the
-        most urgent first, at most `runs.concurrency` running at once. Thread-safe."""
+        most urgent first, at most `runs.concurrency` running at once. Returns the ids of the
+        tasks that will run in this process: a workflow another process started first runs
+        there. Thread-safe."""
 
     def recover(self, worker_ids: Sequence[str]) -> None:  # noqa: B027
         """Take over the interrupted jobs of workers that died."""

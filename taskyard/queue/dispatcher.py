@@ -44,12 +44,15 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         task_room: Callable[[], int] | None = None,
         claim: Callable[[Sequence[str]], None] | None = None,
+        release: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self.store = store
         # How many tasks needing an agent this process can take now, and what to tell it
-        # of those it took (the executor's `room` and `claim`); None: no limit.
+        # of those it took and of those it lost to another process (the executor's `room`,
+        # `claim` and `release`); None: no limit.
         self.task_room = task_room
         self.claim = claim
+        self.release = release
         self.queue = queue
         self.config = config
         self.worker_id = worker_id
@@ -123,10 +126,12 @@ class Dispatcher:
                     taken.append(t)
                     room -= t.status is not TaskStatus.APPLYING
             tasks = taken
-        if self.claim is not None and tasks:
-            self.claim([t.id for t in tasks])
         if tasks:
-            self.queue.enqueue_tasks(tasks)
+            if self.claim is not None:  # before: a task may start (and end) as it is queued
+                self.claim([t.id for t in tasks])
+            here = set(self.queue.enqueue_tasks(tasks))
+            if self.release is not None:  # another process started these first: they run there
+                self.release([t.id for t in tasks if t.id not in here])
             for t in tasks:
                 self.store.mark_task_dispatched(t.id, t.workflow_id)
         return len(tasks)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
+from dbos._core import WorkflowHandleFuture
 from dbos._serialization import DBOSPortableJSONSerializer
 
 from taskyard.exceptions import StoreError, TaskyardError
@@ -187,15 +188,25 @@ class DurableQueue(JobQueue):
             with SetWorkflowID(d.workflow_id):
                 DBOS.start_workflow(job_workflow, job, d.event_id)
 
-    def enqueue_tasks(self, tasks: Sequence[Task]) -> None:
+    def enqueue_tasks(self, tasks: Sequence[Task]) -> list[str]:
         """Start each task's workflow at once (durably: it runs to its end even if this
         process dies, and a workflow id seen before starts nothing). The workflow then waits
         for an agent slot in the executor's limiter, which serves the most urgent first; a
         queue poll would add 50-100 ms before every agent start. Call from a thread: DBOS
-        runs the workflow on its own event loop, like every other workflow here."""
+        runs the workflow on its own event loop, like every other workflow here.
+
+        With several processes on one database, two may hand over the same task at once: the
+        workflow runs where its row was inserted first, and DBOS answers the other start with a
+        handle that only polls (`WorkflowHandlePolling`; the one that runs here is a
+        `WorkflowHandleFuture`). Only the tasks that run here are returned, so that a process
+        counts against its room only what it runs."""
+        here = []
         for t in tasks:
             with SetWorkflowID(t.workflow_id):
-                DBOS.start_workflow(task_workflow, t.id)
+                handle = DBOS.start_workflow(task_workflow, t.id)
+            if isinstance(handle, WorkflowHandleFuture):
+                here.append(t.id)
+        return here
 
     def recover(self, worker_ids: Sequence[str]) -> None:
         if worker_ids:

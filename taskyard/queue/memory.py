@@ -52,15 +52,18 @@ class MemoryQueue(JobQueue):
             )
         self._wakeup.set()
 
-    def enqueue_tasks(self, tasks: Sequence[Task]) -> None:
+    def enqueue_tasks(self, tasks: Sequence[Task]) -> list[str]:
+        started = []
         for t in tasks:
             if t.workflow_id in self.seen:
                 continue
             self.seen.add(t.workflow_id)
+            started.append(t.id)
             heapq.heappush(
                 self._heap, (int(t.priority), next(self._order), t.workflow_id, TASK_JOB, t.id)
             )
         self._wakeup.set()
+        return started
 
     async def drain(self) -> None:
         """Wait until every queued job has finished."""

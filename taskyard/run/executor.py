@@ -177,6 +177,13 @@ class TaskExecutor:
         with self._room_lock:
             self._claimed.update(dict.fromkeys(task_ids, now))
 
+    def release(self, task_ids: Sequence[str]) -> None:
+        """Of the tasks handed over, these run in another process (it started their workflows
+        first). Safe from any thread."""
+        with self._room_lock:
+            for task_id in task_ids:
+                self._claimed.pop(task_id, None)
+
     async def run(self, task_id: str) -> str:
         with self._room_lock:
             self._active.add(task_id)

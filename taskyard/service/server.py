@@ -168,7 +168,13 @@ async def running(
     )
     await queue.start()
     dispatcher = Dispatcher(
-        store, queue, settings.queue, executor.value, task_room=tasks.room, claim=tasks.claim
+        store,
+        queue,
+        settings.queue,
+        executor.value,
+        task_room=tasks.room,
+        claim=tasks.claim,
+        release=tasks.release,
     )
     tasks.on_finished.append(lambda _task: dispatcher.wake())  # room again: look now
     pipeline.on_tasks = dispatcher.wake

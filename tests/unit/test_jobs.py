@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -331,3 +331,32 @@ def test_dispatcher_keeps_the_queue_at_most_max_in_flight_deep() -> None:
     store.finish_event(first, EventStatus.PROCESSED, None, 2.0)
     assert dispatcher.dispatch_once() == 1
     assert store.count_in_flight() == 3
+
+
+def test_a_task_another_process_started_first_is_not_counted_against_this_ones_room() -> None:
+    """Two processes on one database hand over the same task at once: it runs where its
+    workflow started first; the other releases its claim, so its room is not taken by a task
+    it does not run (it once sat out 30 s with nothing to do)."""
+    store = MemoryStore()
+    queue = MemoryQueue(JobRuntime(store, {ROUTE_JOB: _noop}, RetryConfig()))
+    queue.seen.add("wf-1")  # as if the other process had started it
+    claims: dict[str, int] = {}
+
+    def claim(ids: Sequence[str]) -> None:
+        claims.update(dict.fromkeys(ids, 1))
+
+    def release(ids: Sequence[str]) -> None:
+        for task_id in ids:
+            claims.pop(task_id)
+
+    dispatcher = Dispatcher(
+        store, queue, QueueConfig(), "worker-1", task_room=lambda: 2 - len(claims),
+        claim=claim, release=release,
+    )  # fmt: skip
+    tasks = [
+        Task(f"t{n}", "e1", f"r{n}", "a", TaskStatus.QUEUED, Priority.P2, 1.0, 1.0, f"wf-{n}")
+        for n in (1, 2)
+    ]
+    store.record_routing([], tasks)
+    assert dispatcher.dispatch_tasks() == 2
+    assert claims == {"t2": 1}  # t1 runs in the other process
