@@ -36,9 +36,9 @@ import httpx
 
 from bench.pipeline import pct
 from bench.servers import Databases, free_port, running_server
-from taskyard.approvals.records import ApprovalStatus
 from taskyard.intake.app import make_adapter
 from taskyard.models import TaskStatus
+from taskyard.records import ApprovalStatus
 from taskyard.store import SQLStore
 from taskyard.store.base import TaskFilter
 from tests.platform_servers import Recorded, github_server

@@ -34,8 +34,6 @@ from taskyard.actions.models import (
     Target,
 )
 from taskyard.actions.policy import ActionPolicy, Assessment, Verdict
-from taskyard.actions.records import ActionRecord, ActionStatus
-from taskyard.approvals.records import Approval, ApprovalStatus
 from taskyard.exceptions import (
     ActionError,
     PlatformError,
@@ -44,6 +42,7 @@ from taskyard.exceptions import (
     TaskyardError,
 )
 from taskyard.platforms.writes import PlannedRequest, PlatformWriter, WriteResult
+from taskyard.records import ActionRecord, ActionStatus, Approval, ApprovalStatus
 
 if TYPE_CHECKING:
     from taskyard.store.base import Store

@@ -34,7 +34,11 @@ from taskyard.actions.apply import ApprovalGate, MarkerLookup, Planner, apply_ac
 from taskyard.actions.keys import action_key
 from taskyard.actions.models import InvalidAction, ParsedAction, Target, parse_action
 from taskyard.actions.policy import ActionPolicy, AllowListPolicy, Assessment, Verdict
-from taskyard.actions.records import (
+from taskyard.actions.target import target_from_event
+from taskyard.config import ReportingConfig, Settings
+from taskyard.models import Event, TaskStatus
+from taskyard.platforms.writes import PlatformWriter
+from taskyard.records import (
     END_INDEX,
     NOTIFY_INDEX,
     START_INDEX,
@@ -45,10 +49,6 @@ from taskyard.actions.records import (
     ActionStatus,
     action_kind,
 )
-from taskyard.actions.target import target_from_event
-from taskyard.config import ReportingConfig, Settings
-from taskyard.models import Event, TaskStatus
-from taskyard.platforms.writes import PlatformWriter
 from taskyard.store.base import Store
 
 log = logging.getLogger(__name__)

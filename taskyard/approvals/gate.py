@@ -25,16 +25,16 @@ from taskyard.actions.models import ParsedAction, Target
 from taskyard.actions.policy import AllowListPolicy, Assessment, Verdict
 from taskyard.approvals.duties import SELF_APPROVAL, Trigger, trigger_of
 from taskyard.approvals.policies import ApprovalPolicies, Identity
-from taskyard.approvals.records import (
+from taskyard.approvals.risk import RiskLevel, RiskRules, subject_of
+from taskyard.models import new_id
+from taskyard.platforms.writes import PlannedRequest
+from taskyard.records import (
     Approval,
     ApprovalStatus,
     Decision,
     DecisionAttempt,
     DecisionOutcome,
 )
-from taskyard.approvals.risk import RiskLevel, RiskRules, subject_of
-from taskyard.models import new_id
-from taskyard.platforms.writes import PlannedRequest
 from taskyard.store.base import Store
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from taskyard.approvals.channels import ApprovalChannels, Channel
 from taskyard.approvals.channels.build import channels_of_their_own
 from taskyard.approvals.gate import Announce, Decisions, RiskPolicy, StoreGate, workflow_for
 from taskyard.approvals.policies import ApprovalPolicies
-from taskyard.approvals.records import Approval, DecisionOutcome
 from taskyard.approvals.risk import RiskRules
 from taskyard.config import Settings
 from taskyard.exceptions import StoreError
+from taskyard.records import Approval, DecisionOutcome
 from taskyard.store.base import Store
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import typer
 
-from taskyard.approvals.records import ApprovalStatus, Decision, approval_json, iso
 from taskyard.cli.main import (
     ConfigOpt,
     DbOpt,
@@ -28,6 +27,7 @@ from taskyard.cli.main import (
 )
 from taskyard.exceptions import NotFound, TaskyardError
 from taskyard.models import TaskStatus, new_id
+from taskyard.records import ApprovalStatus, Decision, approval_json, iso
 
 approvals_app = typer.Typer(
     no_args_is_help=True, help="Approvals: risky actions waiting for a person's decision."

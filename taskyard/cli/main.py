@@ -19,9 +19,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from taskyard.approvals.records import iso
 from taskyard.exceptions import NotFound, TaskyardError
 from taskyard.models import EventStatus, Task, TaskStatus
+from taskyard.records import iso
 
 if TYPE_CHECKING:
     from taskyard.config import Settings

@@ -45,10 +45,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from taskyard.actions.records import ActionRecord
-from taskyard.approvals.records import Approval, DecisionAttempt, DecisionOutcome
 from taskyard.exceptions import ConfigError
 from taskyard.models import Task, TaskStatus
+from taskyard.records import ActionRecord, Approval, DecisionAttempt, DecisionOutcome
 from taskyard.util.redaction import REDACTED, Redactor, secret_field
 from taskyard.util.redaction import SECRET_WORDS as _SECRET_WORDS
 

@@ -38,8 +38,8 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
 
-from taskyard.approvals.records import Approval, DecisionOutcome
 from taskyard.config import Settings
+from taskyard.records import Approval, DecisionOutcome
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ from typing import Any
 
 import orjson
 
-from taskyard.actions.records import ActionRecord
 from taskyard.actions.service import ActionService, TaskActions, outcome_of
 from taskyard.agents import build_adapter
 from taskyard.agents.base import AgentAdapter, AgentOutcome, AgentRequest
@@ -37,12 +36,12 @@ from taskyard.agents.limiter import Limiter
 from taskyard.agents.process import ProcessRecord, kill_stale_group
 from taskyard.agents.supervisor import Limits, RunReport, RunStatus, build_env, supervise
 from taskyard.approvals.gate import workflow_for
-from taskyard.approvals.records import ApprovalStatus
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError, LogRefused, TaskyardError
 from taskyard.models import Event, Task, TaskStatus
 from taskyard.observe.metrics import log_context
 from taskyard.observe.tracing import Tracing
+from taskyard.records import ActionRecord, ApprovalStatus
 from taskyard.routing import RouteConfig
 from taskyard.run.applied import AppliedSignals
 from taskyard.run.budget import (

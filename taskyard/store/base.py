@@ -12,15 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from taskyard.actions.records import ActionRecord
-from taskyard.approvals.records import (
-    Approval,
-    ApprovalStatus,
-    Decision,
-    DecisionAttempt,
-    DecisionOutcome,
-    iso,
-)
 from taskyard.models import (
     DeadLetter,
     Event,
@@ -29,6 +20,14 @@ from taskyard.models import (
     StoreResult,
     Task,
     TaskStatus,
+)
+from taskyard.records import (
+    ActionRecord,
+    Approval,
+    ApprovalStatus,
+    Decision,
+    DecisionAttempt,
+    DecisionOutcome,
 )
 
 FOREVER = 253402300799.0  # 9999-12-31: delivery ids deduplicate for good
@@ -130,36 +129,6 @@ TASK_COLUMNS = frozenset(
     }
 )
 TASK_JSON_COLUMNS = frozenset({"spec", "usage", "result", "process"})
-
-# What an accepted decision sets a request to; MORE_INFO keeps it pending.
-DECIDED_AS = {Decision.APPROVE: ApprovalStatus.APPROVED, Decision.DENY: ApprovalStatus.DENIED}
-EXPIRY_ACTOR = "taskyard"
-EXPIRY_VIA = "expiry"
-
-
-def refusal(a: Approval, now: float) -> str:
-    """Why a decision on `a` does not count at `now`."""
-    if a.status is ApprovalStatus.EXPIRED or (
-        a.status is ApprovalStatus.PENDING and a.expires_at <= now
-    ):
-        return f"expired at {iso(a.expires_at)}"
-    if a.status.decided and a.decided_by is not None:
-        return f"already {a.status} by {a.decided_by} ({a.decided_via})"
-    return "not pending"
-
-
-def check_decision(decision: Decision) -> None:
-    if decision is Decision.EXPIRE:
-        raise ValueError("decide_approval: only the expiry sweep expires a request")
-
-
-def channel_matches(a: Approval, platform: str, key: str, value: str) -> bool:
-    """`a.channels[platform][key] == value` (a number stored for an id matches its text)."""
-    posted = a.channels.get(platform)
-    if not isinstance(posted, dict) or key not in posted:
-        return False
-    found = posted[key]
-    return found == value or (isinstance(found, int) and str(found) == value)
 
 
 class Store(abc.ABC):

@@ -12,14 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from taskyard.actions.records import ActionRecord
-from taskyard.approvals.records import (
-    Approval,
-    ApprovalStatus,
-    Decision,
-    DecisionAttempt,
-    DecisionOutcome,
-)
 from taskyard.exceptions import NotFound, StoreError
 from taskyard.models import (
     DeadLetter,
@@ -31,10 +23,21 @@ from taskyard.models import (
     Task,
     TaskStatus,
 )
-from taskyard.store.base import (
+from taskyard.records import (
     DECIDED_AS,
     EXPIRY_ACTOR,
     EXPIRY_VIA,
+    ActionRecord,
+    Approval,
+    ApprovalStatus,
+    Decision,
+    DecisionAttempt,
+    DecisionOutcome,
+    channel_matches,
+    check_decision,
+    refusal,
+)
+from taskyard.store.base import (
     TASK_COLUMNS,
     Dispatch,
     EndedTasks,
@@ -44,10 +47,7 @@ from taskyard.store.base import (
     TaskCost,
     TaskFilter,
     WindowStats,
-    channel_matches,
-    check_decision,
     nearest_rank,
-    refusal,
 )
 
 _LIVE = (TaskStatus.QUEUED, TaskStatus.PREPARING, TaskStatus.RUNNING)

@@ -6,15 +6,6 @@ from typing import Any
 
 import orjson
 
-from taskyard.actions.records import ActionRecord, ActionStatus
-from taskyard.approvals.records import (
-    Approval,
-    ApprovalStatus,
-    DecisionAttempt,
-)
-from taskyard.approvals.records import (
-    Decision as ApprovalDecision,
-)
 from taskyard.models import (
     DeadLetter,
     DeadLetterStatus,
@@ -25,6 +16,16 @@ from taskyard.models import (
     RouteDecision,
     Task,
     TaskStatus,
+)
+from taskyard.records import (
+    ActionRecord,
+    ActionStatus,
+    Approval,
+    ApprovalStatus,
+    DecisionAttempt,
+)
+from taskyard.records import (
+    Decision as ApprovalDecision,
 )
 from taskyard.store.backends import Row
 from taskyard.store.base import TASK_JSON_COLUMNS

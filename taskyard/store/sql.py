@@ -10,14 +10,6 @@ from typing import Any
 
 import orjson
 
-from taskyard.actions.records import ActionRecord
-from taskyard.approvals.records import (
-    Approval,
-    ApprovalStatus,
-    Decision,
-    DecisionAttempt,
-    DecisionOutcome,
-)
 from taskyard.exceptions import NotFound, StoreError
 from taskyard.models import (
     DeadLetter,
@@ -29,13 +21,24 @@ from taskyard.models import (
     TaskStatus,
     new_id,
 )
+from taskyard.records import (
+    DECIDED_AS,
+    EXPIRY_ACTOR,
+    EXPIRY_VIA,
+    ActionRecord,
+    Approval,
+    ApprovalStatus,
+    Decision,
+    DecisionAttempt,
+    DecisionOutcome,
+    channel_matches,
+    check_decision,
+    refusal,
+)
 from taskyard.store import dedup
 from taskyard.store import rows as rowmap
 from taskyard.store.backends import Backend, Tx, open_backend
 from taskyard.store.base import (
-    DECIDED_AS,
-    EXPIRY_ACTOR,
-    EXPIRY_VIA,
     TASK_COLUMNS,
     Dispatch,
     EndedTasks,
@@ -45,10 +48,7 @@ from taskyard.store.base import (
     TaskCost,
     TaskFilter,
     WindowStats,
-    channel_matches,
-    check_decision,
     nearest_rank,
-    refusal,
 )
 
 _MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")

@@ -28,9 +28,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from taskyard.actions.models import REGISTRY, ActionSpec, Registry, Target
-from taskyard.actions.records import ActionRecord, ActionStatus
 from taskyard.exceptions import PlatformError
 from taskyard.platforms.base import GitHubReader, JSONObject, LinearReader
+from taskyard.records import ActionRecord, ActionStatus
 from taskyard.tools.base import ToolAnswer, ToolSpec
 from taskyard.util.untrusted import clean_json, clean_text
 

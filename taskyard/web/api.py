@@ -42,9 +42,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from taskyard.approvals.policies import Identity
-from taskyard.approvals.records import ApprovalStatus, Decision, approval_json
 from taskyard.approvals.service import Approvals
 from taskyard.exceptions import NotFound
+from taskyard.records import ApprovalStatus, Decision, approval_json
 from taskyard.run.tasklogs import TaskLogs
 from taskyard.store.base import Store
 from taskyard.web import params

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from taskyard.approvals.records import iso
 from taskyard.models import EventStatus, TaskStatus
+from taskyard.records import iso
 from taskyard.store.base import EndedTasks, Store, WindowStats
 from taskyard.web import params
 

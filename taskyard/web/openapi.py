@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskyard.approvals.records import ApprovalStatus
 from taskyard.models import EventStatus, TaskStatus
+from taskyard.records import ApprovalStatus
 from taskyard.run.tasklogs import PAGE_LIMIT_MAX
 from taskyard.web.openapi_schemas import (
     BOOL,

@@ -6,11 +6,10 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from taskyard.actions.records import ActionStatus
-from taskyard.approvals.records import ApprovalStatus
-from taskyard.approvals.records import Decision as ApprovalDecision
 from taskyard.models import DeadLetterStatus, EventStatus, Priority, TaskStatus
 from taskyard.models import Decision as RouteDecision
+from taskyard.records import ActionStatus, ApprovalStatus
+from taskyard.records import Decision as ApprovalDecision
 
 Schema = dict[str, Any]
 NO_NUL = "^[^\\u0000]*$"

@@ -48,11 +48,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from taskyard.approvals.policies import Identity
-from taskyard.approvals.records import ApprovalStatus, Decision, approval_json
 from taskyard.approvals.service import Approvals
 from taskyard.exceptions import LogRefused, NotFound, StoreError
 from taskyard.models import DeadLetterStatus, EventStatus, TaskStatus
 from taskyard.queue.replay import replay_dead_letter, replay_event
+from taskyard.records import ApprovalStatus, Decision, approval_json
 from taskyard.run.budget import waiting_reason
 from taskyard.run.results import analysis_text
 from taskyard.run.tasklogs import TaskLogs

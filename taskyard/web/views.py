@@ -9,9 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from taskyard.actions.records import ActionRecord, action_kind
-from taskyard.approvals.records import iso
 from taskyard.models import DeadLetter, Event, RouteDecision, Task
+from taskyard.records import ActionRecord, action_kind, iso
 from taskyard.run.budget import waiting_reason
 
 # Header names whose values may carry a credential (signatures are dropped at intake; a

@@ -43,10 +43,10 @@ from taskyard.approvals.channels.slack import (
     DENY_ACTION,
     REASON_BLOCK,
 )
-from taskyard.approvals.records import ApprovalStatus
 from taskyard.devtools.model_server import ModelServer
 from taskyard.models import EventStatus
 from taskyard.platforms.linear_write import mutation
+from taskyard.records import ApprovalStatus
 from taskyard.store.base import TaskFilter
 from tests.acceptance.run_harness import SHARED
 from tests.acceptance.scenario_harness import (

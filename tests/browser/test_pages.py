@@ -18,10 +18,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from taskyard.actions.records import ActionRecord, ActionStatus
-from taskyard.approvals.records import Approval, ApprovalStatus
 from taskyard.approvals.service import Approvals
 from taskyard.models import DeadLetterStatus, Event, EventStatus, Priority, TaskStatus
+from taskyard.records import ActionRecord, ActionStatus, Approval, ApprovalStatus
 from taskyard.store import MemoryStore, SQLStore, Store
 from taskyard.store.base import FOREVER, NewEvent
 from taskyard.web.ui import CSRF_COOKIE, SESSION_COOKIE, ui_routes

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Page, expect
 
-from taskyard.approvals.records import ApprovalStatus
+from taskyard.records import ApprovalStatus
 from tests.browser.conftest import Console
 from tests.browser.harness import (
     API_TOKEN,

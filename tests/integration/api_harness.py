@@ -16,8 +16,6 @@ import jsonschema
 import orjson
 import uvicorn
 
-from taskyard.actions.records import ActionRecord, ActionStatus
-from taskyard.approvals.records import Approval, ApprovalStatus
 from taskyard.approvals.service import Approvals
 from taskyard.config import Settings
 from taskyard.intake.app import IntakeApp
@@ -33,6 +31,7 @@ from taskyard.models import (
     TaskStatus,
 )
 from taskyard.observe.metrics import Metrics
+from taskyard.records import ActionRecord, ActionStatus, Approval, ApprovalStatus
 from taskyard.store.base import FOREVER, NewEvent, Store
 from taskyard.web.app import build_app
 from taskyard.web.openapi import openapi_document

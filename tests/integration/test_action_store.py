@@ -9,7 +9,7 @@ from taskyard.actions.apply import apply_actions
 from taskyard.actions.fakes import Crash, FakePlanner, FakeWriter, WriterLookup
 from taskyard.actions.models import Target, parse_actions
 from taskyard.actions.policy import AllowListPolicy
-from taskyard.actions.records import ActionRecord, ActionStatus
+from taskyard.records import ActionRecord, ActionStatus
 from taskyard.store import Store
 
 T0 = 1_700_000_000.0

@@ -15,8 +15,8 @@ from taskyard.actions.fakes import FakeWriter
 from taskyard.actions.models import Target, parse_action
 from taskyard.actions.planner import PlatformPlanner
 from taskyard.actions.policy import AllowListPolicy
-from taskyard.actions.records import ActionRecord, ActionStatus
 from taskyard.platforms.fakes import FakeGitHub
+from taskyard.records import ActionRecord, ActionStatus
 from taskyard.store import MemoryStore
 from taskyard.tools import BridgeClient, ToolAnswer, ToolBridge
 from taskyard.tools.actions import ActionTools, ReadTools

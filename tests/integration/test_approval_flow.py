@@ -8,11 +8,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from taskyard.actions.records import ActionStatus
 from taskyard.approvals.policies import Identity
-from taskyard.approvals.records import ApprovalStatus, Decision
 from taskyard.approvals.service import Sweeper
 from taskyard.models import TaskStatus
+from taskyard.records import ActionStatus, ApprovalStatus, Decision
 from taskyard.run.taskops import log_file
 from taskyard.store.base import Store
 from tests.integration.actions_harness import (

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from taskyard.approvals.records import (
+from taskyard.exceptions import NotFound
+from taskyard.models import Priority, Task, TaskStatus
+from taskyard.records import (
     Approval,
     ApprovalStatus,
     Decision,
     DecisionAttempt,
     DecisionOutcome,
 )
-from taskyard.exceptions import NotFound
-from taskyard.models import Priority, Task, TaskStatus
 from taskyard.store import SQLStore, Store
 from taskyard.store.backends import SqliteBackend
 

@@ -19,9 +19,9 @@ from taskyard.approvals.channels import ApprovalChannels
 from taskyard.approvals.channels.github import GitHubChannel
 from taskyard.approvals.gate import Decisions
 from taskyard.approvals.policies import ApprovalPolicies
-from taskyard.approvals.records import Approval, ApprovalStatus, DecisionOutcome
 from taskyard.models import Event, Priority, Task, TaskStatus, new_id
 from taskyard.platforms.github_write import GitHubWriter
+from taskyard.records import Approval, ApprovalStatus, DecisionOutcome
 from taskyard.store import Store
 from tests.platform_servers import PlatformServer, Recorded, github_server
 

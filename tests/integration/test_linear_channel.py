@@ -19,12 +19,12 @@ from taskyard.approvals.channels import ApprovalChannels
 from taskyard.approvals.channels.linear import LinearChannel, approval_issue_id
 from taskyard.approvals.gate import Decisions
 from taskyard.approvals.policies import ApprovalPolicies
-from taskyard.approvals.records import Approval, ApprovalStatus
 from taskyard.config import LinearApprovalHub
 from taskyard.models import Priority, Task, TaskStatus
 from taskyard.platforms import github_write as gw
 from taskyard.platforms.linear import LinearClient
 from taskyard.platforms.linear_write import LinearWriter
+from taskyard.records import Approval, ApprovalStatus
 from taskyard.store.base import Store
 from tests.linear_workspace import LinearWorkspace, operation_name, stable_id
 from tests.platform_servers import PlatformServer, linear_server

@@ -25,7 +25,6 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from taskyard.approvals.policies import Identity
-from taskyard.approvals.records import ApprovalStatus, Decision
 from taskyard.models import EventStatus, TaskStatus
 from taskyard.observe.metrics import (
     AGENT_FAILURE_REASONS,
@@ -35,6 +34,7 @@ from taskyard.observe.metrics import (
     JsonFormatter,
 )
 from taskyard.observe.tracing import EVENT_ID, TASK_ID, Tracing
+from taskyard.records import ApprovalStatus, Decision
 from tests.integration.actions_harness import LABELS, result
 from tests.integration.pipeline_harness import (
     MODEL_KEY,

@@ -17,9 +17,9 @@ from taskyard.approvals.channels.github import GitHubChannel
 from taskyard.approvals.duties import SELF_APPROVAL, Trigger
 from taskyard.approvals.gate import Decisions
 from taskyard.approvals.policies import ApprovalPolicies
-from taskyard.approvals.records import ApprovalStatus
 from taskyard.models import Event, Priority, Task, TaskStatus
 from taskyard.platforms.github_write import GitHubWriter
+from taskyard.records import ApprovalStatus
 from taskyard.store import Store
 from taskyard.store.base import FOREVER, NewEvent
 from tests.integration.api_harness import BEARER, app_for, serving

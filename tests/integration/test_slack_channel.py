@@ -27,11 +27,11 @@ from taskyard.approvals.channels.slack import (
 )
 from taskyard.approvals.gate import Decisions
 from taskyard.approvals.policies import ApprovalPolicies
-from taskyard.approvals.records import Approval, ApprovalStatus, Decision
 from taskyard.intake.slack import SlackAdapter
 from taskyard.models import Event, Priority, Task, TaskStatus, new_id
 from taskyard.platforms import slack_write as sw
 from taskyard.platforms.slack_write import SlackWriter
+from taskyard.records import Approval, ApprovalStatus, Decision
 from taskyard.routing import payload_of
 from taskyard.store.base import Store
 from tests.integration.intake_harness import SECRETS, running_intake

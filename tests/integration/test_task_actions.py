@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from taskyard.actions.records import ActionStatus
 from taskyard.actions.service import END_INDEX, START_INDEX
 from taskyard.models import TaskStatus
 from taskyard.platforms.writes import PlannedRequest, PlatformWriter, WriteResult
+from taskyard.records import ActionStatus
 from taskyard.store.base import Store
 from tests.integration.actions_harness import (
     COMMENT,

@@ -13,9 +13,9 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from taskyard.actions.records import ActionRecord, ActionStatus
 from taskyard.cli.main import app
 from taskyard.models import Decision, Priority, RouteDecision, Task, TaskStatus
+from taskyard.records import ActionRecord, ActionStatus
 from taskyard.store import SQLStore
 from tests.integration.api_harness import BEARER, app_for
 

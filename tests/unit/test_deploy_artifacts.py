@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from taskyard import exceptions
-from taskyard.actions.records import ActionStatus
 from taskyard.models import TaskStatus
 from taskyard.observe.metrics import (
     AGENT_FAILURE_REASONS,
@@ -30,6 +29,7 @@ from taskyard.observe.metrics import (
     TASK_STATES,
     Metrics,
 )
+from taskyard.records import ActionStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"

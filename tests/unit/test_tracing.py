@@ -11,7 +11,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from taskyard.approvals.records import Approval, ApprovalStatus, DecisionOutcome
 from taskyard.config import load_settings
 from taskyard.exceptions import ConfigError
 from taskyard.models import new_id
@@ -23,6 +22,7 @@ from taskyard.observe.tracing import (
     trace_id_of,
     traces_url,
 )
+from taskyard.records import Approval, ApprovalStatus, DecisionOutcome
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from typing import Any
 
 from taskyard.approvals.channels.base import Channel, DecisionRequest, Lookup
 from taskyard.approvals.gate import Decisions
-from taskyard.approvals.records import Approval, ApprovalStatus, DecisionOutcome
 from taskyard.exceptions import NotFound, PlatformError
 from taskyard.models import Event
-from taskyard.store.base import Store, channel_matches
+from taskyard.records import Approval, ApprovalStatus, DecisionOutcome, channel_matches
+from taskyard.store.base import Store
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from taskyard.approvals.policies import Identity
-from taskyard.approvals.records import Approval, Decision, DecisionOutcome
 from taskyard.models import Event
+from taskyard.records import Approval, Decision, DecisionOutcome
 
 APPROVAL_ID = re.compile(r"[0-9a-f]{32}")  # taskyard.models.new_id: 12 hex clock + 20 random
 _COMMAND = re.compile(r"/(?P<verb>[A-Za-z][A-Za-z-]*)(?:[ \t]+(?P<rest>.*))?")

@@ -42,12 +42,12 @@ from taskyard.approvals.channels.base import (
 )
 from taskyard.approvals.channels.markdown import block, code
 from taskyard.approvals.policies import ApprovalPolicies, Identity
-from taskyard.approvals.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 from taskyard.exceptions import PlatformPermanentError
 from taskyard.models import Event
 from taskyard.platforms import github_write
 from taskyard.platforms.screen import parse_time
 from taskyard.platforms.writes import PlatformWriter
+from taskyard.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 
 NAME = "github"
 COMMENT_CREATED = "github:issue_comment.created"

@@ -34,7 +34,6 @@ from taskyard.actions.directory import LinearDirectory
 from taskyard.approvals.channels.base import DecisionRequest, Lookup, parse_command
 from taskyard.approvals.channels.markdown import block, code
 from taskyard.approvals.policies import ApprovalPolicies, Identity
-from taskyard.approvals.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 from taskyard.approvals.risk import RiskLevel
 from taskyard.config import LinearApprovalHub
 from taskyard.exceptions import PlatformError, PlatformPermanentError
@@ -43,6 +42,7 @@ from taskyard.platforms.base import LinearReader
 from taskyard.platforms.linear import LinearClient
 from taskyard.platforms.linear_write import comment_create, issue_create, linear_uuid
 from taskyard.platforms.writes import PlatformWriter
+from taskyard.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from typing import Any
 
 from taskyard.approvals.channels.base import DecisionRequest, Lookup
 from taskyard.approvals.policies import ApprovalPolicies, Identity
-from taskyard.approvals.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 from taskyard.exceptions import PlatformPermanentError
 from taskyard.models import Event
 from taskyard.platforms import slack_write
 from taskyard.platforms.writes import PlatformWriter
+from taskyard.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 
 NAME = "slack"
 INTERACTION = "slack:interaction.block_actions"  # the event type intake gives a button press

@@ -11,12 +11,12 @@ from taskyard.actions.fakes import Crash, FakePlanner, FakeWriter, WriterLookup
 from taskyard.actions.keys import markers_in
 from taskyard.actions.models import Target, parse_actions
 from taskyard.actions.policy import AllowListPolicy
-from taskyard.actions.records import ActionRecord, ActionStatus
 from taskyard.exceptions import (
     PlatformPermanentError,
     PlatformRateLimited,
     PlatformTransientError,
 )
+from taskyard.records import ActionRecord, ActionStatus
 from taskyard.store import MemoryStore
 
 TARGET = Target(platform="github", repo="acme/api", number=7)

@@ -15,12 +15,12 @@ from taskyard.actions.lookup import PlatformLookup
 from taskyard.actions.models import ParsedAction, Target, parse_action, parse_actions
 from taskyard.actions.planner import PlatformPlanner
 from taskyard.actions.policy import AllowListPolicy
-from taskyard.actions.records import ActionRecord, ActionStatus
 from taskyard.exceptions import ActionError, PlatformTransientError
 from taskyard.platforms.base import JSONObject
 from taskyard.platforms.fakes import FakeGitHub, FakeLinear
 from taskyard.platforms.linear_write import linear_uuid
 from taskyard.platforms.writes import PlannedRequest, WriteResult
+from taskyard.records import ActionRecord, ActionStatus
 from taskyard.store import MemoryStore
 
 ISSUE = Target("github", repo="acme/api", number=7, pull_request=False)

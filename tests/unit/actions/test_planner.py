@@ -14,11 +14,11 @@ from taskyard.actions.keys import marker, markers_in
 from taskyard.actions.models import REGISTRY, ParsedAction, Target, parse_action, parse_actions
 from taskyard.actions.planner import NOT_CONFIGURED, IdLookup, PlatformPlanner
 from taskyard.actions.policy import AllowListPolicy
-from taskyard.actions.records import ActionStatus
 from taskyard.actions.target import target_from_event
 from taskyard.exceptions import ActionError
 from taskyard.platforms.linear_write import linear_uuid
 from taskyard.platforms.writes import PlannedRequest
+from taskyard.records import ActionStatus
 from taskyard.store import MemoryStore
 from tests.unit.routing.events import event_for, load
 

@@ -9,7 +9,6 @@ import pytest
 from taskyard.actions.apply import Planner
 from taskyard.actions.fakes import FakePlanner, FakeWriter
 from taskyard.actions.models import Target
-from taskyard.actions.records import ActionStatus
 from taskyard.actions.service import (
     END_INDEX,
     NOTIFY_INDEX,
@@ -24,6 +23,7 @@ from taskyard.actions.service import (
 )
 from taskyard.config import Settings
 from taskyard.models import TaskStatus
+from taskyard.records import ActionStatus
 from taskyard.store import MemoryStore
 
 GITHUB = Target(platform="github", repo="acme/api", number=7, pull_request=False)

@@ -7,11 +7,10 @@ from __future__ import annotations
 from taskyard.actions.apply import apply_actions
 from taskyard.actions.fakes import FakePlanner, FakeWriter
 from taskyard.actions.models import Target, parse_action
-from taskyard.actions.records import ActionStatus
 from taskyard.approvals.policies import Identity
-from taskyard.approvals.records import Approval, Decision
 from taskyard.approvals.service import Approvals
 from taskyard.config import Settings
+from taskyard.records import ActionStatus, Approval, Decision
 from taskyard.store import MemoryStore
 
 LINEAR = Target(platform="linear", issue_id="i1", team_id="t1")

@@ -7,9 +7,9 @@ import pytest
 from taskyard.approvals.duties import SELF_APPROVAL, Trigger, trigger_of
 from taskyard.approvals.gate import Decisions
 from taskyard.approvals.policies import ApprovalPolicies, Identity
-from taskyard.approvals.records import Approval, ApprovalStatus, Decision
 from taskyard.exceptions import ConfigError
 from taskyard.models import Event, Priority, Task, TaskStatus
+from taskyard.records import Approval, ApprovalStatus, Decision
 from taskyard.store.base import FOREVER, NewEvent
 from taskyard.store.memory import MemoryStore
 

@@ -15,9 +15,9 @@ from taskyard.actions.fakes import FakeWriter
 from taskyard.approvals.channels.base import DecisionRequest, Lookup
 from taskyard.approvals.channels.github import Command, GitHubChannel, parse_command
 from taskyard.approvals.policies import ApprovalPolicies, Identity
-from taskyard.approvals.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 from taskyard.exceptions import PlatformPermanentError
 from taskyard.models import Event, Priority, new_id
+from taskyard.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 
 SAMPLE = Path(__file__).resolve().parents[4] / "shared" / "webhooks" / "github"
 AID = "018f3a5b7c9d0123456789abcdef0123"

@@ -22,12 +22,12 @@ from taskyard.approvals.channels.linear import (
     title_of,
 )
 from taskyard.approvals.policies import ApprovalPolicies, Identity
-from taskyard.approvals.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 from taskyard.config import LinearApprovalHub
 from taskyard.exceptions import PlatformPermanentError
 from taskyard.platforms import github_write as gw
 from taskyard.platforms.fakes import FakeLinear
 from taskyard.platforms.linear_write import linear_uuid
+from taskyard.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 from tests.linear_workspace import graphql_problems
 from tests.unit.routing.events import event_for
 

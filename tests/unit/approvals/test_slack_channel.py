@@ -28,10 +28,10 @@ from taskyard.approvals.channels.slack import (
     requests_text,
 )
 from taskyard.approvals.policies import ApprovalPolicies, Identity
-from taskyard.approvals.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 from taskyard.exceptions import PlatformPermanentError
 from taskyard.models import Event, Priority
 from taskyard.platforms import slack_write as sw
+from taskyard.records import Approval, ApprovalStatus, Decision, DecisionOutcome
 
 AID = "018f3a5b7c9d0123456789abcdef0123"
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

@@ -11,10 +11,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from taskyard.actions.models import REGISTRY, ActionSpec, AddLabels, Comment, Target
-from taskyard.actions.records import ActionRecord, ActionStatus
 from taskyard.exceptions import PlatformTransientError
 from taskyard.platforms.base import GitHubReader, LinearReader
 from taskyard.platforms.fakes import FakeGitHub, FakeLinear
+from taskyard.records import ActionRecord, ActionStatus
 from taskyard.tools.actions import ActionTools, ReadTools, inline_refs
 from taskyard.tools.base import ToolAnswer, ToolSpec
 

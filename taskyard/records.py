@@ -1,0 +1,215 @@
+"""What taskyard keeps of actions and approvals, beside `taskyard.models`: each proposed action
+with its status and outcome; each approval request, its decision, and every attempt to decide.
+
+A request is `pending` until exactly one of: `approved`, `denied` (by a person allowed to
+decide) or `expired` (nobody decided before `expires_at`: never counted as a denial). A
+decision is taken in one conditional update, so of two racing decisions exactly one wins;
+every attempt, accepted or refused, is kept as a `DecisionAttempt`. The rules every store
+applies to them (`refusal`, `check_decision`, `channel_matches`) are written here once.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ActionStatus(enum.StrEnum):
+    """proposed (recorded before sending: in flight) → applied | failed;
+    or skipped (invalid, refused by the policy, or denied by a person) or dry_run (planned,
+    not sent); awaiting_approval (a person must decide first) → applied | skipped | expired."""
+
+    PROPOSED = "proposed"
+    APPLIED = "applied"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+    AWAITING_APPROVAL = "awaiting_approval"
+    EXPIRED = "expired"  # its approval request expired: not applied (never "denied")
+
+
+# Where an action came from is its index (part of its idempotency key; see
+# `taskyard.actions.service`): 0..n-1 the result's actions, these for the rest.
+TOOL_INDEX = 1000  # a tool call the agent made
+START_INDEX = -1  # taskyard's reports: the start reaction or note,
+END_INDEX = -2  # the summary or failure where the task came from,
+NOTIFY_INDEX = -3  # the notification channel's message,
+WAIT_INDEX = -4  # that the task waits for the budget,
+WAIT_NOTIFY_INDEX = -5  # and the same in the notification channel
+_KINDS: dict[int, str] = {
+    TOOL_INDEX: "tool call",
+    START_INDEX: "report: started",
+    END_INDEX: "report: outcome",
+    NOTIFY_INDEX: "report: notify channel",
+    WAIT_INDEX: "report: waiting",
+    WAIT_NOTIFY_INDEX: "report: waiting (notify channel)",
+}
+
+
+def action_kind(index: int) -> str:
+    """How people see where an action came from: `#0` for the result's first action, `tool
+    call`, or the kind of taskyard's own report (`report: started`, `report: outcome`, …)."""
+    return _KINDS.get(index, f"#{index}")
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One proposed action of one task, keyed by its idempotency key.
+
+    `requests` are the planned requests as JSON (`PlannedRequest.to_json()`); `sent` counts
+    the leading ones the platform confirmed; `in_doubt` is True while request number `sent`
+    may have reached the platform without its answer being recorded (a crash, a timeout).
+    """
+
+    key: str
+    task_id: str
+    index: int
+    route: str
+    type: str
+    params: dict[str, Any]
+    status: ActionStatus
+    created_at: float
+    updated_at: float
+    reasoning: str = ""
+    reason: str | None = None
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    sent: int = 0
+    in_doubt: bool = False
+    attempts: int = 0
+    external_id: str | None = None
+    url: str | None = None
+
+
+class ApprovalStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+    @property
+    def decided(self) -> bool:
+        return self is not ApprovalStatus.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One request for a person's decision on one gated action of one task.
+
+    `details`: what the approver needs (the action's params and reasoning, the exact requests
+    it would send, the checklist, the roles that may decide, links). `channels`: where the
+    request was posted (`{"linear": {"issue_id", "url"}, "github": {"repo", "number",
+    "comment_id", "url"}, "slack": {"channel", "ts"}}`), to find it again from a decision.
+    """
+
+    id: str
+    task_id: str
+    action_key: str
+    route: str
+    action_type: str
+    risk: str  # low | medium | high | critical
+    rule: str  # the risk rule that matched (its name), the reason for the risk
+    summary: str  # one line: what would change where
+    details: dict[str, Any]
+    status: ApprovalStatus
+    created_at: float
+    expires_at: float
+    channels: dict[str, Any] = field(default_factory=dict)
+    remind_at: float | None = None  # when to remind (escalate), if the policy says so
+    reminded_at: float | None = None
+    question: str | None = None  # the last "more information required" question
+    decided_at: float | None = None
+    decided_by: str | None = None  # "github:octocat", "slack:U123", "cli:alice", …
+    decided_via: str | None = None  # linear | github | slack | cli | web | expiry
+    reason: str | None = None  # the decider's reason (a denial's, or a justification)
+    archived: bool = False
+
+
+class Decision(enum.StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+    MORE_INFO = "more_info"
+    EXPIRE = "expire"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionAttempt:
+    """Someone (or the expiry sweep) tried to decide a request; `accepted` says whether it
+    counted, `why` why not (or the decider's reason when it did)."""
+
+    approval_id: str
+    at: float
+    via: str
+    actor: str
+    decision: Decision
+    accepted: bool
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    accepted: bool
+    approval: Approval  # as stored after the attempt
+    why: str | None = None  # refused: "already approved by … ", "expired at …"
+    resumed: bool = False  # the task was handed back to apply its actions
+
+
+def iso(ts: float | None) -> str | None:
+    """A timestamp as the CLI, the API and refusal reasons show it (UTC, ISO 8601)."""
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def approval_json(a: Approval) -> dict[str, Any]:
+    """An approval as the CLI (`--json`) and the API show it."""
+    return {
+        "id": a.id,
+        "task_id": a.task_id,
+        "action_key": a.action_key,
+        "route": a.route,
+        "action_type": a.action_type,
+        "risk": a.risk,
+        "rule": a.rule,
+        "summary": a.summary,
+        "status": str(a.status),
+        "created_at": iso(a.created_at),
+        "expires_at": iso(a.expires_at),
+        "decided_at": iso(a.decided_at),
+        "decided_by": a.decided_by,
+        "decided_via": a.decided_via,
+        "reason": a.reason,
+        "question": a.question,
+        "channels": a.channels,
+        "details": a.details,
+    }
+
+
+# What an accepted decision sets a request to; MORE_INFO keeps it pending.
+DECIDED_AS = {Decision.APPROVE: ApprovalStatus.APPROVED, Decision.DENY: ApprovalStatus.DENIED}
+EXPIRY_ACTOR = "taskyard"
+EXPIRY_VIA = "expiry"
+
+
+def refusal(a: Approval, now: float) -> str:
+    """Why a decision on `a` does not count at `now`."""
+    if a.status is ApprovalStatus.EXPIRED or (
+        a.status is ApprovalStatus.PENDING and a.expires_at <= now
+    ):
+        return f"expired at {iso(a.expires_at)}"
+    if a.status.decided and a.decided_by is not None:
+        return f"already {a.status} by {a.decided_by} ({a.decided_via})"
+    return "not pending"
+
+
+def check_decision(decision: Decision) -> None:
+    if decision is Decision.EXPIRE:
+        raise ValueError("decide_approval: only the expiry sweep expires a request")
+
+
+def channel_matches(a: Approval, platform: str, key: str, value: str) -> bool:
+    """`a.channels[platform][key] == value` (a number stored for an id matches its text)."""
+    posted = a.channels.get(platform)
+    if not isinstance(posted, dict) or key not in posted:
+        return False
+    found = posted[key]
+    return found == value or (isinstance(found, int) and str(found) == value)
