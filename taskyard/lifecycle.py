@@ -14,7 +14,7 @@ decision and an operator's cancel, two workers) cannot both win.
     queued|preparing|running ─hold_for_budget→ queued (its reason says it waits)
     expired|awaiting_approval ─resubmit→ awaiting_approval
 
-How a task ended is its `ending` (a `Ending` kind, its own column); its `reason` is the same
+How a task ended is its `ending` (an `EndingKind`, its own column); its `reason` is the same
 thing in human words and is never parsed.
 """
 
@@ -47,7 +47,7 @@ class Kind(enum.StrEnum):
     RESUBMIT = "resubmit"
 
 
-class Ending(enum.StrEnum):
+class EndingKind(enum.StrEnum):
     """How a task ended (the `ending` column). `reason` says the same in words."""
 
     SUCCEEDED = "succeeded"
@@ -101,6 +101,8 @@ class Transition:
     fields: frozenset[str]  # the columns the caller may set
     fixed: Mapping[str, Any]  # the columns it always sets
     mints_workflow: bool = False  # it hands the task to a worker under a new workflow id
+    # A person's do-over (retry, reapply, resubmit): the only way out of an ended state.
+    again: bool = False
 
 
 def _t(
@@ -110,9 +112,10 @@ def _t(
     fields: set[str] | frozenset[str] = frozenset(),
     fixed: Mapping[str, Any] | None = None,
     mints_workflow: bool = False,
+    again: bool = False,
 ) -> Transition:
     return Transition(
-        kind, frozenset(sources), target, frozenset(fields), fixed or {}, mints_workflow
+        kind, frozenset(sources), target, frozenset(fields), fixed or {}, mints_workflow, again
     )
 
 
@@ -147,11 +150,11 @@ TRANSITIONS: Mapping[Kind, Transition] = {
             {_S.AWAITING_APPROVAL},
             _S.CANCELLED,
             {"reason", "finished_at"},
-            {"ending": Ending.CANCELLED_WHILE_WAITING},
+            {"ending": EndingKind.CANCELLED_WHILE_WAITING},
         ),
         _t(Kind.REQUEST_CANCEL, LIVE, None, fixed={"cancel_requested": True}),
-        _t(Kind.RETRY, TERMINAL, _S.QUEUED, fixed=_AFRESH, mints_workflow=True),
-        _t(Kind.REAPPLY, {_S.FAILED}, _S.APPLYING, fixed=_AFRESH, mints_workflow=True),
+        _t(Kind.RETRY, TERMINAL, _S.QUEUED, fixed=_AFRESH, mints_workflow=True, again=True),
+        _t(Kind.REAPPLY, {_S.FAILED}, _S.APPLYING, fixed=_AFRESH, mints_workflow=True, again=True),
         _t(Kind.HOLD_FOR_BUDGET, LIVE, _S.QUEUED, {"reason"}, {"process": None}),
         _t(
             Kind.RESUBMIT,
@@ -159,6 +162,7 @@ TRANSITIONS: Mapping[Kind, Transition] = {
             _S.AWAITING_APPROVAL,
             {"reason"},
             {"finished_at": None, "ending": None},
+            again=True,
         ),
     )
 }

@@ -149,6 +149,7 @@ class Task:
     process: dict[str, Any] | None = None  # the running agent's pid, pgid and start time
     cancel_requested: bool = False
     dispatched: bool = False
+    ending: str | None = None  # how it ended (`taskyard.lifecycle.EndingKind`); reason: in words
 
 
 class Decision(enum.StrEnum):

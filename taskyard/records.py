@@ -31,21 +31,35 @@ class ActionStatus(enum.StrEnum):
 
 
 # Where an action came from is its index (part of its idempotency key; see
-# `taskyard.actions.service`): 0..n-1 the result's actions, these for the rest.
-TOOL_INDEX = 1000  # a tool call the agent made
-START_INDEX = -1  # taskyard's reports: the start reaction or note,
-END_INDEX = -2  # the summary or failure where the task came from,
-NOTIFY_INDEX = -3  # the notification channel's message,
-WAIT_INDEX = -4  # that the task waits for the budget,
-WAIT_NOTIFY_INDEX = -5  # and the same in the notification channel
+# `taskyard.actions.service`): 0..n-1 the result's actions, TOOL_INDEX a tool call the agent
+# made, and a negative one each of taskyard's own reports (`ReportKind`).
+TOOL_INDEX = 1000
+
+
+class ReportKind(enum.IntEnum):
+    """taskyard's own reports, each stored under its own (negative) action index."""
+
+    START = -1  # the start reaction or note,
+    END = -2  # the summary or failure where the task came from,
+    NOTIFY = -3  # the notification channel's message,
+    WAIT = -4  # that the task waits for the budget,
+    WAIT_NOTIFY = -5  # and the same in the notification channel
+
+
 _KINDS: dict[int, str] = {
     TOOL_INDEX: "tool call",
-    START_INDEX: "report: started",
-    END_INDEX: "report: outcome",
-    NOTIFY_INDEX: "report: notify channel",
-    WAIT_INDEX: "report: waiting",
-    WAIT_NOTIFY_INDEX: "report: waiting (notify channel)",
+    ReportKind.START: "report: started",
+    ReportKind.END: "report: outcome",
+    ReportKind.NOTIFY: "report: notify channel",
+    ReportKind.WAIT: "report: waiting",
+    ReportKind.WAIT_NOTIFY: "report: waiting (notify channel)",
 }
+
+
+def is_report(index: int) -> bool:
+    """Whether the action at `index` is one of taskyard's reports (`ReportKind`), not one an
+    agent proposed (its result's or a tool call)."""
+    return index < 0
 
 
 def action_kind(index: int) -> str:

@@ -1,10 +1,11 @@
 """Building the actions side of a worker from its settings: writers, the Linear directory,
-the in-doubt lookup, the `ActionService`, and the per-task MCP tools."""
+the in-doubt lookup and the `ActionService`. A task's MCP tools over its `TaskActions` are
+built in `taskyard.tools.actions` (`tools_for`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from taskyard.actions.apply import ApprovalGate, Planner
@@ -12,14 +13,13 @@ from taskyard.actions.directory import LinearDirectory, TeamDirectory, planner_f
 from taskyard.actions.lookup import PlatformLookup
 from taskyard.actions.models import Target
 from taskyard.actions.policy import ActionPolicy
-from taskyard.actions.service import ActionService, TaskActions
+from taskyard.actions.service import ActionService
 from taskyard.config import Settings
 from taskyard.exceptions import PlatformError
 from taskyard.platforms.clients import Platforms
 from taskyard.platforms.writes import PlatformWriter
+from taskyard.records import ActionRecord
 from taskyard.store.base import Store
-from taskyard.tools.actions import ActionTools, ReadTools
-from taskyard.tools.base import ToolHandler
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def action_service(
     writers: Mapping[str, PlatformWriter],
     risk_policy: ActionPolicy | None = None,
     gate: ApprovalGate | None = None,
+    on_outcome: Sequence[Callable[[ActionRecord], None]] = (),
 ) -> ActionService:
     linear = platforms.linear
     directory = (
@@ -70,15 +71,5 @@ def action_service(
         secrets=settings.secrets(),
         risk_policy=risk_policy,
         gate=gate,
+        on_outcome=list(on_outcome),
     )
-
-
-def tools_for(platforms: Platforms) -> Callable[[TaskActions], ToolHandler]:
-    """The MCP tools of one task: its action types (through the task's `TaskActions`) and
-    the read tools on its target."""
-
-    def build(acts: TaskActions) -> ToolHandler:
-        reads = ReadTools(acts.target, platforms.github, platforms.linear)
-        return ActionTools(acts.apply_tool_call, reads)
-
-    return build

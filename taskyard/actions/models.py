@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from taskyard.actions.keys import action_key, with_marker
+from taskyard.config.action_names import ALIASES
 from taskyard.models import Priority
 
 Text = Annotated[str, Field(min_length=1)]
@@ -191,8 +192,6 @@ _SPECS = (
 )
 Registry = Mapping[str, ActionSpec]
 REGISTRY: Registry = {spec.type: spec for spec in _SPECS}
-# Names agents write that mean a registered type (the prompts say `add_label`).
-ALIASES: Mapping[str, str] = {"add_label": "add_labels", "remove_label": "remove_labels"}
 # Platforms whose markdown hides an HTML comment, so a posted body can carry the marker.
 MARKER_PLATFORMS = frozenset({"github"})
 

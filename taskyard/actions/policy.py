@@ -49,20 +49,3 @@ class AllowListPolicy:
             return Assessment(Verdict.ALLOW)
         reason = f"{action.type} is not allowed by route {route}'s allow-list"
         return Assessment(Verdict.DENY, reason)
-
-
-# What the shipped routes (taskyard/routing/defaults.py) may apply when `actions.allow` does
-# not say otherwise.
-DEFAULT_ALLOW: Mapping[str, tuple[str, ...]] = {
-    "linear-triage": (
-        "add_labels",
-        "remove_labels",
-        "set_priority",
-        "set_state",
-        "assign",
-        "comment",
-    ),
-    "slack-bug-analysis": ("comment", "mention_users", "create_issue", "post_channel"),
-    "pr-review": ("review", "comment", "add_labels", "remove_labels", "set_check"),
-    "sentry-triage": ("create_issue", "comment"),
-}

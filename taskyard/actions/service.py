@@ -10,9 +10,9 @@ Indexes (part of each idempotency key) say where an action came from:
 - `0..n-1`: the result's `actions[]`, in order;
 - `TOOL_INDEX`: a tool call (two calls with the same type and params are one action: the
   second answers with the first's outcome, never applies twice);
-- `START_INDEX`, `END_INDEX`, `NOTIFY_INDEX`: taskyard's own reports (the start reaction or
-  note, the summary or failure where the task came from, the Slack notification);
-  `WAIT_INDEX`, `WAIT_NOTIFY_INDEX`: that the task waits (the monthly budget is spent). They are
+- `ReportKind` (negative): taskyard's own reports (`START`, `END`, `NOTIFY`: the start
+  reaction or note, the summary or failure where the task came from, the Slack notification;
+  `WAIT`, `WAIT_NOTIFY`: that the task waits, the monthly budget being spent). They are
   configured by the operator, not proposed by an agent, so no allow-list applies to them;
   dry-run does.
 
@@ -39,15 +39,13 @@ from taskyard.config import ReportingConfig, Settings
 from taskyard.models import Event, TaskStatus
 from taskyard.platforms.writes import PlatformWriter
 from taskyard.records import (
-    END_INDEX,
-    NOTIFY_INDEX,
-    START_INDEX,
     TOOL_INDEX,
-    WAIT_INDEX,
-    WAIT_NOTIFY_INDEX,
     ActionRecord,
     ActionStatus,
+    ApprovalStatus,
+    ReportKind,
     action_kind,
+    is_report,
 )
 from taskyard.store.base import Store
 
@@ -264,7 +262,7 @@ class TaskActions:
             raw = {"type": "comment", "params": {"body": start.linear_text}}
         if raw is None:
             return []
-        return await self._report(START_INDEX, raw)
+        return await self._report(ReportKind.START, raw)
 
     async def report_end(
         self,
@@ -282,7 +280,7 @@ class TaskActions:
         # What the task said there: its result's actions and its tool calls alike.
         stored = await asyncio.to_thread(self.service.store.actions_of, self.task_id)
         said = _posted([*records, *stored])
-        denied = [r for r in stored if r.index >= 0 and (r.reason or "").startswith("denied by")]
+        denied = await self._denied(stored)
         if succeeded and denied:  # a denial is always reported, with the summary
             refused = "; ".join(f"{r.type} ({r.reason})" for r in denied)
             text = f"**taskyard** ({self.route}): {(summary or 'done').strip()}"
@@ -293,7 +291,7 @@ class TaskActions:
             text = f"**taskyard** could not finish {self.route}. {plain_reason(status, reason)}"
         if text is not None and self._can_post_at_source():
             raw = {"type": "comment", "params": {"body": self._safe(text)}}
-            out.extend(await self._report(END_INDEX, raw))
+            out.extend(await self._report(ReportKind.END, raw))
         channel = self.reporting.notify_channel
         if channel:
             what = subject or self.target.platform
@@ -302,7 +300,7 @@ class TaskActions:
             else:
                 note = f"❌ {self.route} failed for {what}: {plain_reason(status, reason)}"
             raw = {"type": "post_channel", "params": {"text": self._safe(note), "channel": channel}}
-            out.extend(await self._report(NOTIFY_INDEX, raw))
+            out.extend(await self._report(ReportKind.NOTIFY, raw))
         return out
 
     async def report_waiting(self, text: str, subject: str | None = None) -> list[ActionRecord]:
@@ -313,13 +311,13 @@ class TaskActions:
         if self._can_post_at_source():
             body = self._safe(f"**taskyard** ({self.route}): {text}")
             out.extend(
-                await self._report(WAIT_INDEX, {"type": "comment", "params": {"body": body}})
+                await self._report(ReportKind.WAIT, {"type": "comment", "params": {"body": body}})
             )
         channel = self.reporting.notify_channel
         if channel:
             note = self._safe(f"⏸ {self.route} waits for {subject or self.target.platform}: {text}")
             raw = {"type": "post_channel", "params": {"text": note, "channel": channel}}
-            out.extend(await self._report(WAIT_NOTIFY_INDEX, raw))
+            out.extend(await self._report(ReportKind.WAIT_NOTIFY, raw))
         return out
 
     def _can_post_at_source(self) -> bool:
@@ -333,8 +331,24 @@ class TaskActions:
     def _safe(self, text: str) -> str:
         return _clip(redact(text, self.service.secrets))
 
-    async def _report(self, index: int, raw: Mapping[str, Any]) -> list[ActionRecord]:
-        action = parse_action(self.task_id, index, raw)
+    async def _denied(self, stored: Sequence[ActionRecord]) -> list[ActionRecord]:
+        """The task's proposed actions a person denied: skipped, and their request denied
+        (a denial is final: no later request is made for the action)."""
+        skipped = [r for r in stored if r.status is ActionStatus.SKIPPED and not is_report(r.index)]
+        if not skipped:
+            return []
+        decided = await asyncio.to_thread(
+            self.service.store.list_approvals,
+            ApprovalStatus.DENIED,
+            self.task_id,
+            limit=len(stored),
+            include_archived=True,
+        )
+        keys = {a.action_key for a in decided}
+        return [r for r in skipped if r.key in keys]
+
+    async def _report(self, kind: ReportKind, raw: Mapping[str, Any]) -> list[ActionRecord]:
+        action = parse_action(self.task_id, int(kind), raw)
         try:
             records = await self._apply([action], _Reports())
         except Exception:  # a report must never change how the task ends
@@ -378,7 +392,9 @@ def _with_outcomes(action: ParsedAction, earlier: Sequence[ActionRecord]) -> Par
 def _posted(records: Sequence[ActionRecord]) -> bool:
     """Whether one of the agent's actions (not taskyard's own reports) posted a message where
     the task came from."""
-    return any(r.index >= 0 and r.type in _POSTS_AT_SOURCE and r.status in _DONE for r in records)
+    return any(
+        not is_report(r.index) and r.type in _POSTS_AT_SOURCE and r.status in _DONE for r in records
+    )
 
 
 def outcome_of(records: Sequence[ActionRecord], dry_run: bool) -> tuple[TaskStatus, str | None]:
@@ -405,7 +421,7 @@ def outcome_of(records: Sequence[ActionRecord], dry_run: bool) -> tuple[TaskStat
 def _dry_run_failures(records: Sequence[ActionRecord]) -> str | None:
     """A dry run's reason to fail: the agent proposed actions, some failed and none could
     be planned (the run shows nothing of what a live run would send)."""
-    proposed = [r for r in records if r.index >= 0]
+    proposed = [r for r in records if not is_report(r.index)]
     if any(r.status is not ActionStatus.FAILED for r in proposed):
         return None
     failed = failures_of(proposed)

@@ -8,6 +8,8 @@ from taskyard.agents.base import AgentAdapter
 from taskyard.config import AgentConfig
 from taskyard.exceptions import ConfigError
 
+__all__ = ["ADAPTERS", "build_adapter"]
+
 # kind → "module:Class"; each class is built with its AgentConfig.
 ADAPTERS: dict[str, str] = {
     "command": "taskyard.agents.command:CommandAdapter",

@@ -35,7 +35,11 @@ from taskyard.util.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LineSplitter", "OutputFile", "log_record", "redact_outcome"]
+__all__ = ["TRUSTED_LOG", "LineSplitter", "OutputFile", "log_record", "redact_outcome"]
+
+# The log's copy in the task directory, outside `outputs/` (read-only in the agent's box): the
+# one `taskyard.run.tasklogs` trusts.
+TRUSTED_LOG = "agent-log.jsonl"
 
 
 def redact_outcome(outcome: AgentOutcome, redactor: Redactor) -> AgentOutcome:
@@ -109,7 +113,7 @@ class OutputFile:
     """One output file of a run, created 0600 (truncated if it was there): at most
     `max_bytes` of the agent's lines; `write_own` lines (taskyard's) always go in. `twin`:
     the same lines also go there (the log's copy outside `outputs/`, which the agent can
-    rewrite: `taskyard.run.tasklogs.TRUSTED_LOG`)."""
+    rewrite: `TRUSTED_LOG`)."""
 
     def __init__(self, path: Path, max_bytes: int, twin: Path | None = None) -> None:
         self.path = path

@@ -16,20 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True, slots=True)
-class McpLaunch:
-    """How the agent CLI starts taskyard's per-task MCP server as a stdio subprocess (see
-    `taskyard.tools`). `env` is the server's whole environment: never a token."""
-
-    command: str
-    args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    tools: tuple[str, ...] = ()  # the tool names, for allowlists (claude's --allowedTools)
-    name: str = "taskyard"  # the server's name in the agent's config
-
-    def argv(self) -> tuple[str, ...]:
-        return (self.command, *self.args)
+from taskyard.tools.base import McpLaunch
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,6 @@ from taskyard.agents.base import (
     AgentOutcome,
     AgentRequest,
     Launch,
-    McpLaunch,
     StreamEvent,
     StreamParser,
     Usage,
@@ -42,7 +41,7 @@ from taskyard.agents.cli_support import (
     Pricing,
     as_dict,
     as_int,
-    install_dirs,
+    cli_launch,
     json_line,
     json_object,
     pricing_of,
@@ -51,7 +50,7 @@ from taskyard.agents.cli_support import (
 )
 from taskyard.config import AgentConfig
 from taskyard.exceptions import ConfigError
-from taskyard.tools.base import NOT_ALLOWED
+from taskyard.tools.base import NOT_ALLOWED, McpLaunch
 
 ALLOWED_TOOLS = ("Bash", "Write", "Edit", "Read")
 DEFAULT_BASE_URL = "https://api.anthropic.com"  # claude's model API when base_url is unset
@@ -234,15 +233,8 @@ class ClaudeAdapter(AgentAdapter):
             config_dir / "settings.json": json.dumps(SETTINGS) + "\n",
             **({mcp_file: _mcp_config(request.mcp)} if request.mcp is not None else {}),
         }
-        return Launch(
-            tuple(argv),
-            env,
-            request.workspace,
-            request.prompt_file,
-            files,
-            egress=(self.config.base_url or DEFAULT_BASE_URL,),
-            read_only=install_dirs(binary),
-        )
+        model_url = self.config.base_url or DEFAULT_BASE_URL
+        return cli_launch(request, argv, env, files, binary=binary, model_url=model_url)
 
     def new_parser(self) -> StreamParser:
         return ClaudeParser(pricing_of(self.config))

@@ -1,5 +1,5 @@
-"""Small pieces the agent CLI adapters (codex, claude) share: finding the binary, reading JSON
-lines and answers, pricing tokens."""
+"""Small pieces the agent CLI adapters (codex, claude) share: finding the binary, the shape of
+its launch, reading JSON lines and answers, pricing tokens."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from taskyard.agents.base import AgentRequest, Launch
 from taskyard.config import AgentConfig
 from taskyard.exceptions import ConfigError
 
@@ -48,6 +49,29 @@ def install_dirs(binary: str) -> tuple[Path, ...]:
         top = len(parts) - 1 - parts[::-1].index("node_modules")  # the innermost one
         return (Path(*parts[: top + 2]),)  # node_modules/@scope, or node_modules/package
     return (real.parent,)
+
+
+def cli_launch(
+    request: AgentRequest,
+    argv: list[str],
+    env: Mapping[str, str],
+    files: Mapping[Path, str],
+    *,
+    binary: str,
+    model_url: str,
+) -> Launch:
+    """An agent CLI's launch: run in the workspace with the prompt on stdin; in taskyard's
+    sandbox it reaches only its model provider (`model_url`) and reads, besides the task's
+    own paths, only its install (`install_dirs`)."""
+    return Launch(
+        tuple(argv),
+        env,
+        request.workspace,
+        request.prompt_file,
+        files,
+        egress=(model_url,),
+        read_only=install_dirs(binary),
+    )
 
 
 def price(config: AgentConfig, input_tokens: int, cached: int, output: int) -> float | None:

@@ -41,7 +41,6 @@ from taskyard.agents.base import (
     AgentOutcome,
     AgentRequest,
     Launch,
-    McpLaunch,
     StreamEvent,
     StreamParser,
     Usage,
@@ -51,7 +50,7 @@ from taskyard.agents.cli_support import (
     Pricing,
     as_dict,
     as_int,
-    install_dirs,
+    cli_launch,
     json_line,
     json_object,
     price,
@@ -62,7 +61,7 @@ from taskyard.agents.cli_support import (
 from taskyard.agents.outfiles import read_output
 from taskyard.config import AgentConfig
 from taskyard.exceptions import AgentOutputRefused, ConfigError
-from taskyard.tools.base import NOT_ALLOWED
+from taskyard.tools.base import NOT_ALLOWED, McpLaunch
 
 log = logging.getLogger(__name__)
 
@@ -331,15 +330,8 @@ class CodexAdapter(AgentAdapter):
                 "codex's own sandbox is off: taskyard's sandbox wraps it",
                 extra={"task_id": request.task_id},
             )
-        return Launch(
-            tuple(argv),
-            env,
-            request.workspace,
-            request.prompt_file,
-            files,
-            egress=(self.config.base_url or DEFAULT_BASE_URL,),
-            read_only=install_dirs(binary),
-        )
+        model_url = self.config.base_url or DEFAULT_BASE_URL
+        return cli_launch(request, argv, env, files, binary=binary, model_url=model_url)
 
     def new_parser(self) -> StreamParser:
         return CodexParser(pricing_of(self.config))

@@ -29,6 +29,7 @@ from taskyard.agents.base import (
 )
 from taskyard.agents.command import JsonLineParser, command_outcome, expand_argv
 from taskyard.agents.process import ProcessRecord
+from taskyard.agents.stops import Stop
 from taskyard.agents.supervisor import Limits, RunReport, RunStatus
 from taskyard.config import AgentConfig
 
@@ -134,6 +135,9 @@ class FakeAdapter(AgentAdapter):
         return command_outcome(request, parser, exit_code, stderr_tail)
 
 
+_STOPPED_BY = {RunStatus.TIMED_OUT: Stop.TIMEOUT, RunStatus.CANCELLED: Stop.CANCEL}
+
+
 def fake_report(
     status: RunStatus = RunStatus.SUCCEEDED,
     *,
@@ -141,10 +145,13 @@ def fake_report(
     reason: str | None = None,
     usage: Usage | None = None,
     tool_calls: int = 0,
+    stopped_by: Stop | None = None,
 ) -> RunReport:
     """A RunReport as `supervise` would give it: an outcome for runs that ended on their own
-    (succeeded or failed), none for timed out or cancelled runs."""
+    (succeeded or failed), none for timed out or cancelled runs (stopped by the timeout or
+    the cancel, unless `stopped_by` says otherwise)."""
     ended_alone = status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+    stopped_by = stopped_by or _STOPPED_BY.get(status)
     if status is not RunStatus.SUCCEEDED and reason is None:
         reason = f"fake {status}"
     outcome = AgentOutcome(
@@ -164,6 +171,7 @@ def fake_report(
         ended_at=now,
         pgid=FAKE_PROCESS.pgid,
         tool_calls=tool_calls,
+        stopped_by=stopped_by,
     )
 
 

@@ -5,10 +5,12 @@ session (so its own process group, pgid == pid) with a parent-death signal and r
 limits, streams stdout line by line into `outputs/log.jsonl` (flushed per line) and through
 the adapter's parser, keeps the stderr tail (all of stderr goes to `outputs/stderr.log`), and
 stops the agent on timeout, tool-call budget, cost ceiling (`Limits.max_cost_usd`, read from
-the parser's `usage_so_far` after each line) or cancel by signalling the whole group: SIGTERM,
-then SIGKILL after `kill_grace_seconds`. A stopped run's report keeps the usage the stream had
-told so far. It returns only once no live process of the group is left (a zombie waiting
-for its parent counts as gone: it runs nothing and holds nothing).
+the parser's `usage_so_far` after each line), cancel, the task's memory limit or the disk
+floor (the watchers: `taskyard.agents.stops`) by signalling the whole group: SIGTERM, then
+SIGKILL after `kill_grace_seconds`. A stopped run's report keeps the usage the stream had
+told so far, and says what stopped it (`RunReport.stopped_by`). It returns only once no live
+process of the group is left (a zombie waiting for its parent counts as gone: it runs nothing
+and holds nothing).
 
 `log.jsonl`: a stdout line that is a JSON object is written as it is; any other non-blank line
 becomes `{"stream": "stdout", "text": ...}`. Every line (and stderr) is redacted first, and the
@@ -33,7 +35,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import math
 import os
 import signal
 import subprocess
@@ -41,35 +42,37 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
-from taskyard.agents.agentlog import LineSplitter, OutputFile, log_record, redact_outcome
+from taskyard.agents.agentlog import (
+    TRUSTED_LOG,
+    LineSplitter,
+    OutputFile,
+    log_record,
+    redact_outcome,
+)
 from taskyard.agents.base import (
     AgentAdapter,
     AgentOutcome,
     AgentRequest,
-    Launch,
     StreamParser,
-    Usage,
 )
 from taskyard.agents.box import Box, open_box
-from taskyard.agents.diskfloor import below_floor, floor_for
 from taskyard.agents.process import (
     KILL_WAIT_SECONDS,
     ProcessRecord,
     boot_id,
-    child_setup,
     kill_stale_group,
     read_stat,
     terminate_unit,
 )
 from taskyard.agents.sandbox import SandboxMode, SandboxSettings, resolve_mode
+from taskyard.agents.spawn import Pipes, prepare, spawn
+from taskyard.agents.stops import Stop, Tripwires, Watch, cost_over, describe, start_watchers
 from taskyard.config import AgentConfig, RunsConfig
 from taskyard.exceptions import SandboxError
-from taskyard.run.tasklogs import TRUSTED_LOG
 from taskyard.util.redaction import Redactor
 
 __all__ = [
@@ -77,6 +80,7 @@ __all__ = [
     "ProcessRecord",
     "RunReport",
     "RunStatus",
+    "Stop",
     "Supervise",
     "build_env",
     "describe_exit",
@@ -148,7 +152,9 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class RunReport:
-    """How one supervised run ended. `reason` is set whenever status is not succeeded."""
+    """How one supervised run ended. `reason` is set whenever status is not succeeded;
+    `stopped_by` names the limit or request that stopped the run (None: it ended on its own,
+    or could not start)."""
 
     status: RunStatus
     reason: str | None
@@ -159,6 +165,7 @@ class RunReport:
     pgid: int | None
     tool_calls: int = 0
     stderr_tail: str = ""
+    stopped_by: Stop | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -209,119 +216,12 @@ def describe_exit(code: int) -> str:
 # --- one run ----------------------------------------------------------------------------
 
 
-class _Stop(enum.Enum):
-    TIMEOUT = "timeout"
-    BUDGET = "budget"
-    COST = "cost"
-    CANCEL = "cancel"
-    MEMORY = "memory"
-    DISK = "disk"
-
-
-_STOPS: dict[_Stop, Callable[[Limits], tuple[RunStatus, str]]] = {
-    _Stop.TIMEOUT: lambda lim: (RunStatus.TIMED_OUT, f"timed out after {lim.timeout_seconds:g} s"),
-    _Stop.BUDGET: lambda lim: (
-        RunStatus.FAILED,
-        f"tool-call budget of {lim.max_tool_calls} exceeded",
-    ),
-    _Stop.COST: lambda lim: (RunStatus.FAILED, f"cost ceiling ${lim.max_cost_usd:g} exceeded"),
-    _Stop.CANCEL: lambda lim: (RunStatus.CANCELLED, "cancelled"),
-    _Stop.MEMORY: lambda lim: (
-        RunStatus.FAILED,
-        f"memory limit of {lim.sandbox.memory_bytes / 1024**3:g} GiB exceeded: the kernel "
-        "killed a process of the task (OOM); the task was stopped",
-    ),
-    _Stop.DISK: lambda lim: (
-        RunStatus.FAILED,
-        "disk nearly full: free space on the workspace's filesystem fell below the task's "
-        "floor (runs.min_free_disk_bytes, at most half the space free at its start); the task "
-        "was stopped",
-    ),
-}
+# A stop's run status; any other stop fails the run.
+_STOP_STATUS = {Stop.TIMEOUT: RunStatus.TIMED_OUT, Stop.CANCEL: RunStatus.CANCELLED}
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _prepare(request: AgentRequest, launch: Launch) -> None:
-    request.output_dir.mkdir(parents=True, exist_ok=True)
-    Path(launch.env.get("HOME", request.task_dir / "home")).mkdir(parents=True, exist_ok=True)
-    (request.output_dir / "result.json").unlink(missing_ok=True)  # a stale attempt's result
-    for path, text in launch.files.items():
-        target = path if path.is_absolute() else request.task_dir / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            _write_all(fd, text.encode())
-        finally:
-            os.close(fd)
-
-
-@dataclass
-class _Pipes:
-    """Our read ends of the child's stdout and stderr; each fd is ours until a transport
-    takes it over."""
-
-    stdout: int
-    stderr: int
-    owned: list[int] = field(default_factory=list)
-    transports: list[asyncio.ReadTransport] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.owned = [self.stdout, self.stderr]
-
-    def close(self) -> None:
-        for transport in self.transports:
-            transport.close()
-        for fd in self.owned:
-            os.close(fd)
-        self.transports.clear()
-        self.owned.clear()
-
-
-def _spawn(box: Box, limits: Limits) -> tuple[subprocess.Popen[bytes], _Pipes]:
-    launch = box.launch
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    stdin: IO[bytes] | int = subprocess.DEVNULL
-    try:
-        if launch.stdin_file is not None:
-            stdin = launch.stdin_file.open("rb")
-        proc = subprocess.Popen(
-            launch.argv,
-            cwd=launch.cwd,
-            env=dict(launch.env),
-            stdin=stdin,
-            stdout=out_w,
-            stderr=err_w,
-            start_new_session=True,
-            pass_fds=box.pass_fds,
-            preexec_fn=child_setup(
-                limits.address_space_bytes,
-                limits.cpu_seconds,
-                limits.cpu_seconds + max(1, math.ceil(limits.kill_grace_seconds)),
-                box.procs_files,
-                box.nproc_limit,
-            ),
-        )
-    except BaseException:
-        os.close(out_r)
-        os.close(err_r)
-        raise
-    finally:
-        box.spawned()
-        os.close(out_w)
-        os.close(err_w)
-        if not isinstance(stdin, int):
-            stdin.close()
-    return proc, _Pipes(out_r, err_r)
 
 
 class _Run:
@@ -335,8 +235,7 @@ class _Run:
         self.parser: StreamParser = adapter.new_parser()
         self.started_at = _now()
         self.tool_calls = 0
-        self.over_budget = asyncio.Event()
-        self.over_cost = asyncio.Event()
+        self.wires = Tripwires(limits.max_tool_calls, limits.max_cost_usd)
         self.stderr_tail = bytearray()
         self.redactor = limits.redactor
         trusted = request.task_dir / TRUSTED_LOG  # read-only in the box: what is kept
@@ -347,7 +246,7 @@ class _Run:
             self.log.close()
             raise
         self.proc: subprocess.Popen[bytes] | None = None
-        self.pipes: _Pipes | None = None
+        self.pipes: Pipes | None = None
         self.exited: asyncio.Future[None] | None = None
         self.pidfd: int | None = None
         self.deadline = 0.0
@@ -361,7 +260,10 @@ class _Run:
     # -- start
 
     def spawn(self) -> None:
-        self.proc, self.pipes = _spawn(self.box, self.limits)
+        lim = self.limits
+        self.proc, self.pipes = spawn(
+            self.box, lim.address_space_bytes, lim.cpu_seconds, lim.kill_grace_seconds
+        )
         self.deadline = time.monotonic() + self.limits.timeout_seconds
 
     async def attach(self) -> ProcessRecord:
@@ -400,7 +302,7 @@ class _Run:
             os.close(self.pidfd)
             self.pidfd = None
 
-    async def _connect(self, pipes: _Pipes) -> None:
+    async def _connect(self, pipes: Pipes) -> None:
         loop = asyncio.get_running_loop()
         for fd, pump in ((pipes.stdout, self._pump_stdout), (pipes.stderr, self._pump_stderr)):
             reader = asyncio.StreamReader(limit=LINE_MAX_BYTES, loop=loop)
@@ -437,15 +339,7 @@ class _Run:
         for event in self.parser.feed(text):
             if event.kind == "tool_call":
                 self.tool_calls += 1
-        if self.tool_calls > self.limits.max_tool_calls:
-            self.over_budget.set()
-        if self._cost_over_ceiling(self.parser.usage_so_far()):
-            self.over_cost.set()
-
-    def _cost_over_ceiling(self, usage: Usage | None) -> bool:
-        ceiling = self.limits.max_cost_usd
-        cost = usage.cost_usd if usage is not None else None
-        return ceiling is not None and cost is not None and cost > ceiling
+        self.wires.check(self.tool_calls, self.parser.usage_so_far())
 
     async def _pump_stderr(self, reader: asyncio.StreamReader) -> None:
         """stderr, redacted line by line: into stderr.log (capped) and the tail."""
@@ -463,18 +357,11 @@ class _Run:
 
     # -- watching
 
-    async def watch(self, cancel: asyncio.Event | None) -> _Stop | None:
+    async def watch(self, cancel: asyncio.Event | None) -> Stop | None:
         """Waits for the process to exit (None) or for a reason to stop it."""
         assert self.exited is not None
-        budget = asyncio.create_task(self.over_budget.wait())
-        cost = asyncio.create_task(self.over_cost.wait())
-        stop_tasks: dict[asyncio.Future[Any], _Stop] = {budget: _Stop.BUDGET, cost: _Stop.COST}
-        if cancel is not None:
-            stop_tasks[asyncio.create_task(cancel.wait())] = _Stop.CANCEL
-        stop_tasks[asyncio.create_task(self.box.wait_oom())] = _Stop.MEMORY
-        floor = floor_for(self.request.workspace, self.limits.min_free_disk_bytes)
-        if floor:
-            stop_tasks[asyncio.create_task(below_floor(self.request.workspace, floor))] = _Stop.DISK
+        workspace, floor = self.request.workspace, self.limits.min_free_disk_bytes
+        stop_tasks = start_watchers(Watch(self.wires, self.box, workspace, floor, cancel))
         try:
             while True:
                 waiting = {self.exited, *stop_tasks, *(p for p in self.pumps if not p.done())}
@@ -489,7 +376,7 @@ class _Run:
                 if self.exited in done:
                     return None
                 if not done:
-                    return _Stop.TIMEOUT
+                    return Stop.TIMEOUT
         finally:
             for task in stop_tasks:
                 task.cancel()
@@ -548,38 +435,41 @@ class _Run:
     def stderr_text(self) -> str:
         return self.stderr_tail.decode("utf-8", "replace").strip()
 
-    def report(self, stop: _Stop | None) -> RunReport:
+    def report(self, stop: Stop | None) -> RunReport:
         assert self.proc is not None
         exit_code = self.box.exit_code(self.proc.poll())
         if stop is None and self.box.oom_kills():  # it ended before the OOM watch saw it
-            stop = _Stop.MEMORY
+            stop = Stop.MEMORY
         outcome: AgentOutcome | None = None
         reason: str | None
         if stop is not None:
-            status, reason = self._stopped(stop)
             usage = self.parser.usage_so_far()  # what the run used before it was stopped
+            status = _STOP_STATUS.get(stop, RunStatus.FAILED)
+            reason = describe(stop, self.limits, usage)
             if usage is not None:
                 outcome = AgentOutcome(False, None, reason, usage, self.tool_calls)
         else:
             code = exit_code if exit_code is not None else -int(signal.SIGKILL)
             outcome = self.adapter.outcome(self.request, self.parser, code, self.stderr_text())
             outcome = redact_outcome(outcome, self.redactor)  # stored, maybe posted: no secret
-            status, reason = self._judge(outcome, code)
-        return self.finish(status, reason, exit_code, outcome)
+            stop = self._over_limit(outcome)
+            status, reason = self._judge(outcome, code, stop)
+        return self.finish(status, reason, exit_code, outcome, stop)
 
-    def _stopped(self, stop: _Stop) -> tuple[RunStatus, str]:
-        status, reason = _STOPS[stop](self.limits)
-        usage = self.parser.usage_so_far()
-        if stop is _Stop.COST and usage is not None and usage.cost_usd is not None:
-            reason += f" (${usage.cost_usd:g} so far)"
-        return status, reason
-
-    def _judge(self, outcome: AgentOutcome, code: int) -> tuple[RunStatus, str | None]:
+    def _over_limit(self, outcome: AgentOutcome) -> Stop | None:
+        """A limit the finished run turns out to have crossed: the tool calls it made, or a
+        cost known only from its final account (codex)."""
         if self.tool_calls > self.limits.max_tool_calls:
-            return _STOPS[_Stop.BUDGET](self.limits)
-        if self._cost_over_ceiling(outcome.usage):  # known only at the end (codex)
-            reason = _STOPS[_Stop.COST](self.limits)[1]
-            return RunStatus.FAILED, f"{reason} (${outcome.usage.cost_usd:g} in all)"
+            return Stop.TOOL_BUDGET
+        if cost_over(self.limits.max_cost_usd, outcome.usage):
+            return Stop.COST_CEILING
+        return None
+
+    def _judge(
+        self, outcome: AgentOutcome, code: int, over: Stop | None
+    ) -> tuple[RunStatus, str | None]:
+        if over is not None:
+            return RunStatus.FAILED, describe(over, self.limits, outcome.usage, "in all")
         if outcome.success:
             return RunStatus.SUCCEEDED, None
         tail = self.stderr_text()[-1000:]
@@ -591,6 +481,7 @@ class _Run:
         reason: str | None,
         exit_code: int | None,
         outcome: AgentOutcome | None,
+        stopped_by: Stop | None = None,
     ) -> RunReport:
         summary: dict[str, Any] = {"stream": "taskyard", "status": str(status), "reason": reason}
         summary |= {"exit_code": exit_code, "tool_calls": self.tool_calls}
@@ -607,6 +498,7 @@ class _Run:
             pgid=self.pgid if self.proc is not None else None,
             tool_calls=self.tool_calls,
             stderr_tail=self.stderr_text(),
+            stopped_by=stopped_by,
         )
 
 
@@ -619,7 +511,8 @@ def _raise_failed(tasks: list[asyncio.Task[None]]) -> None:
 
 
 def _unstarted(status: RunStatus, reason: str, started_at: datetime) -> RunReport:
-    return RunReport(status, reason, None, None, started_at, _now(), None)
+    stopped_by = Stop.CANCEL if status is RunStatus.CANCELLED else None
+    return RunReport(status, reason, None, None, started_at, _now(), None, stopped_by=stopped_by)
 
 
 async def supervise(
@@ -645,7 +538,7 @@ async def supervise(
     if cancel is not None and cancel.is_set():
         return _unstarted(RunStatus.CANCELLED, "cancelled", started_at)
     try:
-        _prepare(request, launch)
+        prepare(request, launch)
     except OSError as exc:
         return _unstarted(RunStatus.FAILED, f"could not prepare the agent: {exc}", started_at)
     try:

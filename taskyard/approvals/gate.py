@@ -26,6 +26,7 @@ from taskyard.actions.policy import AllowListPolicy, Assessment, Verdict
 from taskyard.approvals.duties import SELF_APPROVAL, Trigger, trigger_of
 from taskyard.approvals.policies import ApprovalPolicies, Identity
 from taskyard.approvals.risk import RiskLevel, RiskRules, subject_of
+from taskyard.lifecycle import Kind, workflow_id
 from taskyard.models import new_id
 from taskyard.platforms.writes import PlannedRequest
 from taskyard.records import (
@@ -60,11 +61,6 @@ class RiskPolicy:
             return Assessment(Verdict.ALLOW, risk=str(level), rule=risk.rule)
         why = f"{level} risk ({risk.rule}) needs a person's approval"
         return Assessment(Verdict.ASK, why, risk=str(level), rule=risk.rule)
-
-
-def workflow_for(task_id: str) -> str:
-    """A new workflow id for a task handed back to a worker after a decision."""
-    return f"{task_id}-apply-{new_id()[-8:]}"
 
 
 def summary_of(action: ParsedAction, requests: Sequence[PlannedRequest]) -> str:
@@ -208,7 +204,7 @@ class Decisions:
             who.platform,
             reason,
             now,
-            workflow_for(approval.task_id),
+            workflow_id(approval.task_id, Kind.RESUME),
         )
         if not outcome.accepted:
             attempt = DecisionAttempt(

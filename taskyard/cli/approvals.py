@@ -26,8 +26,8 @@ from taskyard.cli.main import (
     settings_from,
 )
 from taskyard.exceptions import NotFound, TaskyardError
-from taskyard.models import TaskStatus, new_id
-from taskyard.records import ApprovalStatus, Decision, approval_json, iso
+from taskyard.records import Approval, ApprovalStatus, Decision, approval_json, iso
+from taskyard.store.base import Store, TaskFilter
 
 approvals_app = typer.Typer(
     no_args_is_help=True, help="Approvals: risky actions waiting for a person's decision."
@@ -51,21 +51,11 @@ def _decide(
     try:
         approvals = Approvals.from_settings(settings, store)
         identity = Identity("cli", who or getpass.getuser())
-        return asyncio.run(_decide_and_tell(approvals, approval_id, decision, identity, reason))
+        return asyncio.run(approvals.decide_and_tell(approval_id, decision, identity, reason))
     except NotFound as exc:
         raise _fail(str(exc)) from exc
     except TaskyardError as exc:
         raise _fail(str(exc)) from exc
-
-
-async def _decide_and_tell(
-    approvals: Any, approval_id: str, decision: Decision, identity: Any, reason: str | None
-) -> Any:
-    """Decide, then say so on the channels the request was posted on."""
-    outcome = await approvals.decisions.decide(approval_id, decision, identity, reason)
-    if outcome.accepted:
-        await approvals.tell_apart(outcome)
-    return outcome
 
 
 def _report(outcome: Any, verb: str, as_json: bool) -> None:
@@ -150,11 +140,7 @@ def approvals_status(
 ) -> None:
     """The requests of a task (or one request), with their decisions."""
     store = _store(config, database_url)
-    try:
-        found = [store.get_approval(ref)]
-    except NotFound:
-        task_id = ref.split("-apply-")[0].split("-retry-")[0]
-        found = store.list_approvals(task_id=task_id, include_archived=True)
+    found = _approvals_of(store, ref)
     if not found:
         raise _fail(f"no approval, task or workflow {ref} with approval requests")
     data = [
@@ -180,6 +166,21 @@ def approvals_status(
             out.print(f"    {t['at']} {t['actor']} {t['decision']}: {verdict}", highlight=False)
 
 
+def _approvals_of(store: Store, ref: str) -> list[Approval]:
+    """The request `ref` names; else the requests of the task it names, by its id or by the
+    workflow id it runs under."""
+    try:
+        return [store.get_approval(ref)]
+    except NotFound:
+        pass
+    found = store.list_approvals(task_id=ref, include_archived=True)
+    if found:
+        return found
+    for task in store.list_tasks(TaskFilter(workflow_id=ref, limit=1)):
+        return store.list_approvals(task_id=task.id, include_archived=True)
+    return []
+
+
 @approvals_app.command("clean-expired")
 def approvals_clean_expired(
     older_than_hours: Annotated[float, typer.Option(min=0)] = 24.0,
@@ -198,44 +199,14 @@ def approvals_resubmit(
 ) -> None:
     """Ask again for an expired request: a new request, with a new expiry, for the same
     action; its task waits again."""
+    from taskyard.approvals.service import resubmit
+
     store = _store(config, database_url)
     try:
-        old = store.get_approval(approval_id)
-    except NotFound as exc:
+        stored = resubmit(store, approval_id, time.time())
+    except TaskyardError as exc:
         raise _fail(str(exc)) from exc
-    if old.status is not ApprovalStatus.EXPIRED:
-        raise _fail(f"approval {old.id} is {old.status}; only an expired request is resubmitted")
-    now = time.time()
-    new = dataclasses.replace(
-        old,
-        id=new_id(),
-        status=ApprovalStatus.PENDING,
-        created_at=now,
-        expires_at=now + (old.expires_at - old.created_at),
-        remind_at=None if old.remind_at is None else now + (old.remind_at - old.created_at),
-        reminded_at=None,
-        channels={},
-        question=None,
-        decided_at=None,
-        decided_by=None,
-        decided_via=None,
-        reason=None,
-        archived=False,
-    )
-    stored = store.create_approval(new)
-    waiting = store.update_task(
-        old.task_id,
-        {
-            "status": TaskStatus.AWAITING_APPROVAL,
-            "reason": f"waiting for approval {stored.id} (resubmitted)",
-            "finished_at": None,
-            "updated_at": now,
-        },
-        (TaskStatus.EXPIRED, TaskStatus.AWAITING_APPROVAL),
-    )
-    if not waiting:
-        raise _fail(f"task {old.task_id} is no longer waiting for this action")
     if as_json:
         _print_json(approval_json(stored))
     else:
-        out.print(f"approval {old.id} resubmitted as {stored.id}", highlight=False)
+        out.print(f"approval {approval_id} resubmitted as {stored.id}", highlight=False)

@@ -1,4 +1,7 @@
-"""Webhook intake: one adapter per source, and the registry the HTTP app and CLI pick them from."""
+"""Webhook intake: one adapter per source, and the registry the HTTP app and CLI pick them from.
+
+The adapters need no settings, so routing can re-parse a stored body with them
+(`taskyard.routing.payload`) without loading intake's HTTP side."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from taskyard.intake.discord import DiscordAdapter
 from taskyard.intake.generic import GenericAdapter
 from taskyard.intake.github import GitHubAdapter
 from taskyard.intake.linear import LinearAdapter
-from taskyard.intake.priority import assign_priority
 from taskyard.intake.sentry import SentryAdapter
 from taskyard.intake.slack import SlackAdapter
 
@@ -50,7 +52,6 @@ __all__ = [
     "Signed",
     "SlackAdapter",
     "SourceAdapter",
-    "assign_priority",
     "make_adapter",
     "source_key",
 ]

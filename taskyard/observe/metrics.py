@@ -456,6 +456,19 @@ class Metrics:
     def watch_queue(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_QueueDepth(counts))
 
+    def watch_store(
+        self,
+        events: Callable[[], dict[str, int]],
+        dead_letters: Callable[[], dict[str, int]],
+        disk: Callable[[], int],
+        disk_seconds: float,
+    ) -> None:
+        """What every process that answers `/metrics` reads at scrape time: events by state,
+        dead letters, and the workspaces' disk (measured at most every `disk_seconds`)."""
+        self.watch_queue(events)
+        self.watch_dead_letters(dead_letters)
+        self.watch_workspace_disk(disk, disk_seconds)
+
 
 def refusal_reason(why: str | None) -> str:
     """The metric label of a refused decision's reason."""

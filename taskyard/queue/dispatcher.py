@@ -9,7 +9,6 @@ this worker's heartbeat, taking over the jobs of workers that went silent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,17 +20,11 @@ from taskyard.queue.base import JobQueue
 from taskyard.queue.jobs import ROUTE_JOB
 from taskyard.queue.replay import replay_dead_letter
 from taskyard.store.base import Store
+from taskyard.util.loops import Wakeup
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 60.0
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 class Dispatcher:
@@ -45,7 +38,9 @@ class Dispatcher:
         task_room: Callable[[], int] | None = None,
         claim: Callable[[Sequence[str]], None] | None = None,
         release: Callable[[Sequence[str]], None] | None = None,
+        wakeup: Wakeup | None = None,
     ) -> None:
+        """`wakeup`: what routing, the tasks and the decisions set to have it dispatch now."""
         self.store = store
         # How many tasks needing an agent this process can take now, and what to tell it
         # of those it took and of those it lost to another process (the executor's `room`,
@@ -57,11 +52,10 @@ class Dispatcher:
         self.config = config
         self.worker_id = worker_id
         self.clock = clock
-        self._wakeup = asyncio.Event()
+        self.wakeup = wakeup or Wakeup()
         self._tasks: list[asyncio.Task[None]] = []
         self._window = (0.0, 0)  # (start, events stored since): the intake's pressure
         self._backlogged = False  # the queue was full at the last look
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self, stored: int = 1) -> None:
         """Intake stored `stored` deliveries: count them (the burst policy reads the rate) and
@@ -70,16 +64,12 @@ class Dispatcher:
         if now - self._window[0] > 1.0:
             self._window = (now, 0)
         self._window = (self._window[0], self._window[1] + stored)
-        self._wakeup.set()
+        self.wakeup.set()
 
     def wake(self) -> None:
         """Routing stored tasks: dispatch now. Safe from any thread (routing jobs run on the
         queue engine's own event loop); not counted as intake pressure."""
-        loop = self._loop
-        if loop is not None and _running_loop() is not loop:
-            loop.call_soon_threadsafe(self._wakeup.set)
-        else:
-            self._wakeup.set()
+        self.wakeup.set()
 
     def intake_busy(self) -> bool:
         """Deliveries are arriving faster than `busy_intake_per_second` (this second)."""
@@ -87,7 +77,7 @@ class Dispatcher:
         return time.monotonic() - started <= 1.0 and stored >= self.config.busy_intake_per_second
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self.wakeup.bind(self.dispatch_tasks)
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="dispatch"),
             asyncio.create_task(self._liveness_loop(), name="liveness"),
@@ -171,7 +161,7 @@ class Dispatcher:
             except Exception:  # the loop must outlive any one failure; log.exception records it
                 log.exception("dispatch failed unexpectedly; will retry")
             # A full queue frees room as jobs finish: look again soon.
-            await self._wait(0.05 if self._backlogged else self.config.dispatch_poll_sec)
+            await self.wakeup.wait(0.05 if self._backlogged else self.config.dispatch_poll_sec)
 
     def _dispatch_all(self) -> bool:
         """Events first (a wake is most often a delivery just stored: an approval decision
@@ -180,11 +170,6 @@ class Dispatcher:
         events = self.dispatch_once()
         tasks = self.dispatch_tasks()
         return self.config.dispatch_batch in (tasks, events)
-
-    async def _wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
-        self._wakeup.clear()
 
     def beat(self) -> list[str]:
         """Record that this worker lives; take over the jobs of workers silent too long."""

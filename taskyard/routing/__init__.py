@@ -7,10 +7,8 @@
 `payload_of(event)` parses a stored event's body as intake did.
 """
 
-from taskyard.routing.defaults import default_routes
-from taskyard.routing.facts import Actor, Subject
-from taskyard.routing.payload import payload_of
-from taskyard.routing.rules import (
+from taskyard.config.default_routes import default_routes
+from taskyard.config.routes import (
     FilterConfig,
     Permission,
     RouteConfig,
@@ -19,6 +17,8 @@ from taskyard.routing.rules import (
     WhoConfig,
     unknown_agents,
 )
+from taskyard.routing.facts import Actor, Subject
+from taskyard.routing.payload import payload_of
 from taskyard.routing.select import DRAFT, RouteMatch, RoutingDecision, Skip, select_routes
 from taskyard.routing.who import PermissionLookup, Verdict, may_trigger
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from taskyard.config.routes import RoutingSettings
 from taskyard.models import Event
-from taskyard.routing.rules import RoutingSettings
 from taskyard.util.paths import dig
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from jmespath.exceptions import JMESPathError
 
-from taskyard.routing.rules import FilterConfig
+from taskyard.config.routes import FilterConfig
 from taskyard.util.paths import dig
 
 _SHOWN = 80

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from taskyard.config import Settings
+from taskyard.lifecycle import workflow_id
 from taskyard.models import (
     Decision,
     Event,
@@ -26,7 +27,7 @@ from taskyard.observe.metrics import log_context
 from taskyard.observe.tracing import Tracing
 from taskyard.queue.jobs import JobContext
 from taskyard.routing import PermissionLookup, RouteMatch, may_trigger, payload_of, select_routes
-from taskyard.run.taskspec import TaskSpec
+from taskyard.routing.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ class Pipeline:
         on_tasks: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         tracing: Tracing | None = None,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
+        """`on_tasks`: told (from the jobs' loop) that tasks were stored for the dispatcher."""
         self.settings = settings
         self.tracing = tracing or Tracing.off()
         self.lookup = lookup
@@ -50,7 +53,7 @@ class Pipeline:
         self.clock = clock
         # Looked at before routing: one that returns a text consumed the event (an approval
         # decision), and the text is recorded as the event's one decision.
-        self.interceptors: list[Interceptor] = []
+        self.interceptors = list(interceptors)
 
     async def route_event(self, ctx: JobContext) -> EventStatus:
         """The routing job of event `ctx.ref` (its logs carry its event_id; one `route` span)."""
@@ -135,7 +138,7 @@ class Pipeline:
             priority=event.priority,
             created_at=now,
             updated_at=now,
-            workflow_id=f"task-{task_id}",
+            workflow_id=workflow_id(task_id),
             spec=spec.to_json(),
         )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from taskyard.exceptions import MalformedPayload, PermanentError
+from taskyard.intake import ADAPTER_TYPES
+from taskyard.intake.base import parse_json_object
 from taskyard.models import Event
 
 
@@ -12,10 +14,6 @@ def payload_of(event: Event) -> dict[str, Any]:
     """JSON for most sources; Slack's form-encoded interactivity (`payload=<json>`) and slash
     commands (fields) as intake reads them. Generic sources are JSON. A stored body that no
     longer parses cannot get better by retrying: PermanentError."""
-    # Imported here: intake imports config, which imports the route models of this package.
-    from taskyard.intake import ADAPTER_TYPES
-    from taskyard.intake.base import parse_json_object
-
     adapter_type = ADAPTER_TYPES.get(event.source)
     try:
         if adapter_type is None:

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from taskyard.config.routes import RouteConfig, RoutingSettings
 from taskyard.models import Event
 from taskyard.routing.facts import Actor, Facts, Subject, facts_of
 from taskyard.routing.filters import failed_filter
-from taskyard.routing.rules import RouteConfig, RoutingSettings
 from taskyard.routing.triggers import TRIGGERS, TriggerResult
 
 DRAFT = "draft pull request"

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from taskyard.config.routes import RouteConfig, RoutingSettings
 from taskyard.routing.facts import Facts
-from taskyard.routing.rules import RouteConfig, RoutingSettings
 
 
 @dataclass(frozen=True, slots=True)

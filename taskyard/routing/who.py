@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from taskyard.config.routes import Permission, WhoConfig
 from taskyard.routing.facts import Actor
-from taskyard.routing.rules import Permission, WhoConfig
 from taskyard.routing.select import RouteMatch
 
 _ASSOCIATIONS = {

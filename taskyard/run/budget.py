@@ -27,8 +27,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from taskyard.config import AgentConfig, BudgetConfig, ModelPrice
+from taskyard.lifecycle import Kind
 from taskyard.models import Task, TaskStatus
 from taskyard.store.base import Store, TaskCost, TaskFilter
 
@@ -36,7 +38,6 @@ log = logging.getLogger(__name__)
 
 BUDGET_EXHAUSTED = "budget exhausted"
 CANCEL_POLL_SECONDS = 2.0  # how often a waiting task looks for a cancel
-_HOLDABLE = (TaskStatus.QUEUED, TaskStatus.PREPARING, TaskStatus.RUNNING)
 PRICE_KEYS = ("input_usd_per_mtok", "cached_input_usd_per_mtok", "output_usd_per_mtok")
 
 
@@ -304,13 +305,15 @@ class BudgetWait:
         return task
 
     async def _hold(self, task: Task, position: Position) -> None:
-        changes = {
-            "status": TaskStatus.QUEUED,
-            "reason": BUDGET_EXHAUSTED,
-            "process": None,
-            "updated_at": self.clock(),
-        }
-        held = await asyncio.to_thread(self.guard.store.update_task, task.id, changes, _HOLDABLE)
+        held = await asyncio.to_thread(
+            partial(
+                self.guard.store.transition,
+                task.id,
+                Kind.HOLD_FOR_BUDGET,
+                reason=BUDGET_EXHAUSTED,
+                updated_at=self.clock(),
+            )
+        )
         log.warning(
             "task waits: monthly budget exhausted",
             extra={"task_id": task.id, "route": task.route, **_fields(position)},

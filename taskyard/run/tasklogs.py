@@ -27,20 +27,20 @@ configured secrets, and says where the next page starts. Nothing reads a log who
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
 
+from taskyard.agents.agentlog import TRUSTED_LOG
 from taskyard.exceptions import LogRefused
 from taskyard.models import Task
 from taskyard.util.redaction import Redactor
+from taskyard.util.safeopen import UnsafePath, open_beneath, write_all
 
 if TYPE_CHECKING:
     from taskyard.config import Settings
@@ -52,6 +52,7 @@ __all__ = [
     "LogPage",
     "TaskLogs",
     "open_log",
+    "workspace_roots",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,7 @@ log = logging.getLogger(__name__)
 PAGE_MAX = 1 << 20  # a page's default size
 PAGE_LIMIT_MAX = 4 << 20  # the largest page a caller may ask for
 KEEP_SLACK = 64 << 10  # room past the cap for taskyard's own closing lines
-TRUSTED_LOG = "agent-log.jsonl"
 _WORKSPACE_LOGS = ((TRUSTED_LOG,), ("outputs", "log.jsonl"))  # the first there is read
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # as `workspace.check_task_id`
 
 
@@ -99,64 +97,26 @@ class LogPage:
         return found
 
 
-def _why_not(info: os.stat_result) -> str | None:
-    if not stat.S_ISREG(info.st_mode):
-        return "is not a regular file"
-    if info.st_nlink != 1:
-        return f"has {info.st_nlink} links (a hard link to another file)"
-    if info.st_uid != os.geteuid():
-        return f"is owned by uid {info.st_uid}, not taskyard's ({os.geteuid()})"
-    return None
-
-
-def _open_dir(name: str | Path, dir_fd: int | None, shown: Path) -> int | None:
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise LogRefused(f"{shown} is a link or not a directory: the log is not read") from None
-        raise
-
-
 def open_log(root: Path, parts: tuple[str, ...]) -> int | None:
     """A read-only fd of `root/parts...`, reached through no link, if it is a safe log (see
     the module docstring); None if something on the way does not exist. Raises LogRefused,
     with the file unopened, for anything else."""
-    shown = root
-    fd = _open_dir(root, None, shown)
-    for part in parts[:-1]:
-        if fd is None:
-            return None
-        shown = shown / part
-        try:
-            inner = _open_dir(part, fd, shown)
-        finally:
-            os.close(fd)
-        fd = inner
-    if fd is None:
-        return None
     try:
-        return _open_file(fd, parts[-1], shown / parts[-1])
-    finally:
-        os.close(fd)
+        return open_beneath(root, parts)
+    except UnsafePath as exc:
+        if exc.directory:
+            raise LogRefused(f"{exc.path} {exc.why}: the log is not read") from None
+        shown = "not shown" if exc.changed else "not opened, not shown"
+        raise LogRefused(f"{exc.path} {exc.why}: {shown}") from None
 
 
-def _open_file(dir_fd: int, name: str, shown: Path) -> int | None:
-    try:
-        before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-    why = "is a symbolic link" if stat.S_ISLNK(before.st_mode) else _why_not(before)
-    if why is not None:
-        raise LogRefused(f"{shown} {why}: not opened, not shown")
-    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-    after = os.fstat(fd)
-    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino) or _why_not(after):
-        os.close(fd)
-        raise LogRefused(f"{shown} changed while it was opened: not shown")
-    return fd
+def workspace_roots(task: Task) -> tuple[Path, ...]:
+    """Where the task's workspace may be: where the task says, or in the archive beside it
+    (`<root>/archive/task-<id>`), where a finished or paused task's workspace is moved."""
+    if not task.workspace:
+        return ()
+    given = Path(task.workspace)
+    return (given, given.parent / "archive" / given.name)
 
 
 def _open_workspace_log(root: Path) -> int | None:
@@ -213,12 +173,10 @@ class TaskLogs:
     def open(self, task: Task) -> tuple[int, bool] | None:
         """(fd, kept) of the task's log: its workspace's (live or archived), else the kept
         copy; None when there is none. Raises LogRefused (see `open_log`)."""
-        if task.workspace:
-            given = Path(task.workspace)
-            for root in (given, given.parent / "archive" / given.name):
-                fd = _open_workspace_log(root)
-                if fd is not None:
-                    return fd, False
+        for root in workspace_roots(task):
+            fd = _open_workspace_log(root)
+            if fd is not None:
+                return fd, False
         kept = self.kept_path(task.id)
         if kept is not None:
             fd = open_log(kept.parent, (kept.name,))
@@ -298,15 +256,9 @@ class TaskLogs:
             if not data.endswith(b"\n") and next_offset < size and room < PAGE_MAX:
                 break  # the next line does not fit whole
             data = self.redactor.redact_bytes(data)
-            _write_all(out, data)
+            write_all(out, data)
             written, offset = written + len(data), next_offset
         if offset < size:
             note = {"stream": "taskyard", "log_capped": True, "kept_bytes": written}
             note |= {"dropped_bytes": size - offset, "max_bytes": self.max_bytes}
-            _write_all(out, orjson.dumps(note) + b"\n")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+            write_all(out, orjson.dumps(note) + b"\n")

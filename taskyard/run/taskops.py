@@ -8,10 +8,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from taskyard.models import Task, TaskStatus, new_id
+from taskyard.lifecycle import LIVE, EndingKind, Kind, workflow_id
+from taskyard.models import Task, TaskStatus
 from taskyard.store.base import Store
-
-_LIVE = frozenset({TaskStatus.QUEUED, TaskStatus.PREPARING, TaskStatus.RUNNING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +42,14 @@ class Retry:
 def cancel_task(store: Store, task_id: str, now: float) -> Cancel:
     """Stop a queued or running task, or end one awaiting approval. NotFound for an unknown
     id; refused (`done` False) while it applies its actions, or once it has ended."""
-    if store.request_cancel(task_id, now):
+    if store.transition(task_id, Kind.REQUEST_CANCEL, updated_at=now):
         return Cancel(task_id, True, store.get_task(task_id).status)
     status = store.get_task(task_id).status
     if status is TaskStatus.AWAITING_APPROVAL:  # nothing runs: it ends here and now
-        changes = {
-            "status": TaskStatus.CANCELLED,
-            "reason": "cancelled while awaiting approval",
-            "finished_at": now,
-            "updated_at": now,
-        }
-        if store.update_task(task_id, changes, (TaskStatus.AWAITING_APPROVAL,)):
+        reason = "cancelled while awaiting approval"
+        if store.transition(
+            task_id, Kind.CANCEL_WAITING, reason=reason, finished_at=now, updated_at=now
+        ):
             return Cancel(task_id, True, TaskStatus.CANCELLED, ended_now=True)
         status = store.get_task(task_id).status  # a decision resumed it meanwhile
     return Cancel(task_id, False, status, why=_cannot_cancel(task_id, status))
@@ -62,7 +58,7 @@ def cancel_task(store: Store, task_id: str, now: float) -> Cancel:
 def _cannot_cancel(task_id: str, status: TaskStatus) -> str:
     if status is TaskStatus.APPLYING:
         return f"task {task_id} is applying its actions and cannot be cancelled now"
-    if status in _LIVE or status is TaskStatus.AWAITING_APPROVAL:
+    if status in LIVE or status is TaskStatus.AWAITING_APPROVAL:
         return f"task {task_id} changed state meanwhile ({status}); try again"
     return f"task {task_id} has already ended ({status})"
 
@@ -77,11 +73,12 @@ def retry_task(store: Store, task_id: str, now: float, rerun: bool = False) -> R
         not rerun
         and task.status is TaskStatus.FAILED
         and task.result is not None
-        and (task.reason or "").startswith("actions:")
+        and task.ending == EndingKind.ACTIONS_FAILED
     )
-    status = TaskStatus.APPLYING if reapply else TaskStatus.QUEUED
-    workflow = f"{task_id}-retry-{new_id()[-8:]}"
-    if store.retry_task(task_id, workflow, now, status):
+    kind = Kind.REAPPLY if reapply else Kind.RETRY
+    workflow = workflow_id(task_id, kind)
+    if store.transition(task_id, kind, workflow_id=workflow, updated_at=now):
+        status = TaskStatus.APPLYING if reapply else TaskStatus.QUEUED
         return Retry(task_id, True, status, workflow, reapply)
     current = store.get_task(task_id).status
     return Retry(task_id, False, current, why=f"task {task_id} has not ended ({current})")

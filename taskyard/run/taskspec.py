@@ -1,11 +1,11 @@
-"""What a task needs to run, fixed when routing creates it (stored as the task's `spec`)."""
+"""A task's spec (`TaskSpec`, fixed when routing creates the task) read for its run: the
+repository to check out, the event as the agent sees it, and the context gathered for it."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,44 +16,12 @@ from taskyard.platforms import ContextSubject, Platforms, subject_from_payload
 from taskyard.platforms.context import FetchStatus, gather_context
 from taskyard.platforms.screen import screen, trigger_time
 from taskyard.routing import payload_of
+from taskyard.routing.spec import TaskSpec
 from taskyard.run.workspace import RepoSpec
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ContextGatherer", "ContextSubject", "TaskSpec", "event_json", "repo_spec"]
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
-    route: str
-    agent: str
-    prompt: str
-    context: tuple[str, ...] = ()
-    repo: dict[str, Any] | None = None  # full_name, sha, ref, pr_number, base_sha, base_ref
-    result_schema: dict[str, Any] | None = None  # None: the default result shape
-    timeout_seconds: float | None = None
-    max_tool_calls: int | None = None
-    # Who triggered it: {"platform": source, "ids": [...]} (taskyard.approvals.duties)
-    trigger: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["context"] = list(self.context)
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TaskSpec:
-        return cls(
-            route=str(data["route"]),
-            agent=str(data["agent"]),
-            prompt=str(data["prompt"]),
-            context=tuple(data.get("context") or ()),
-            repo=data.get("repo"),
-            result_schema=data.get("result_schema"),
-            timeout_seconds=data.get("timeout_seconds"),
-            max_tool_calls=data.get("max_tool_calls"),
-            trigger=data.get("trigger"),
-        )
 
 
 def repo_spec(spec: TaskSpec) -> RepoSpec | None:

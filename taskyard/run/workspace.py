@@ -359,7 +359,8 @@ class Workspaces:
         self, task_id: str, repo: RepoSpec | None = None, *, keep_on_success: bool | None = None
     ) -> AsyncIterator[TaskWorkspace]:
         """Prepare; yield; archive when the body raised or called `failed()`, or when kept on
-        success (default: the `keep` setting); remove otherwise."""
+        success (default: the `keep` setting); remove otherwise. A body cancelled (its worker
+        stops) leaves the workspace as it is: the next attempt, after recovery, starts afresh."""
         keep_ok = self.keep if keep_on_success is None else keep_on_success
         self._active.add(task_id)
         try:
@@ -367,15 +368,20 @@ class Workspaces:
         except BaseException:
             self._active.discard(task_id)
             raise
+        cancelled = False
         try:
             yield handle
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         except BaseException as exc:
             handle.failed(f"{type(exc).__name__}: {exc}")
             raise
         finally:
             self._active.discard(task_id)
-            finish = self.finish(task_id, keep=handle.is_failed or keep_ok)
-            handle.archived_to = await asyncio.shield(finish)
+            if not cancelled:
+                finish = self.finish(task_id, keep=handle.is_failed or keep_ok)
+                handle.archived_to = await asyncio.shield(finish)
 
     def _stale(self, cutoff: float) -> list[Path]:
         if not self.root.is_dir():

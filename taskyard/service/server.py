@@ -18,31 +18,31 @@ from typing import Any
 
 import uvicorn
 
-from taskyard.actions.build import action_service, tools_for
+from taskyard.actions.build import action_service
 from taskyard.agents.box import log_sandbox
 from taskyard.approvals.channels.build import build_channels
-from taskyard.approvals.service import Approvals, Sweeper
+from taskyard.approvals.service import ApprovalHooks, Approvals, Sweeper
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
-from taskyard.intake.app import IntakeApp, build_sources
-from taskyard.intake.guard import Bounds, guarded_protocol
-from taskyard.intake.pool import IntakePool, reserve_port
+from taskyard.intake.app import build_sources
 from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
 from taskyard.observe.metrics import Metrics, redact_in_logs
 from taskyard.observe.tracing import ApprovalSpans, Tracing
 from taskyard.platforms import Platforms
 from taskyard.platforms.clients import writers_from_settings
+from taskyard.platforms.writes import PlatformWriter
 from taskyard.queue.dispatcher import Dispatcher
 from taskyard.queue.durable import DurableQueue, system_database_url
 from taskyard.queue.identity import claim_executor_id
 from taskyard.queue.jobs import ROUTE_JOB, Handler, JobRuntime
 from taskyard.routing import PermissionLookup
 from taskyard.routing.job import Pipeline
+from taskyard.run.applied import AppliedSignals
 from taskyard.run.executor import TaskExecutor
-from taskyard.run.tasklogs import TaskLogs
 from taskyard.run.taskspec import ContextGatherer
 from taskyard.run.workspace import Workspaces
+from taskyard.service.intake_processes import IntakePool, reserve_port
 from taskyard.service.startup import (
     announce_when_started,
     base_url,
@@ -52,14 +52,14 @@ from taskyard.service.startup import (
 from taskyard.store import Store
 from taskyard.store.backends import redact_url
 from taskyard.store.migrated import open_migrated_store
+from taskyard.tools.actions import tools_for
+from taskyard.util.loops import Wakeup, applied_wait, close_clients
 from taskyard.util.private import QUEUE_DB, private_database
-from taskyard.web.app import build_app
-from taskyard.web.throttle import AuthThrottle
+from taskyard.web.app import api_token, metrics_app, server_config, site
+
+__all__ = ["Services", "api_token", "loopback_unless_token", "running", "serve", "work"]
 
 log = logging.getLogger(__name__)
-
-# How long a decision's note waits for the action it approved (see taskyard.run.applied).
-APPLIED_WAIT = 1.0
 
 
 def load_handlers(settings: Settings, route: Handler) -> dict[str, Handler]:
@@ -85,6 +85,18 @@ class Services:
     tracing: Tracing = field(default_factory=Tracing.off)
 
 
+@dataclass(frozen=True)
+class _Common:
+    """What most parts are built with."""
+
+    settings: Settings
+    store: Store
+    metrics: Metrics
+    tracing: Tracing
+    wakeup: Wakeup
+    applied: AppliedSignals
+
+
 def _permission_lookup(platforms: Platforms) -> PermissionLookup | None:
     """GitHub's collaborator permission, when a GitHub client is configured; without one,
     who-may-trigger decides from the payload's author association alone."""
@@ -100,73 +112,51 @@ async def running(
     environ: Mapping[str, str] | None = None,
     tracing: Tracing | None = None,
 ) -> AsyncIterator[Services]:
-    """Everything but the HTTP server. `tracing` (tests) replaces the configured one."""
+    """Everything but the HTTP server. `tracing` (tests) replaces the configured one.
+
+    Every part is given what it needs as it is built. The dispatcher needs the queue, which
+    needs the routing job and the task runs, which nudge the dispatcher: they are given the
+    `Wakeup` instead, made first, which the dispatcher binds as it starts."""
     environ = environ or {}
     redact_in_logs(settings.secrets())
     own_tracing = tracing is None
     tracing = Tracing.from_settings(settings) if tracing is None else tracing
     store = await asyncio.to_thread(open_migrated_store, settings)
     executor = claim_executor_id(settings.home, role, settings.worker_id)
+    wakeup = Wakeup()
+    applied = AppliedSignals()
     metrics = Metrics(metrics_dir)
-    metrics.watch_queue(store.count_events)
-    metrics.watch_dead_letters(store.count_dead_letters)
     platforms = Platforms.from_settings(settings.platforms, observer=metrics)
     writers = writers_from_settings(settings.platforms, observer=metrics)
-    pipeline = Pipeline(settings, _permission_lookup(platforms), tracing=tracing)
     workspaces = Workspaces.from_settings(settings, environ)
     log_sandbox(settings.runs)  # which agent sandbox and task limits are in force
-    metrics.watch_workspace_disk(workspaces.disk_bytes, settings.metrics.workspace_disk_seconds)
+    metrics.watch_store(
+        store.count_events,
+        store.count_dead_letters,
+        workspaces.disk_bytes,
+        settings.metrics.workspace_disk_seconds,
+    )
     swept = await workspaces.sweep_stale()
     if swept:
         log.info("stale workspaces removed", extra={"count": len(swept)})
-    approvals = Approvals.from_settings(settings, store) if settings.approvals.enabled else None
-    if approvals is not None:
-        channels = build_channels(settings, writers, platforms, approvals.gate.policies)
-        pipeline.interceptors.append(approvals.post_to(channels).intercept)
-    actions = action_service(
+    common = _Common(settings, store, metrics, tracing, wakeup, applied)
+    approvals = _approvals(common, writers, platforms)
+    pipeline = Pipeline(
         settings,
-        store,
-        platforms,
-        writers,
-        risk_policy=approvals.policy if approvals else None,
-        gate=approvals.gate if approvals else None,
-    )
-    actions.on_outcome.append(metrics.action_recorded)
-    tasks = TaskExecutor(
-        settings,
-        store,
-        workspaces,
-        ContextGatherer(platforms, settings.platforms.context_timeout_seconds),
-        environ,
-        executor.value,
-        actions=actions,
-        tools_for=tools_for(platforms),
+        _permission_lookup(platforms),
+        on_tasks=wakeup.set,
         tracing=tracing,
+        interceptors=[approvals.channels.intercept] if approvals and approvals.channels else [],
     )
-    tasks.on_finished.append(metrics.task_finished)
-    metrics.routes_known((r.name, r.agent) for r in settings.routes)
-    tasks.on_agent_failure.append(metrics.agent_failed)
-    metrics.watch_tasks(store.count_tasks)
-    metrics.watch_budget(tasks.budget.gauges)
-    metrics.watch_agents(settings.agents, tasks.limiter.in_use_by, tasks.limiter.waiting_for)
-    tasks.warm_up(settings.routes)
-    runtime = JobRuntime(store, load_handlers(settings, pipeline.route_event), settings.queue.retry)
-    runtime.on_outcome.append(metrics.job_finished)
-    runtime.run_task = tasks.run
-    queue_url = system_database_url(settings.store_url, str((settings.home / QUEUE_DB).resolve()))
-    if queue_url.startswith("sqlite:"):
-        await asyncio.to_thread(private_database, settings.home / QUEUE_DB)  # 0600, as ours
-    queue = DurableQueue(
-        runtime,
-        queue_url,
-        executor.value,
-        settings.queue.concurrency,
-        settings.queue.polling_interval_sec,
+    tasks = _tasks(common, workspaces, platforms, writers, approvals, executor.value, environ)
+    runtime = JobRuntime(
+        store,
+        load_handlers(settings, pipeline.route_event),
+        settings.queue.retry,
+        on_outcome=[metrics.job_finished],
+        run_task=tasks.run,
     )
-    await asyncio.to_thread(
-        store.register_worker, executor.value, role, socket.gethostname(), os.getpid(), time.time()
-    )
-    await queue.start()
+    queue = await _queue(settings, runtime, executor.value)
     dispatcher = Dispatcher(
         store,
         queue,
@@ -175,44 +165,23 @@ async def running(
         task_room=tasks.room,
         claim=tasks.claim,
         release=tasks.release,
+        wakeup=wakeup,
     )
-    tasks.on_finished.append(lambda _task: dispatcher.wake())  # room again: look now
-    pipeline.on_tasks = dispatcher.wake
-    await dispatcher.start()
-    sweeper = None
-    if approvals is not None:
-        approvals.decisions.wake = dispatcher.wake
-        approvals.decisions.resume = dispatcher.dispatch_tasks
-        approvals.gate.on_created.append(metrics.approval_created)
-        approvals.decisions.on_decided.append(metrics.approval_decided)
-        approvals.decisions.on_refused.append(metrics.approval_refused)
-        metrics.watch_approvals(lambda: store.approval_stats(time.time()))
-        sweeper = Sweeper(store, settings.approvals.sweep_seconds, wake=dispatcher.wake)
-        if approvals.channels is not None:  # the sweeper runs on this loop, not the jobs'
-            approvals.channels.wait_applied = partial(tasks.applied.wait, timeout=APPLIED_WAIT)
-            sweeper.tell = approvals.tell_apart
-            sweeper.remind = approvals.remind_apart
-        sweeper.on_expired.append(metrics.approval_expired)
-        if tracing.enabled:
-            spans = ApprovalSpans(tracing, lambda task_id: store.get_task(task_id).event_id)
-            approvals.decisions.on_decided.append(spans.decided)
-            sweeper.on_expired.append(spans.expired)
-        await sweeper.start()
+    sweeper = _sweeper(common, approvals)
     writer = None
     if intake:
         writer = EventWriter(store, settings.intake.write_batch_max, on_commit=dispatcher.notify)
-        await writer.start()
-    log.info(
-        "taskyard running",
-        extra={
-            "role": role,
-            "executor_id": executor.value,
-            "database": redact_url(settings.store_url),
-            # without write credentials, actions are recorded, never sent
-            "actions_dry_run": settings.actions.dry_run_for("", settings.platforms.can_write),
-            "writers": sorted(writers),
-        },
+
+    await asyncio.to_thread(
+        store.register_worker, executor.value, role, socket.gethostname(), os.getpid(), time.time()
     )
+    await queue.start()
+    await dispatcher.start()
+    if sweeper is not None:
+        await sweeper.start()
+    if writer is not None:
+        await writer.start()
+    _say_running(settings, role, executor.value, writers)
     try:
         yield Services(store, metrics, dispatcher, queue, writer, approvals, tracing)
     finally:
@@ -224,21 +193,128 @@ async def running(
         await queue.stop()
         if own_tracing:
             await asyncio.to_thread(tracing.shutdown)  # exports what is left
-        # The clients' connections were opened on the job queue's loop, which is gone now:
-        # closing them may fail, and must not keep the store open or the executor id held.
-        closers = [platforms.aclose, *(w.aclose for w in writers.values())]
-        for aclose in closers:
-            try:
-                await aclose()
-            except Exception as exc:  # noqa: BLE001 - shutting down: say it and go on
-                log.debug("platform client not closed cleanly", extra={"error": str(exc)})
+        await close_clients([platforms.aclose, *(w.aclose for w in writers.values())])
         store.close()
         executor.release()
 
 
-def api_token(settings: Settings) -> str | None:
-    """The management API's bearer token; None when unset or empty."""
-    return (settings.api_token.get_secret_value() if settings.api_token else "") or None
+def _approvals(
+    common: _Common, writers: Mapping[str, PlatformWriter], platforms: Platforms
+) -> Approvals | None:
+    """Approvals posted on the configured channels, when on: a decision nudges the dispatcher
+    (and starts its task at once), and is counted (and traced)."""
+    settings, store, metrics = common.settings, common.store, common.metrics
+    if not settings.approvals.enabled:
+        return None
+    spans = _approval_spans(common)
+    hooks = ApprovalHooks(
+        wake=common.wakeup.set,
+        resume=common.wakeup.dispatch_now,
+        on_created=[metrics.approval_created],
+        on_decided=[metrics.approval_decided, *([spans.decided] if spans else [])],
+        on_refused=[metrics.approval_refused],
+        channels=partial(build_channels, settings, writers, platforms),
+        wait_applied=applied_wait(common.applied),
+    )
+    approvals = Approvals.from_settings(settings, store, hooks=hooks)
+    metrics.watch_approvals(lambda: store.approval_stats(time.time()))
+    return approvals
+
+
+def _approval_spans(common: _Common) -> ApprovalSpans | None:
+    """`approval_wait` spans, while tracing is on."""
+    if not common.tracing.enabled:
+        return None
+    store = common.store
+    return ApprovalSpans(common.tracing, lambda task_id: store.get_task(task_id).event_id)
+
+
+def _sweeper(common: _Common, approvals: Approvals | None) -> Sweeper | None:
+    """Expiries and reminders, when approvals are on; said on the server's loop's clients."""
+    if approvals is None:
+        return None
+    spans = _approval_spans(common)
+    return Sweeper(
+        common.store,
+        common.settings.approvals.sweep_seconds,
+        wake=common.wakeup.set,
+        on_expired=[common.metrics.approval_expired, *([spans.expired] if spans else [])],
+        tell=approvals.tell_apart,  # on clients of this loop's own (taskyard.util.loops)
+        remind=approvals.remind_apart,
+    )
+
+
+def _tasks(
+    common: _Common,
+    workspaces: Workspaces,
+    platforms: Platforms,
+    writers: Mapping[str, PlatformWriter],
+    approvals: Approvals | None,
+    worker_id: str,
+    environ: Mapping[str, str],
+) -> TaskExecutor:
+    """The task runs, with their actions: a task that ends leaves room, so the dispatcher
+    looks again at once."""
+    settings, store, metrics, wakeup = common.settings, common.store, common.metrics, common.wakeup
+    actions = action_service(
+        settings,
+        store,
+        platforms,
+        writers,
+        risk_policy=approvals.policy if approvals else None,
+        gate=approvals.gate if approvals else None,
+        on_outcome=[metrics.action_recorded],
+    )
+    tasks = TaskExecutor(
+        settings,
+        store,
+        workspaces,
+        ContextGatherer(platforms, settings.platforms.context_timeout_seconds),
+        environ,
+        worker_id,
+        actions=actions,
+        tools_for=tools_for(platforms),
+        tracing=common.tracing,
+        on_finished=[metrics.task_finished, lambda _task: wakeup.set()],  # room again: look now
+        on_agent_failure=[metrics.agent_failed],
+        applied=common.applied,
+    )
+    metrics.routes_known((r.name, r.agent) for r in settings.routes)
+    metrics.watch_tasks(store.count_tasks)
+    metrics.watch_budget(tasks.budget.gauges)
+    metrics.watch_agents(settings.agents, tasks.limiter.in_use_by, tasks.limiter.waiting_for)
+    tasks.warm_up(settings.routes)
+    return tasks
+
+
+async def _queue(settings: Settings, runtime: JobRuntime, executor_id: str) -> DurableQueue:
+    """The durable queue (DBOS) in its own database: the store's, or a private SQLite file."""
+    queue_url = system_database_url(settings.store_url, str((settings.home / QUEUE_DB).resolve()))
+    if queue_url.startswith("sqlite:"):
+        await asyncio.to_thread(private_database, settings.home / QUEUE_DB)  # 0600, as ours
+    return DurableQueue(
+        runtime,
+        queue_url,
+        executor_id,
+        settings.queue.concurrency,
+        settings.queue.polling_interval_sec,
+    )
+
+
+def _say_running(
+    settings: Settings, role: str, executor_id: str, writers: Mapping[str, PlatformWriter]
+) -> None:
+    log.info(
+        "taskyard running",
+        extra={
+            "role": role,
+            "executor_id": executor_id,
+            "database": redact_url(settings.store_url),
+            # without write credentials, actions are recorded, never sent
+            "actions_dry_run": settings.actions.dry_run_for("", settings.platforms.can_write),
+            "writers": sorted(writers),
+        },
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -292,38 +368,17 @@ async def _serve_on(
 ) -> None:
     warn_unready_routes(settings, environ or {})
     async with running(settings, "serve", intake=True, environ=environ) as services:
-        intake = IntakeApp(
+        app, intake = site(
             settings,
-            services.writer,
+            services.store,
             services.metrics,
+            services.writer,
+            services.approvals,
             verify_only=verify_only,
             tracing=services.tracing,
         )
-        token = api_token(settings)
-        logs = TaskLogs.from_settings(settings)  # kept logs, and secrets hidden when shown
-        throttle = AuthThrottle.for_intake(settings.intake)  # clients told apart as at intake
-        app = build_app(
-            services.store,
-            services.metrics,
-            intake,
-            services.approvals,
-            token,
-            task_logs=logs,
-            throttle=throttle,
-        )
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_config=None,
-            lifespan="off",
-            proxy_headers=False,  # X-Forwarded-For is read by intake's and the API's own rule
-            http=guarded_protocol(  # header, time and connection bounds
-                Bounds.from_config(settings.intake),
-                lambda why: services.metrics.received("connection", why),
-            ),
-            timeout_graceful_shutdown=5,
+        config = server_config(
+            app, settings, services.metrics, host=settings.host, port=settings.port
         )
         enabled = sorted(s.name for s in intake.sources.values())
         server = uvicorn.Server(config)
@@ -414,24 +469,6 @@ async def work(
         listener = uvicorn.Server(config)
         log.info("worker metrics listening", extra={"host": host, "port": port})
         await listener.serve()  # until SIGINT/SIGTERM, which uvicorn handles
-
-
-def metrics_app(metrics: Metrics) -> Any:
-    """`/metrics` (this process's registry) and `/healthz`, for a process without the API."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
-
-    async def scrape(request: Request) -> Response:
-        data = await asyncio.to_thread(generate_latest, metrics.registry)
-        return Response(data, media_type=CONTENT_TYPE_LATEST)
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True})
-
-    return Starlette(routes=[Route("/metrics", scrape), Route("/healthz", healthz)])
 
 
 async def _forever() -> None:

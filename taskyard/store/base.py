@@ -8,10 +8,12 @@ StoreUnavailable; a missing record raises NotFound.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from taskyard.lifecycle import TRANSITIONS, Kind, changes_for
 from taskyard.models import (
     DeadLetter,
     Event,
@@ -65,6 +67,7 @@ class TaskFilter:
     status: TaskStatus | None = None
     route: str | None = None
     event_id: str | None = None
+    workflow_id: str | None = None  # the one it runs under now
     limit: int = 50
 
 
@@ -108,7 +111,8 @@ def nearest_rank(percentile: int, count: int) -> int:
     return max(0, -(-percentile * count // 100) - 1)
 
 
-# Columns `update_task` may change; JSON columns are serialised by the store.
+# Columns a transition may change (see `taskyard.lifecycle`); JSON columns are serialised by
+# the store.
 TASK_COLUMNS = frozenset(
     {
         "status",
@@ -126,6 +130,7 @@ TASK_COLUMNS = frozenset(
         "cancel_requested",
         "dispatched",
         "workflow_id",
+        "ending",
     }
 )
 TASK_JSON_COLUMNS = frozenset({"spec", "usage", "result", "process"})
@@ -240,31 +245,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def mark_task_dispatched(self, task_id: str, workflow_id: str) -> None: ...
 
-    @abc.abstractmethod
-    def update_task(
-        self,
-        task_id: str,
-        changes: Mapping[str, Any],
-        only_if: Sequence[TaskStatus] | None = None,
-    ) -> bool:
-        """Change the given columns (of TASK_COLUMNS); with `only_if`, only while the task is
-        in one of those states. True if the task was changed."""
+    def transition(self, task_id: str, kind: Kind, **fields: Any) -> bool:
+        """Apply one step of the task lifecycle (`taskyard.lifecycle.TRANSITIONS`): set its
+        status and `fields` (each one it allows; `updated_at` defaults to now) in one write,
+        only while the task is in one of its from-states. True if the task changed; False if
+        it was in another state; NotFound for an unknown id."""
+        step = TRANSITIONS[kind]
+        changes = changes_for(task_id, kind, fields, time.time())
+        if self._write_task(task_id, changes, step.sources):
+            return True
+        self.get_task(task_id)  # NotFound for an unknown id
+        return False
 
     @abc.abstractmethod
-    def request_cancel(self, task_id: str, now: float) -> bool:
-        """Ask a live task to stop; False if it has already ended."""
-
-    @abc.abstractmethod
-    def retry_task(
-        self,
-        task_id: str,
-        workflow_id: str,
-        now: float,
-        status: TaskStatus = TaskStatus.QUEUED,
+    def _write_task(
+        self, task_id: str, changes: Mapping[str, Any], sources: frozenset[TaskStatus]
     ) -> bool:
-        """Dispatch an ended task again under a new workflow id, as `status`: `queued` runs it
-        again; `applying` applies its stored result's actions again without running the agent.
-        False if it has not ended."""
+        """Change the given columns (of TASK_COLUMNS) while the task is in one of `sources`;
+        True if it changed. Only `transition` calls this."""
 
     @abc.abstractmethod
     def count_tasks(self) -> dict[str, int]: ...
@@ -289,6 +287,16 @@ class Store(abc.ABC):
     def create_approval(self, approval: Approval) -> Approval:
         """Store the request; if one is already pending for its action, store nothing and
         return that one (of two racing requests for an action, one is stored)."""
+
+    @abc.abstractmethod
+    def resubmit_approval(
+        self, new: Approval, reason: Callable[[str], str], now: float
+    ) -> Approval | None:
+        """Ask again, in one write: the task of `new` takes the `resubmit` transition (it
+        waits again; its reason, `reason(id)`, names the request it waits for) and `new` is
+        stored, unless a request for the same action is pending already (then that one is
+        waited for, and returned). None, and nothing written, when the task is in no state
+        to wait again."""
 
     @abc.abstractmethod
     def get_approval(self, approval_id: str) -> Approval: ...

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from taskyard.exceptions import NotFound, StoreError
+from taskyard.lifecycle import TRANSITIONS, Kind, changes_for
 from taskyard.models import (
     DeadLetter,
     DeadLetterStatus,
@@ -49,8 +50,6 @@ from taskyard.store.base import (
     WindowStats,
     nearest_rank,
 )
-
-_LIVE = (TaskStatus.QUEUED, TaskStatus.PREPARING, TaskStatus.RUNNING)
 
 
 @dataclass(slots=True)
@@ -312,6 +311,7 @@ class MemoryStore(Store):
                 if (flt.status is None or t.status == flt.status)
                 and (flt.route is None or t.route == flt.route)
                 and (flt.event_id is None or t.event_id == flt.event_id)
+                and (flt.workflow_id is None or t.workflow_id == flt.workflow_id)
             ]
         found.sort(key=lambda t: (t.created_at, t.id), reverse=True)
         return found[: flt.limit]
@@ -332,52 +332,17 @@ class MemoryStore(Store):
             if task is not None and task.workflow_id == workflow_id:
                 self._tasks[task_id] = replace(task, dispatched=True)
 
-    def update_task(
-        self,
-        task_id: str,
-        changes: Mapping[str, Any],
-        only_if: Sequence[TaskStatus] | None = None,
+    def _write_task(
+        self, task_id: str, changes: Mapping[str, Any], sources: frozenset[TaskStatus]
     ) -> bool:
         unknown = set(changes) - TASK_COLUMNS
         if unknown:
-            raise ValueError(f"update_task: not updatable: {sorted(unknown)}")
+            raise ValueError(f"not a task column: {sorted(unknown)}")
         with self._lock:
             task = self._tasks.get(task_id)
-            if task is None or (only_if and task.status not in only_if):
+            if task is None or task.status not in sources:
                 return False
             self._tasks[task_id] = replace(task, **dict(changes))
-            return True
-
-    def request_cancel(self, task_id: str, now: float) -> bool:
-        with self._lock:
-            task = self._task(task_id)
-            if task.status not in _LIVE:
-                return False
-            self._tasks[task_id] = replace(task, cancel_requested=True, updated_at=now)
-            return True
-
-    def retry_task(
-        self,
-        task_id: str,
-        workflow_id: str,
-        now: float,
-        status: TaskStatus = TaskStatus.QUEUED,
-    ) -> bool:
-        with self._lock:
-            task = self._task(task_id)
-            if not task.status.terminal:
-                return False
-            self._tasks[task_id] = replace(
-                task,
-                status=status,
-                reason=None,
-                workflow_id=workflow_id,
-                dispatched=False,
-                cancel_requested=False,
-                finished_at=None,
-                process=None,
-                updated_at=now,
-            )
             return True
 
     def count_tasks(self) -> dict[str, int]:
@@ -417,19 +382,35 @@ class MemoryStore(Store):
 
     def create_approval(self, approval: Approval) -> Approval:
         with self._lock:
-            if approval.status is ApprovalStatus.PENDING:
-                pending = self._pending_for(approval.action_key)
-                if pending is not None:
-                    return pending
-            if approval.id in self._approvals:
-                raise StoreError(f"approval {approval.id} already stored")
-            stored = replace(
-                approval,
-                details=copy.deepcopy(approval.details),
-                channels=copy.deepcopy(approval.channels),
-            )
-            self._approvals[approval.id] = stored
-            return stored
+            return self._insert_approval(approval)
+
+    def _insert_approval(self, approval: Approval) -> Approval:
+        if approval.status is ApprovalStatus.PENDING:
+            pending = self._pending_for(approval.action_key)
+            if pending is not None:
+                return pending
+        if approval.id in self._approvals:
+            raise StoreError(f"approval {approval.id} already stored")
+        stored = replace(
+            approval,
+            details=copy.deepcopy(approval.details),
+            channels=copy.deepcopy(approval.channels),
+        )
+        self._approvals[approval.id] = stored
+        return stored
+
+    def resubmit_approval(
+        self, new: Approval, reason: Callable[[str], str], now: float
+    ) -> Approval | None:
+        with self._lock:
+            task = self._tasks.get(new.task_id)
+            if task is None or task.status not in TRANSITIONS[Kind.RESUBMIT].sources:
+                return None
+            pending = self._pending_for(new.action_key)
+            waits_for = new.id if pending is None else pending.id
+            changes = changes_for(new.task_id, Kind.RESUBMIT, {"reason": reason(waits_for)}, now)
+            self._tasks[new.task_id] = replace(task, **changes)
+            return self._insert_approval(new)
 
     def _pending_for(self, action_key: str) -> Approval | None:
         for a in self._approvals.values():
@@ -522,20 +503,15 @@ class MemoryStore(Store):
 
     def _resume(self, task_id: str, workflow_id: str, now: float) -> bool:
         task = self._tasks.get(task_id)
-        if task is None or task.status is not TaskStatus.AWAITING_APPROVAL:
+        if task is None or task.status not in TRANSITIONS[Kind.RESUME].sources:
             return False
         if any(
             a.task_id == task_id and a.status is ApprovalStatus.PENDING
             for a in self._approvals.values()
         ):
             return False
-        self._tasks[task_id] = replace(
-            task,
-            status=TaskStatus.APPLYING,
-            dispatched=False,
-            workflow_id=workflow_id,
-            updated_at=now,
-        )
+        changes = changes_for(task_id, Kind.RESUME, {"workflow_id": workflow_id}, now)
+        self._tasks[task_id] = replace(task, **changes)
         return True
 
     def record_decision_attempt(self, attempt: DecisionAttempt) -> None:

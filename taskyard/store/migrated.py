@@ -6,18 +6,27 @@ read-only command imports the store alone (not the server, the queue engine or t
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from taskyard.store import SQLStore, Store
 from taskyard.util.private import private_dir
 
-if TYPE_CHECKING:
-    from taskyard.config import Settings
-
 log = logging.getLogger(__name__)
 
 
-def open_migrated_store(settings: Settings) -> Store:
+class StoreSettings(Protocol):
+    """What opening the store needs of the settings (`taskyard.config.Settings` has it; the
+    store sits below the configuration and does not import it)."""
+
+    @property
+    def home(self) -> Path: ...
+
+    @property
+    def store_url(self) -> str: ...
+
+
+def open_migrated_store(settings: StoreSettings) -> Store:
     private_dir(settings.home)  # 0700: the databases, logs and workspaces are in it
     store = SQLStore.open(settings.store_url)
     applied = store.migrate()

@@ -129,15 +129,6 @@ ORDER BY priority, created_at LIMIT :limit
 -- name: mark_task_dispatched
 UPDATE tasks SET dispatched = 1 WHERE id = :id AND workflow_id = :workflow_id
 
--- name: request_cancel
-UPDATE tasks SET cancel_requested = 1, updated_at = :now
-WHERE id = :id AND status IN ('queued', 'preparing', 'running')
-
--- name: retry_task
-UPDATE tasks SET status = :status, reason = NULL, workflow_id = :workflow_id, dispatched = 0,
-    cancel_requested = 0, finished_at = NULL, process = NULL, updated_at = :now
-WHERE id = :id AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'expired')
-
 -- name: count_tasks_by_status
 SELECT status, COUNT(*) AS n FROM tasks GROUP BY status
 
@@ -200,11 +191,6 @@ WHERE id = :id AND status = 'pending' AND expires_at > :now
 -- name: ask_approval_question
 UPDATE approvals SET question = :question
 WHERE id = :id AND status = 'pending' AND expires_at > :now
-
--- name: resume_task_after_approval
-UPDATE tasks SET status = 'applying', dispatched = 0, workflow_id = :workflow_id, updated_at = :now
-WHERE id = :id AND status = 'awaiting_approval'
-AND NOT EXISTS (SELECT 1 FROM approvals WHERE task_id = :id AND status = 'pending')
 
 -- name: approvals_to_expire
 SELECT id, task_id FROM approvals WHERE status = 'pending' AND expires_at <= :now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import orjson
@@ -80,7 +81,7 @@ def task_value(column: str, value: Any) -> Any:
         return None if value is None else orjson.dumps(value).decode()
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, TaskStatus):
+    if isinstance(value, enum.StrEnum):  # a TaskStatus, an EndingKind
         return str(value)
     return value
 
@@ -128,6 +129,7 @@ def task_from_row(r: Row) -> Task:
         process=json_or_none(r["process"]),
         cancel_requested=bool(r["cancel_requested"]),
         dispatched=bool(r["dispatched"]),
+        ending=r["ending"],
     )
 
 

@@ -77,6 +77,7 @@ CREATE TABLE tasks (
     process TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     dispatched INTEGER NOT NULL DEFAULT 0,
+    ending TEXT,
     UNIQUE (event_id, route)
 );
 CREATE INDEX tasks_by_status ON tasks (status, priority, created_at);

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from taskyard.exceptions import NotFound, StoreError
+from taskyard.lifecycle import TRANSITIONS, Kind, changes_for
 from taskyard.models import (
     DeadLetter,
     Event,
@@ -311,7 +312,8 @@ class SQLStore(Store):
         return rowmap.task_from_row(row)
 
     def list_tasks(self, flt: TaskFilter) -> list[Task]:
-        sql, params = _newest_first("tasks", "created_at", flt, ("status", "route", "event_id"))
+        columns = ("status", "route", "event_id", "workflow_id")
+        sql, params = _newest_first("tasks", "created_at", flt, columns)
         with self.backend.reading() as tx:
             return [rowmap.task_from_row(r) for r in tx.fetchall(sql, params)]
 
@@ -324,46 +326,12 @@ class SQLStore(Store):
         with self.backend.transaction() as tx:
             tx.execute(Q["mark_task_dispatched"], {"id": task_id, "workflow_id": workflow_id})
 
-    def update_task(
-        self,
-        task_id: str,
-        changes: Mapping[str, Any],
-        only_if: Sequence[TaskStatus] | None = None,
+    def _write_task(
+        self, task_id: str, changes: Mapping[str, Any], sources: frozenset[TaskStatus]
     ) -> bool:
-        unknown = set(changes) - TASK_COLUMNS
-        if unknown:
-            raise ValueError(f"update_task: not updatable: {sorted(unknown)}")
-        params = {f"c_{k}": rowmap.task_value(k, v) for k, v in changes.items()}
-        params["id"] = task_id
-        sql = "UPDATE tasks SET " + ", ".join(f"{k} = :c_{k}" for k in changes)
-        sql += " WHERE id = :id"
-        if only_if:
-            names = [f":s{i}" for i in range(len(only_if))]
-            sql += f" AND status IN ({', '.join(names)})"
-            params.update({f"s{i}": str(s) for i, s in enumerate(only_if)})
+        sql, params = _task_update(task_id, changes, sources)
         with self.backend.transaction() as tx:
             return tx.execute(sql, params) == 1
-
-    def request_cancel(self, task_id: str, now: float) -> bool:
-        with self.backend.transaction() as tx:
-            changed = tx.execute(Q["request_cancel"], {"id": task_id, "now": now}) == 1
-            if not changed and tx.fetchone(Q["get_task"], {"id": task_id}) is None:
-                raise NotFound(f"no task {task_id}")
-        return changed
-
-    def retry_task(
-        self,
-        task_id: str,
-        workflow_id: str,
-        now: float,
-        status: TaskStatus = TaskStatus.QUEUED,
-    ) -> bool:
-        with self.backend.transaction() as tx:
-            params = {"id": task_id, "workflow_id": workflow_id, "now": now, "status": status}
-            changed = tx.execute(Q["retry_task"], params) == 1
-            if not changed and tx.fetchone(Q["get_task"], {"id": task_id}) is None:
-                raise NotFound(f"no task {task_id}")
-        return changed
 
     def count_tasks(self) -> dict[str, int]:
         with self.backend.reading() as tx:
@@ -391,18 +359,32 @@ class SQLStore(Store):
     # --- approvals ------------------------------------------------------------------------
 
     def create_approval(self, approval: Approval) -> Approval:
-        row = rowmap.approval_row(approval)
         with self.backend.transaction() as tx:
-            # Nothing inserted: a pending request for the action exists (maybe just committed
-            # by a racing caller: this statement sees it).
-            if tx.execute(Q["insert_approval"], row) == 0:
-                pending = tx.fetchone(Q["pending_approval_for"], {"action_key": row["action_key"]})
-                if pending is None:
-                    raise StoreError(f"approval for {approval.action_key} neither stored nor found")
-                return rowmap.approval_from_row(pending)
-            stored = tx.fetchone(Q["get_approval"], {"id": approval.id})
-        assert stored is not None
-        return rowmap.approval_from_row(stored)
+            return self._insert_approval(tx, approval)
+
+    def _insert_approval(self, tx: Tx, approval: Approval) -> Approval:
+        row = rowmap.approval_row(approval)
+        # Nothing inserted: a pending request for the action exists (maybe just committed
+        # by a racing caller: this statement sees it).
+        if tx.execute(Q["insert_approval"], row) == 0:
+            pending = tx.fetchone(Q["pending_approval_for"], {"action_key": row["action_key"]})
+            if pending is None:
+                raise StoreError(f"approval for {approval.action_key} neither stored nor found")
+            return rowmap.approval_from_row(pending)
+        return self._approval(tx, approval.id)
+
+    def resubmit_approval(
+        self, new: Approval, reason: Callable[[str], str], now: float
+    ) -> Approval | None:
+        with self.backend.transaction() as tx:
+            self._lock_task(tx, new.task_id)
+            pending = tx.fetchone(Q["pending_approval_for"], {"action_key": new.action_key})
+            waits_for = new.id if pending is None else str(pending["id"])
+            changes = changes_for(new.task_id, Kind.RESUBMIT, {"reason": reason(waits_for)}, now)
+            sql, params = _task_update(new.task_id, changes, TRANSITIONS[Kind.RESUBMIT].sources)
+            if tx.execute(sql, params) != 1:
+                return None
+            return self._insert_approval(tx, new)
 
     def get_approval(self, approval_id: str) -> Approval:
         with self.backend.reading() as tx:
@@ -497,8 +479,11 @@ class SQLStore(Store):
             tx.fetchall(Q["lock_task"], {"id": task_id})
 
     def _resume(self, tx: Tx, task_id: str, workflow_id: str, now: float) -> bool:
-        params = {"id": task_id, "workflow_id": workflow_id, "now": now}
-        return tx.execute(Q["resume_task_after_approval"], params) == 1
+        """The `resume` transition, once none of the task's requests is pending."""
+        changes = changes_for(task_id, Kind.RESUME, {"workflow_id": workflow_id}, now)
+        sql, params = _task_update(task_id, changes, TRANSITIONS[Kind.RESUME].sources)
+        sql += " AND " + _NONE_PENDING
+        return tx.execute(sql, params) == 1
 
     def _insert_attempt(self, tx: Tx, attempt: DecisionAttempt) -> None:
         tx.execute(Q["insert_decision_attempt"], rowmap.attempt_row(attempt, new_id()))
@@ -619,3 +604,23 @@ def _newest_first(
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + f" ORDER BY {time_column} DESC, id DESC LIMIT :limit", params
+
+
+_NONE_PENDING = "NOT EXISTS (SELECT 1 FROM approvals WHERE task_id = :id AND status = 'pending')"
+
+
+def _task_update(
+    task_id: str, changes: Mapping[str, Any], sources: frozenset[TaskStatus]
+) -> tuple[str, dict[str, Any]]:
+    """One guarded UPDATE of a task's row: its `changes`, while its status is one of
+    `sources` (a transition's from-states, `taskyard.lifecycle`)."""
+    unknown = set(changes) - TASK_COLUMNS
+    if unknown:
+        raise ValueError(f"not a task column: {sorted(unknown)}")
+    params = {f"c_{k}": rowmap.task_value(k, v) for k, v in changes.items()}
+    params["id"] = task_id
+    names = [f":s{i}" for i in range(len(sources))]
+    params.update({f"s{i}": str(s) for i, s in enumerate(sorted(sources))})
+    sql = "UPDATE tasks SET " + ", ".join(f"{k} = :c_{k}" for k in changes)
+    sql += f" WHERE id = :id AND status IN ({', '.join(names)})"
+    return sql, params

@@ -28,10 +28,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from taskyard.actions.models import REGISTRY, ActionSpec, Registry, Target
+from taskyard.actions.service import TaskActions
 from taskyard.exceptions import PlatformError
 from taskyard.platforms.base import GitHubReader, JSONObject, LinearReader
+from taskyard.platforms.clients import Platforms
 from taskyard.records import ActionRecord, ActionStatus
-from taskyard.tools.base import ToolAnswer, ToolSpec
+from taskyard.tools.base import ToolAnswer, ToolHandler, ToolSpec
 from taskyard.util.untrusted import clean_json, clean_text
 
 ApplyOne = Callable[[str, dict[str, Any], str], Awaitable[ActionRecord]]
@@ -490,3 +492,14 @@ class ReadTools:
         truncated = cut or bool(found.get("truncated"))
         data = {"repo": repo, "number": number, "bytes": found.get("bytes"), "truncated": truncated}
         return ToolAnswer(True, text, data)
+
+
+def tools_for(platforms: Platforms) -> Callable[[TaskActions], ToolHandler]:
+    """The MCP tools of one task: its action types (through the task's `TaskActions`) and
+    the read tools on its target."""
+
+    def build(acts: TaskActions) -> ToolHandler:
+        reads = ReadTools(acts.target, platforms.github, platforms.linear)
+        return ActionTools(acts.apply_tool_call, reads)
+
+    return build

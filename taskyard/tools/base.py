@@ -16,6 +16,21 @@ NOT_ALLOWED = "not allowed: "
 
 
 @dataclass(frozen=True, slots=True)
+class McpLaunch:
+    """How the agent CLI starts taskyard's per-task MCP server as a stdio subprocess (see
+    `taskyard.tools.mcp_stdio`). `env` is the server's whole environment: never a token."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    tools: tuple[str, ...] = ()  # the tool names, for allowlists (claude's --allowedTools)
+    name: str = "taskyard"  # the server's name in the agent's config
+
+    def argv(self) -> tuple[str, ...]:
+        return (self.command, *self.args)
+
+
+@dataclass(frozen=True, slots=True)
 class ToolSpec:
     """One tool as the agent sees it. `input_schema` is a JSON Schema object."""
 

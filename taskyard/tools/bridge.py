@@ -37,9 +37,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from taskyard.agents.base import McpLaunch
 from taskyard.exceptions import ConfigError, ToolBridgeError
-from taskyard.tools.base import ToolAnswer, ToolHandler, ToolSpec
+from taskyard.tools.base import McpLaunch, ToolAnswer, ToolHandler, ToolSpec
 
 log = logging.getLogger(__name__)
 

@@ -76,10 +76,7 @@ def approval_routes(store: Store, approvals: Approvals | None) -> list[Route]:
 
     async def show_approval(request: Request) -> Response:
         approval_id = params.path(request, "approval_id")
-        try:
-            approval = await asyncio.to_thread(store.get_approval, approval_id)
-        except NotFound as exc:
-            return error(404, str(exc))
+        approval = await asyncio.to_thread(store.get_approval, approval_id)
         attempts = await asyncio.to_thread(store.decision_attempts, approval_id)
         data = approval_json(approval)
         data["attempts"] = [
@@ -104,19 +101,9 @@ def approval_routes(store: Store, approvals: Approvals | None) -> list[Route]:
         params.text("as", who)
         if reason is not None:
             params.text("reason", reason)
-        try:
-            outcome = await approvals.decisions.decide(
-                approval_id, decision, Identity("web", who), reason
-            )
-        except NotFound as exc:
-            return error(404, str(exc))
-        if outcome.accepted:  # the decision stands even if a channel cannot be told
-            try:
-                await approvals.tell_apart(outcome)
-            except Exception:
-                log.exception(
-                    "approval outcome not told", extra={"approval_id": outcome.approval.id}
-                )
+        outcome = await approvals.decide_and_tell(
+            approval_id, decision, Identity("web", who), reason
+        )
         data = {
             "id": outcome.approval.id,
             "accepted": outcome.accepted,
@@ -144,6 +131,12 @@ def _bearer(scope: Scope) -> bytes:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return error(exc.status_code, exc.detail, dict(exc.headers or {}))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """Every handler lets the store's `NotFound` (no such event, task, approval, …) rise: it
+    is answered here, 404 with the store's message."""
+    return error(404, str(exc))
 
 
 class ManagementAPI:
@@ -174,7 +167,8 @@ class ManagementAPI:
             *stats_routes(store, clock),
             Route("/api/openapi.json", openapi, methods=["GET"]),
         ]
-        self._app = Starlette(routes=self.routes, exception_handlers={HTTPException: _http_error})
+        handlers = {HTTPException: _http_error, NotFound: _not_found}
+        self._app = Starlette(routes=self.routes, exception_handlers=handlers)
         self._app.router.redirect_slashes = False  # `/api/tasks/` is no task, not the list
         self._token = token.encode() if token else None  # an empty token is no token
 

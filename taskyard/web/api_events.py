@@ -6,6 +6,8 @@ POST /api/events/{id}/replay                    → 202 queued again
 GET  /api/dlq?status=open|replayed|all&limit=   → {"dead_letters": [...]}, newest first
 GET  /api/dlq/{id}                              → the dead letter
 POST /api/dlq/{id}/replay                       → 202 queued again | 409 already replayed
+
+An unknown id is answered 404 by the API's one `NotFound` handler (`taskyard.web.api`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from taskyard.exceptions import NotFound
 from taskyard.models import DeadLetterStatus, EventStatus
 from taskyard.queue.replay import replay_dead_letter, replay_event
 from taskyard.store.base import EventFilter, Store
@@ -46,10 +47,7 @@ def event_routes(store: Store) -> list[Route]:
             data["routing"] = [decision_json(d) for d in store.decisions_for(event_id)]
             return data
 
-        try:
-            return JSONResponse(await asyncio.to_thread(read))
-        except NotFound as exc:
-            return error(404, str(exc))
+        return JSONResponse(await asyncio.to_thread(read))
 
     async def replay(request: Request) -> Response:
         event_id = params.path(request, "event_id")
@@ -64,10 +62,7 @@ def event_routes(store: Store) -> list[Route]:
                 "status": str(status),
             }
 
-        try:
-            return JSONResponse(await asyncio.to_thread(run), 202)
-        except NotFound as exc:
-            return error(404, str(exc))
+        return JSONResponse(await asyncio.to_thread(run), 202)
 
     return [
         Route("/api/events", list_events, methods=["GET"]),
@@ -90,18 +85,12 @@ def dead_letter_routes(store: Store) -> list[Route]:
 
     async def show_letter(request: Request) -> Response:
         letter_id = params.path(request, "letter_id")
-        try:
-            letter = await asyncio.to_thread(store.get_dead_letter, letter_id)
-        except NotFound as exc:
-            return error(404, str(exc))
+        letter = await asyncio.to_thread(store.get_dead_letter, letter_id)
         return JSONResponse(letter_json(letter))
 
     async def replay(request: Request) -> Response:
         letter_id = params.path(request, "letter_id")
-        try:
-            workflow = await asyncio.to_thread(replay_dead_letter, store, letter_id, time.time())
-        except NotFound as exc:
-            return error(404, str(exc))
+        workflow = await asyncio.to_thread(replay_dead_letter, store, letter_id, time.time())
         if workflow is None:
             return error(409, f"dead letter {letter_id} was already replayed")
         letter = await asyncio.to_thread(store.get_dead_letter, letter_id)

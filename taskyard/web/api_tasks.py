@@ -15,6 +15,8 @@ GET  /api/tasks/{id}/logs/stream                 → the same as Server-Sent Eve
 POST /api/tasks/{id}/cancel                      → 202 cancel requested | 200 cancelled
                                                    (it was awaiting approval) | 409 refused
 POST /api/tasks/{id}/retry   {"rerun": false}    → 202 queued again | 409 not ended
+
+An unknown task is answered 404 by the API's one `NotFound` handler (`taskyard.web.api`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from taskyard.exceptions import LogRefused, NotFound
+from taskyard.exceptions import LogRefused
 from taskyard.models import Task, TaskStatus
 from taskyard.run.tasklogs import PAGE_LIMIT_MAX, PAGE_MAX, LogPage, TaskLogs
 from taskyard.run.taskops import cancel_task, retry_task
@@ -83,11 +85,8 @@ def task_routes(
 ) -> list[Route]:
     logs_of = task_logs or TaskLogs()
 
-    async def task_or_404(task_id: str) -> Task | Response:
-        try:
-            return await asyncio.to_thread(store.get_task, task_id)
-        except NotFound as exc:
-            return error(404, str(exc))
+    async def task_of(task_id: str) -> Task:
+        return await asyncio.to_thread(store.get_task, task_id)
 
     async def list_tasks(request: Request) -> Response:
         flt = TaskFilter(
@@ -101,24 +100,18 @@ def task_routes(
 
     async def show_task(request: Request) -> Response:
         task_id = params.path(request, "task_id")
-        task = await task_or_404(task_id)
-        if isinstance(task, Response):
-            return task
+        task = await task_of(task_id)
         actions = await asyncio.to_thread(store.actions_of, task_id)
         return JSONResponse({**task_json(task), "actions": [action_json(a) for a in actions]})
 
     async def list_actions(request: Request) -> Response:
         task_id = params.path(request, "task_id")
-        task = await task_or_404(task_id)
-        if isinstance(task, Response):
-            return task
+        await task_of(task_id)  # an unknown task is a 404, not an empty list
         actions = await asyncio.to_thread(store.actions_of, task_id)
         return JSONResponse({"actions": [action_json(a) for a in actions]})
 
     async def logs(request: Request) -> Response:
-        task = await task_or_404(params.path(request, "task_id"))
-        if isinstance(task, Response):
-            return task
+        task = await task_of(params.path(request, "task_id"))
         offset = _byte_param(request, "offset", 0, 0, 10**18)
         limit = _byte_param(request, "limit", PAGE_MAX, 1, PAGE_LIMIT_MAX)
         try:
@@ -132,9 +125,7 @@ def task_routes(
 
     async def stream_logs(request: Request) -> Response:
         offset = _last_event_id(request)
-        task = await task_or_404(params.path(request, "task_id"))
-        if isinstance(task, Response):
-            return task
+        task = await task_of(params.path(request, "task_id"))
         try:  # a log that is not safe to open is refused before the stream starts
             await asyncio.to_thread(logs_of.page, task, offset, 1)
         except LogRefused as exc:
@@ -145,10 +136,7 @@ def task_routes(
 
     async def cancel(request: Request) -> Response:
         task_id = params.path(request, "task_id")
-        try:
-            done = await asyncio.to_thread(cancel_task, store, task_id, time.time())
-        except NotFound as exc:
-            return error(404, str(exc))
+        done = await asyncio.to_thread(cancel_task, store, task_id, time.time())
         if not done.done:
             return JSONResponse({"error": done.why, "status": str(done.status)}, 409)
         answer: dict[str, Any] = {"id": task_id, "status": str(done.status)}
@@ -162,10 +150,7 @@ def task_routes(
         rerun = body.get("rerun", False)
         if not isinstance(rerun, bool):
             return error(400, "rerun must be true or false")
-        try:
-            done = await asyncio.to_thread(retry_task, store, task_id, time.time(), rerun)
-        except NotFound as exc:
-            return error(404, str(exc))
+        done = await asyncio.to_thread(retry_task, store, task_id, time.time(), rerun)
         if not done.done:
             return JSONResponse({"error": done.why, "status": str(done.status)}, 409)
         answer = {

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -14,9 +15,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from taskyard.approvals.service import Approvals
+from taskyard.config import Settings
 from taskyard.exceptions import StoreError
 from taskyard.intake.app import IntakeApp
+from taskyard.intake.guard import Bounds, guarded_protocol
+from taskyard.intake.shared import SharedIntakeState
+from taskyard.intake.writer import EventWriter
 from taskyard.observe.metrics import Metrics
+from taskyard.observe.tracing import Tracing
 from taskyard.run.tasklogs import TaskLogs
 from taskyard.store.base import Store
 from taskyard.web.api import api_app
@@ -25,6 +31,75 @@ from taskyard.web.throttle import AuthThrottle
 from taskyard.web.ui import ui_routes
 
 log = logging.getLogger(__name__)
+
+
+def api_token(settings: Settings) -> str | None:
+    """The management API's bearer token; None when unset or empty."""
+    return (settings.api_token.get_secret_value() if settings.api_token else "") or None
+
+
+def site(
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    writer: EventWriter | None,
+    approvals: Approvals | None,
+    verify_only: bool = False,
+    shared: SharedIntakeState | None = None,
+    tracing: Tracing | None = None,
+) -> tuple[Any, IntakeApp]:
+    """The app `serve` answers with, and so does every intake process (decisions made there
+    go through the database; the dispatching process picks the resumed tasks up): the app
+    and its intake (which says the sources it takes)."""
+    intake = IntakeApp(
+        settings, writer, metrics, verify_only=verify_only, shared=shared, tracing=tracing
+    )
+    app = build_app(
+        store,
+        metrics,
+        intake,
+        approvals,
+        api_token(settings),
+        task_logs=TaskLogs.from_settings(settings),  # kept logs, and secrets hidden when shown
+        throttle=AuthThrottle.for_intake(settings.intake),  # clients told apart as at intake
+    )
+    return app, intake
+
+
+def server_config(app: Any, settings: Settings, metrics: Metrics, **where: Any) -> uvicorn.Config:
+    """uvicorn's config for `site`'s app (`where`: host and port, when not given sockets)."""
+    return uvicorn.Config(
+        app,
+        **where,
+        access_log=False,
+        log_config=None,
+        lifespan="off",
+        proxy_headers=False,  # X-Forwarded-For is read by intake's and the API's own rule
+        http=guarded_protocol(  # header, time and connection bounds
+            Bounds.from_config(settings.intake),
+            lambda why: metrics.received("connection", why),
+        ),
+        timeout_graceful_shutdown=5,
+    )
+
+
+def probe_routes(metrics: Metrics) -> list[Route]:
+    """`/healthz` and `/metrics` (this process's registry): every process that answers HTTP
+    answers these, the API's and a worker's alike."""
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def scrape(request: Request) -> Response:
+        data = await asyncio.to_thread(generate_latest, metrics.registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/healthz", healthz), Route("/metrics", scrape)]
+
+
+def metrics_app(metrics: Metrics) -> Any:
+    """`/metrics` and `/healthz` alone, for a process without the API (a worker)."""
+    return Starlette(routes=probe_routes(metrics))
 
 
 def build_app(
@@ -42,9 +117,6 @@ def build_app(
     The API and the UI share one throttle of wrong tokens (`throttle`, default a new one)."""
     throttle = throttle or AuthThrottle()
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True})
-
     async def readyz(request: Request) -> Response:
         try:
             # Within a second: a load balancer's probe should not wait out the pool's timeout.
@@ -54,15 +126,10 @@ def build_app(
             return JSONResponse({"ready": False, "error": "store unavailable"}, 503)
         return JSONResponse({"ready": True})
 
-    async def metrics_endpoint(request: Request) -> Response:
-        data = await asyncio.to_thread(generate_latest, metrics.registry)
-        return Response(data, media_type=CONTENT_TYPE_LATEST)
-
     rest = Starlette(
         routes=[
-            Route("/healthz", healthz),
+            *probe_routes(metrics),
             Route("/readyz", readyz),
-            Route("/metrics", metrics_endpoint),
             *ui_routes(store, approvals, api_token, None, task_logs, throttle),
         ]
     )

@@ -1,5 +1,5 @@
 """The files of a task the UI shows: its context and prompts (from the workspace, opened as
-safely as its log: `taskyard.run.tasklogs.open_log`), the tail of the agent's log (`TaskLogs`:
+safely as its log: `taskyard.util.safeopen`), the tail of the agent's log (`TaskLogs`:
 redacted, the kept copy once the workspace is gone) and its knowledge-log note."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import orjson
 
 from taskyard.exceptions import LogRefused
 from taskyard.models import Task
-from taskyard.run.tasklogs import LogPage, TaskLogs, open_log
+from taskyard.run.tasklogs import LogPage, TaskLogs, workspace_roots
+from taskyard.util.safeopen import UnsafePath, open_beneath
 
 FILE_MAX = 256 * 1024  # of one context or prompt file, or an event's body, shown in a page
 LOG_MAX = 1 << 20  # the last MiB of the agent's log is shown in the page; the stream goes on
@@ -68,8 +69,8 @@ def _show_task_file(root: Path, folder: str, name: str, as_json: bool) -> ShownF
     """A file the agent could have replaced, opened as safely as its log; None (not listed)
     when it is not there or not safe (a link, a hard link, not taskyard's)."""
     try:
-        fd = open_log(root, (folder, name))
-    except LogRefused:
+        fd = open_beneath(root, (folder, name))
+    except UnsafePath:
         return None
     if fd is None:
         return None
@@ -104,10 +105,7 @@ def workspace_of(task: Task) -> Path | None:
     """The task's workspace directory, if it is still on disk: where the task says, or in the
     archive beside it (`<root>/archive/task-<id>`), where a task that paused for an approval
     has its workspace moved."""
-    if not task.workspace:
-        return None
-    given = Path(task.workspace)
-    for root in (given, given.parent / "archive" / given.name):
+    for root in workspace_roots(task):
         if not root.is_symlink() and root.is_dir():
             return root
     return None

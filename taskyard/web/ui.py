@@ -438,15 +438,11 @@ class WebUI:
             raise HTTPException(409, "approvals are turned off (approvals.enabled: false)")
         reason = form.get("reason", "").strip() or None
         who = form.get("as", "").strip() or "operator"
-        outcome = await self.approvals.decisions.decide(
+        outcome = await self.approvals.decide_and_tell(
             approval_id, decision, Identity("web", who), reason
         )
         if not outcome.accepted:
             raise HTTPException(409, f"approval {approval_id} was not decided: {outcome.why}")
-        try:  # the decision stands even if a channel cannot be told
-            await self.approvals.tell_apart(outcome)
-        except Exception:
-            log.exception("approval outcome not told", extra={"approval_id": approval_id})
         said = f"Approval {approval_id} {outcome.approval.status} by web:{who}."
         if outcome.resumed:
             said += f" Task {outcome.approval.task_id} resumes."

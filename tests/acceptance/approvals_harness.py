@@ -35,7 +35,6 @@ import httpx
 import yaml
 from slack_sdk.signature import SignatureVerifier
 
-from taskyard.actions.policy import DEFAULT_ALLOW
 from taskyard.approvals.channels.linear import approval_issue_id
 from taskyard.approvals.channels.slack import (
     ACTIONS_BLOCK,
@@ -43,6 +42,7 @@ from taskyard.approvals.channels.slack import (
     DENY_ACTION,
     REASON_BLOCK,
 )
+from taskyard.config.action_names import DEFAULT_ALLOW
 from taskyard.devtools.model_server import ModelServer
 from taskyard.models import EventStatus
 from taskyard.platforms.linear_write import mutation

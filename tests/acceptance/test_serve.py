@@ -173,11 +173,11 @@ def _lines(ty: Taskyard, kind: str, event_id: str) -> list[str]:
 
 def test_delivery_is_processed_and_listed(taskyard: Taskyard) -> None:
     taskyard.start()
-    event_id = taskyard.cli.send({"zen": "hello", "behaviour": "ok"})["event_id"]
+    event_id = taskyard.send({"zen": "hello", "behaviour": "ok"})["event_id"]
     wait_for(lambda: taskyard.status(event_id) == EventStatus.PROCESSED, 20, "processing")
-    listed = json.loads(taskyard.cli.main("events", "list", "--json").stdout)
+    listed = json.loads(taskyard.cli("events", "list", "--json").stdout)
     assert [e["id"] for e in listed] == [event_id]
-    shown = json.loads(taskyard.cli.main("events", "show", event_id, "--json").stdout)
+    shown = json.loads(taskyard.cli("events", "show", event_id, "--json").stdout)
     assert shown["type"] == "github:ping" and json.loads(shown["body"])["zen"] == "hello"
     assert "x-hub-signature-256" not in shown["headers"]
     assert len(_lines(taskyard, "done", event_id)) == 1
@@ -185,7 +185,7 @@ def test_delivery_is_processed_and_listed(taskyard: Taskyard) -> None:
 
 def test_kill9_after_202_loses_nothing(taskyard: Taskyard) -> None:
     taskyard.start()
-    ids = [taskyard.cli.send({"zen": f"n{n}", "behaviour": "ok"})["event_id"] for n in range(15)]
+    ids = [taskyard.send({"zen": f"n{n}", "behaviour": "ok"})["event_id"] for n in range(15)]
     taskyard.kill9()
     taskyard.start()
     wait_for(
@@ -203,7 +203,7 @@ def test_kill9_after_202_loses_nothing(taskyard: Taskyard) -> None:
 
 def test_kill9_mid_job_retries_and_completes_once(taskyard: Taskyard) -> None:
     taskyard.start()
-    event_id = taskyard.cli.send({"zen": "slow", "behaviour": "slow"})["event_id"]
+    event_id = taskyard.send({"zen": "slow", "behaviour": "slow"})["event_id"]
     wait_for(lambda: bool(_lines(taskyard, "start", event_id)), 20, "the job to start")
     taskyard.kill9()
     assert _lines(taskyard, "done", event_id) == []
@@ -215,7 +215,7 @@ def test_kill9_mid_job_retries_and_completes_once(taskyard: Taskyard) -> None:
 
 def test_transient_failures_then_success_runs_once(taskyard: Taskyard) -> None:
     taskyard.start()
-    event_id = taskyard.cli.send({"zen": "flaky", "behaviour": "flaky2"})["event_id"]
+    event_id = taskyard.send({"zen": "flaky", "behaviour": "flaky2"})["event_id"]
     wait_for(lambda: taskyard.status(event_id) == EventStatus.PROCESSED, 30, "success")
     assert [ln.split()[0] for ln in taskyard.job_log() if event_id in ln] == [
         "start",
@@ -225,40 +225,40 @@ def test_transient_failures_then_success_runs_once(taskyard: Taskyard) -> None:
         "start",
         "done",
     ]
-    assert json.loads(taskyard.cli.main("dlq", "list", "--json").stdout) == []
+    assert json.loads(taskyard.cli("dlq", "list", "--json").stdout) == []
 
 
 def test_permanent_failure_dead_letters_and_replays(taskyard: Taskyard) -> None:
     taskyard.start()
-    event_id = taskyard.cli.send({"zen": "bad", "behaviour": "permanent"})["event_id"]
+    event_id = taskyard.send({"zen": "bad", "behaviour": "permanent"})["event_id"]
     wait_for(lambda: taskyard.status(event_id) == EventStatus.DEAD, 30, "dead letter")
-    letters = json.loads(taskyard.cli.main("dlq", "list", "--json").stdout)
+    letters = json.loads(taskyard.cli("dlq", "list", "--json").stdout)
     assert len(letters) == 1
     letter = letters[0]
     assert letter["event_id"] == event_id and "can never be processed" in letter["error"]
     assert letter["attempts"] == 1 and letter["auto_retry_at"] is not None
     assert len(_lines(taskyard, "start", event_id)) == 1
-    replay = json.loads(taskyard.cli.main("dlq", "replay", letter["id"], "--json").stdout)
+    replay = json.loads(taskyard.cli("dlq", "replay", letter["id"], "--json").stdout)
     assert replay["queued"] is True
     wait_for(lambda: len(_lines(taskyard, "start", event_id)) == 2, 30, "the replay to run")
-    again = taskyard.cli.main("dlq", "replay", letter["id"], check=False)
+    again = taskyard.cli("dlq", "replay", letter["id"], check=False)
     assert again.returncode == 1 and "already replayed" in again.stderr
     wait_for(
-        lambda: len(json.loads(taskyard.cli.main("dlq", "list", "--json").stdout)) == 1,
+        lambda: len(json.loads(taskyard.cli("dlq", "list", "--json").stdout)) == 1,
         30,
         "the replay's own dead letter",
     )
-    second = json.loads(taskyard.cli.main("dlq", "list", "--json").stdout)[0]
+    second = json.loads(taskyard.cli("dlq", "list", "--json").stdout)[0]
     assert second["id"] != letter["id"] and second["auto_retry_at"] is None
 
 
 def test_events_replay_runs_the_job_again(taskyard: Taskyard) -> None:
     taskyard.start()
-    event_id = taskyard.cli.send({"zen": "again", "behaviour": "ok"})["event_id"]
+    event_id = taskyard.send({"zen": "again", "behaviour": "ok"})["event_id"]
     wait_for(lambda: taskyard.status(event_id) == EventStatus.PROCESSED, 20, "processing")
-    taskyard.cli.main("events", "replay", event_id)
+    taskyard.cli("events", "replay", event_id)
     wait_for(lambda: len(_lines(taskyard, "done", event_id)) == 2, 20, "the replay")
-    missing = taskyard.cli.main("events", "show", "nope", check=False)
+    missing = taskyard.cli("events", "show", "nope", check=False)
     assert missing.returncode == 1 and "no event nope" in missing.stderr
 
 

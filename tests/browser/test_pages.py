@@ -25,6 +25,7 @@ from taskyard.store import MemoryStore, SQLStore, Store
 from taskyard.store.base import FOREVER, NewEvent
 from taskyard.web.ui import CSRF_COOKIE, SESSION_COOKIE, ui_routes
 from tests.integration.api_harness import HOUR, Seeded, seed, settings_for
+from tests.lifecycle_paths import drive
 
 TOKEN = "ui-token-for-tests-5e2a"
 LOOPBACK = ("127.0.0.1", 50000)
@@ -80,7 +81,7 @@ def _hostile(store: Store, s: Seeded, now: float) -> str:
     store.insert_events([NewEvent(event, "e-hostile", FOREVER)], now - 60)
     store.finish_event("e-hostile", EventStatus.DEAD, HOSTILE, now)
     task = s.tasks["failed"]
-    store.update_task(task, {"reason": HOSTILE})
+    drive(store, task, reason=HOSTILE, finished_at=store.get_task(task).finished_at)
     store.record_action(
         ActionRecord(
             key=f"{task}.0.k",

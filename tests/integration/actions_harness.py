@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from taskyard.actions.build import action_service, tools_for
+from taskyard.actions.build import action_service
 from taskyard.approvals.channels.build import build_channels
 from taskyard.approvals.service import Approvals
 from taskyard.config import Settings, load_settings
@@ -26,6 +26,7 @@ from taskyard.run.executor import TaskExecutor
 from taskyard.run.taskspec import ContextGatherer, TaskSpec
 from taskyard.run.workspace import Workspaces
 from taskyard.store.base import NewEvent, Store
+from taskyard.tools.actions import tools_for
 from tests.platform_servers import PlatformServer, Reply, github_server
 
 __all__ = ["PlatformServer", "Reply"]

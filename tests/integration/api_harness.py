@@ -19,6 +19,7 @@ import uvicorn
 from taskyard.approvals.service import Approvals
 from taskyard.config import Settings
 from taskyard.intake.app import IntakeApp
+from taskyard.lifecycle import EndingKind
 from taskyard.models import (
     DeadLetter,
     DeadLetterStatus,
@@ -36,6 +37,7 @@ from taskyard.store.base import FOREVER, NewEvent, Store
 from taskyard.web.app import build_app
 from taskyard.web.openapi import openapi_document
 from taskyard.web.throttle import AuthThrottle
+from tests.lifecycle_paths import drive
 
 TOKEN = "api-token-for-tests-7d1f"
 BEARER = {"authorization": f"Bearer {TOKEN}"}
@@ -168,7 +170,9 @@ def _seed_tasks(store: Store, s: Seeded, root: Path) -> None:
         store.record_routing(
             [RouteDecision(event_id, route, Decision.STARTED, None, tid, now - HOUR)], [task]
         )
-        changes: dict[str, Any] = {"status": status, "reason": reason, "attempts": 1}
+        changes: dict[str, Any] = {"attempts": 1}
+        if reason is not None:
+            changes["reason"] = reason
         if started is not None:
             changes["started_at"] = now - started
         if finished is not None:
@@ -177,12 +181,13 @@ def _seed_tasks(store: Store, s: Seeded, root: Path) -> None:
             changes["cost_usd"] = cost
         if name == "actions_failed":
             changes["result"] = {"success": True, "actions": [{"type": "add_labels"}]}
+            changes["ending"] = EndingKind.ACTIONS_FAILED
         if name in ("succeeded", "running"):
             lines = [orjson.dumps({"type": "turn", "n": n}).decode() for n in range(3)]
             workspace = _log(root, tid, lines, tail='{"type": "unfin' if name == "running" else "")
             changes["workspace"] = str(workspace)
             s.logs[name] = workspace / "outputs" / "log.jsonl"
-        store.update_task(tid, changes)
+        assert drive(store, tid, status, **changes)
     for index, kind in enumerate(("add_labels", "comment")):
         store.record_action(
             ActionRecord(

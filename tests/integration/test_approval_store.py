@@ -20,6 +20,8 @@ from taskyard.records import (
 )
 from taskyard.store import SQLStore, Store
 from taskyard.store.backends import SqliteBackend
+from taskyard.store.base import TaskFilter
+from tests.lifecycle_paths import drive
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 DAY = 86_400.0
@@ -59,7 +61,7 @@ def waiting_task(store: Store, tid: str = "t1") -> Task:
     )
     store.record_routing([], [t])
     store.mark_task_dispatched(tid, f"task-{tid}")
-    assert store.update_task(tid, {"status": TaskStatus.AWAITING_APPROVAL})
+    assert drive(store, tid, TaskStatus.AWAITING_APPROVAL)
     return store.get_task(tid)
 
 
@@ -266,7 +268,7 @@ def test_the_task_waits_for_all_its_pending_requests(store: Store) -> None:
 
 def test_a_task_not_waiting_is_left_alone(store: Store) -> None:
     waiting_task(store)
-    store.update_task("t1", {"status": TaskStatus.CANCELLED})
+    drive(store, "t1", TaskStatus.CANCELLED)
     store.create_approval(approval("a1"))
     out = decide(store, "a1")
     assert out.accepted and not out.resumed
@@ -330,6 +332,48 @@ def test_expiry_sweep_expires_and_resumes(store: Store) -> None:
     assert a2.id == "a2"
     assert store.get_task("t1").workflow_id == "task-t1-y"
     assert sorted(ids(store.tasks_to_dispatch(10))) == ["t1", "t2"]
+
+
+def _waits_for(aid: str) -> str:
+    return f"waiting for approval {aid} (resubmitted)"
+
+
+def test_a_resubmit_makes_the_task_wait_again_with_the_new_request(store: Store) -> None:
+    waiting_task(store)
+    store.create_approval(approval("a1", expires_at=T0 + 100))
+    store.expire_approvals(T0 + 100, lambda tid: f"task-{tid}-x")
+    drive(store, "t1", TaskStatus.EXPIRED)
+    again = approval("a2", created_at=T0 + 200, expires_at=T0 + 200 + DAY)
+    stored = store.resubmit_approval(again, _waits_for, T0 + 200)
+    assert stored == again
+    task = store.get_task("t1")
+    assert (task.status, task.reason, task.finished_at, task.updated_at) == (
+        TaskStatus.AWAITING_APPROVAL,
+        "waiting for approval a2 (resubmitted)",
+        None,
+        T0 + 200,
+    )
+    # asked again while a2 is pending: a2 stands for it, and nothing new is stored
+    assert store.resubmit_approval(approval("a3"), _waits_for, T0 + 300) == stored
+    assert ids(store.list_approvals(ApprovalStatus.PENDING)) == ["a2"]
+    assert store.get_task("t1").reason == "waiting for approval a2 (resubmitted)"
+
+
+def test_a_resubmit_for_a_task_no_longer_waiting_stores_no_request(store: Store) -> None:
+    waiting_task(store)
+    store.create_approval(approval("a1", expires_at=T0 + 100))
+    store.expire_approvals(T0 + 100, lambda tid: f"task-{tid}-x")  # t1 applies again
+    before = store.get_task("t1")
+    assert store.resubmit_approval(approval("a2"), _waits_for, T0 + 200) is None
+    assert ids(store.list_approvals(include_archived=True)) == ["a1"]
+    assert store.get_task("t1") == before
+
+
+def test_tasks_are_found_by_the_workflow_id_they_run_under(store: Store) -> None:
+    waiting_task(store)
+    waiting_task(store, "t2")
+    assert ids(store.list_tasks(TaskFilter(workflow_id="task-t2"))) == ["t2"]
+    assert store.list_tasks(TaskFilter(workflow_id="task-t9")) == []
 
 
 def test_reminders_are_due_once(store: Store) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from taskyard.config import load_settings
+from taskyard.lifecycle import Kind
 from taskyard.models import Task, TaskStatus
 from taskyard.platforms import Platforms
 from taskyard.run.budget import BUDGET_EXHAUSTED, Position, waiting_reason
@@ -127,7 +128,7 @@ async def test_a_waiting_task_can_be_cancelled(tmp_path: Path) -> None:
     task = queue_task(store)
     running = asyncio.create_task(ex.run(task.id))
     await until(lambda: store.get_task(task.id).reason == BUDGET_EXHAUSTED)
-    assert store.request_cancel(task.id, JUNE)
+    assert store.transition(task.id, Kind.REQUEST_CANCEL, updated_at=JUNE)
     assert await asyncio.wait_for(running, 10) == "cancelled"
     done = store.get_task(task.id)
     assert (done.status, done.attempts, done.started_at) == (TaskStatus.CANCELLED, 0, None)

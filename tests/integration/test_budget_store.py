@@ -7,6 +7,7 @@ from taskyard.config import BudgetConfig
 from taskyard.models import Priority, Task, TaskStatus, new_id
 from taskyard.run.budget import BudgetGuard, breakdown, month_bounds
 from taskyard.store import Store
+from tests.lifecycle_paths import drive
 
 JUNE_1 = 1748736000.0  # 2025-06-01T00:00:00Z
 JULY_1 = 1751328000.0  # 2025-07-01T00:00:00Z
@@ -17,10 +18,7 @@ def add(store: Store, route: str, started: float | None, cost: float | None) -> 
     task = Task(new_id(), new_id(), route, "agent", TaskStatus.QUEUED, Priority.P2,
                 JUNE_1 - DAY, JUNE_1 - DAY, "wf")  # fmt: skip
     store.record_routing([], [task])
-    store.update_task(
-        task.id,
-        {"status": TaskStatus.SUCCEEDED, "started_at": started, "cost_usd": cost},
-    )
+    drive(store, task.id, TaskStatus.SUCCEEDED, started_at=started, cost_usd=cost)
     return task.id
 
 
@@ -50,8 +48,8 @@ def test_a_running_task_counts_once_its_cost_is_recorded(store: Store) -> None:
     the guard sees it from then on."""
     guard = BudgetGuard(BudgetConfig(monthly_usd=1.0), store, lambda: JUNE_1 + DAY)
     task_id = add(store, "review", JUNE_1 + 60, None)
-    store.update_task(task_id, {"status": TaskStatus.RUNNING})
+    drive(store, task_id, TaskStatus.RUNNING)
     assert not guard.check().exhausted
-    store.update_task(task_id, {"status": TaskStatus.APPLYING, "cost_usd": 1.5})
+    drive(store, task_id, TaskStatus.APPLYING, cost_usd=1.5)
     position = guard.check()
     assert position.exhausted and position.spent_usd == 1.5

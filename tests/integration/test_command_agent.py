@@ -191,6 +191,7 @@ async def test_an_agent_that_finishes_over_budget_fails(tmp_path: Path) -> None:
     report = await supervise(command("sh", "-c", script), request, limits)
     assert report.status is RunStatus.FAILED
     assert report.reason == "tool-call budget of 2 exceeded"
+    assert report.stopped_by == "tool_budget"
 
 
 async def test_usage_lines_add_up(tmp_path: Path) -> None:

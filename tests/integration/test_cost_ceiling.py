@@ -63,6 +63,7 @@ async def test_a_command_agent_is_stopped_once_its_cost_passes_the_ceiling(tmp_p
     took = time.monotonic() - began
     assert report.status is RunStatus.FAILED
     assert report.reason == "cost ceiling $0.01 exceeded ($0.012 so far)"
+    assert report.stopped_by == "cost_ceiling"
     assert took < 15  # not the five minutes it meant to run
     assert report.outcome is not None and report.outcome.result is None
     assert report.outcome.usage.cost_usd == pytest.approx(0.012)
@@ -82,6 +83,7 @@ async def test_a_cost_known_only_at_the_end_is_judged_then(
     assert report.status is status
     if status is RunStatus.FAILED:
         assert report.reason is not None and report.reason.startswith("cost ceiling $0.01 exceeded")
+        assert report.stopped_by == "cost_ceiling"
     else:
         assert report.reason is None and report.outcome is not None
         assert report.outcome.usage.cost_usd == pytest.approx(0.005)

@@ -75,6 +75,7 @@ async def test_an_agent_filling_the_disk_is_stopped(small_disk: Path) -> None:
     assert time.monotonic() - began < 15  # not the 30 s the agent would sleep
     assert report.status is RunStatus.FAILED
     assert report.reason is not None and report.reason.startswith("disk nearly full")
+    assert report.stopped_by == "disk"
 
 
 async def test_an_agent_within_the_floor_is_left_alone(small_disk: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from taskyard.agents.process import ProcessRecord, read_stat
 from taskyard.config import Settings, load_settings
 from taskyard.exceptions import ConfigError
+from taskyard.lifecycle import Kind
 from taskyard.models import Event, Priority, Task, TaskStatus, new_id
 from taskyard.platforms import Platforms
 from taskyard.run.executor import TaskExecutor
@@ -23,6 +24,7 @@ from taskyard.run.taskspec import ContextGatherer, TaskSpec
 from taskyard.run.workspace import Workspaces
 from taskyard.store import MemoryStore
 from taskyard.store.base import NewEvent
+from tests.lifecycle_paths import drive
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "webhooks"
 GOOD = {"success": True, "actions": [], "analysis": "fine", "summary": "ok"}
@@ -73,7 +75,7 @@ def queue_task(store: MemoryStore, spec: TaskSpec | None = None, **changes: Any)
                 "wf", (spec or TaskSpec("r", "a", "default")).to_json())  # fmt: skip
     store.record_routing([], [task])
     if changes:
-        store.update_task(task.id, changes)
+        assert drive(store, task.id, **changes)
     return store.get_task(task.id)
 
 
@@ -136,7 +138,7 @@ async def test_interrupted_last_attempt_ends_worker_lost(tmp_path: Path) -> None
 async def test_cancel_before_start_and_while_running(tmp_path: Path) -> None:
     ex, store, _ = make(tmp_path, "import time; time.sleep(60)")
     task = queue_task(store)
-    store.request_cancel(task.id, time.time())
+    store.transition(task.id, Kind.REQUEST_CANCEL, updated_at=time.time())
     assert await ex.run(task.id) == "cancelled"
     assert store.get_task(task.id).reason == "cancelled before start"
     running = queue_task(store)
@@ -147,7 +149,7 @@ async def test_cancel_before_start_and_while_running(tmp_path: Path) -> None:
         await asyncio.sleep(0.05)
         if store.get_task(running.id).status is TaskStatus.RUNNING:
             break
-    store.request_cancel(running.id, time.time())
+    store.transition(running.id, Kind.REQUEST_CANCEL, updated_at=time.time())
     assert await asyncio.wait_for(run, 10) == "cancelled"
     assert store.get_task(running.id).reason == "cancelled"
 
@@ -168,7 +170,7 @@ async def test_an_unexpected_error_still_ends_the_task(
     def broken(*args: object) -> Path:
         raise OSError("disk full")
 
-    monkeypatch.setattr(ex, "_render_prompt", broken)
+    monkeypatch.setattr(ex.attempts, "render_prompt", broken)
     task = queue_task(store)
     assert await ex.run(task.id) == "failed"
     assert store.get_task(task.id).reason == "internal error: OSError: disk full"

@@ -23,6 +23,7 @@ from taskyard.models import Event, Priority, Task, TaskStatus, new_id
 from taskyard.platforms.github_write import GitHubWriter
 from taskyard.records import Approval, ApprovalStatus, DecisionOutcome
 from taskyard.store import Store
+from tests.lifecycle_paths import drive
 from tests.platform_servers import PlatformServer, Recorded, github_server
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "webhooks" / "github"
@@ -95,7 +96,7 @@ def waiting_task(store: Store, tid: str = "t1") -> None:
                 workflow_id=f"task-{tid}")  # fmt: skip
     store.record_routing([], [task])
     store.mark_task_dispatched(tid, f"task-{tid}")
-    assert store.update_task(tid, {"status": TaskStatus.AWAITING_APPROVAL})
+    assert drive(store, tid, TaskStatus.AWAITING_APPROVAL)
 
 
 def comment(body: str, login: str, at: float = T0 + 60) -> tuple[Event, dict[str, Any]]:

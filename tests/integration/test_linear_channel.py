@@ -26,6 +26,7 @@ from taskyard.platforms.linear import LinearClient
 from taskyard.platforms.linear_write import LinearWriter
 from taskyard.records import Approval, ApprovalStatus
 from taskyard.store.base import Store
+from tests.lifecycle_paths import drive
 from tests.linear_workspace import LinearWorkspace, operation_name, stable_id
 from tests.platform_servers import PlatformServer, linear_server
 from tests.unit.routing.events import event_for
@@ -166,7 +167,7 @@ def waiting_task(store: Store) -> None:
     )
     store.record_routing([], [task])
     store.mark_task_dispatched("t1", "task-t1")
-    assert store.update_task("t1", {"status": TaskStatus.AWAITING_APPROVAL})
+    assert drive(store, "t1", TaskStatus.AWAITING_APPROVAL)
 
 
 async def announced(store: Store, channel: LinearChannel) -> tuple[ApprovalChannels, Approval]:

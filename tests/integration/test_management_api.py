@@ -30,6 +30,7 @@ from tests.integration.api_harness import (
     seed,
     serving,
 )
+from tests.lifecycle_paths import drive
 
 LOOPBACK = ("127.0.0.1", 50000)
 
@@ -360,7 +361,7 @@ def test_the_stream_follows_a_running_task_until_it_ends(
         assert orjson.loads(first[0]["data"])["status"] == "running"
         with log.open("a") as f:  # the agent finishes its line and writes another
             f.write('ished"}\n{"type": "done"}\n')
-        store.update_task(tid, {"status": TaskStatus.SUCCEEDED, "finished_at": time.time()})
+        drive(store, tid, TaskStatus.SUCCEEDED, finished_at=time.time())
         rest = list(events)
     assert [e["event"] for e in rest] == ["log", "log", "status", "end"]
     assert rest[0]["data"] == '{"type": "unfinished"}'

@@ -59,15 +59,22 @@ USAGE = {"input_tokens": 100, "output_tokens": 20, "cost_usd": 0.0125}
 LIMITED = f"/repos/{REPO}/issues/1/labels"  # its first request is answered 429
 REFUSED = f"/repos/{REPO}/collaborators/mallory/permission"  # answered 403
 RETRY_AFTER = 1.0
+RUN_LOGGERS = (
+    "taskyard.run.executor",
+    "taskyard.run.slots",
+    "taskyard.run.attempt",
+    "taskyard.run.applying",
+    "taskyard.run.finishing",
+)
 TASK_PATH_LOGGERS = (
     "taskyard.routing.job",
-    "taskyard.run.executor",
+    *RUN_LOGGERS,
     "taskyard.actions",
     "taskyard.agents",
     "taskyard.platforms",
     "taskyard.run.workspace",
 )
-TASK_LOGGERS = ("taskyard.run.executor", "taskyard.actions", "taskyard.agents")
+TASK_LOGGERS = (*RUN_LOGGERS, "taskyard.actions", "taskyard.agents")
 
 
 @pytest.fixture

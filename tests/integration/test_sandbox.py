@@ -317,6 +317,7 @@ time.sleep(60)
     assert time.monotonic() - began < 40
     assert report.status is RunStatus.FAILED
     assert report.reason is not None and "memory limit of 2 GiB exceeded" in report.reason
+    assert report.stopped_by == "memory"
     assert _processes_with("bytearray(1536") == []
 
 

@@ -30,6 +30,7 @@ from tests.integration.test_github_channel import (
     posted,
     request,
 )
+from tests.lifecycle_paths import drive
 from tests.platform_servers import PlatformServer, github_server
 
 POLICIES = ApprovalPolicies.from_mapping(
@@ -69,7 +70,7 @@ def task_triggered_by(store: Store, login: str, tid: str = "t1", recorded: bool 
                 f"task-{tid}", spec)  # fmt: skip
     store.record_routing([], [task])
     store.mark_task_dispatched(tid, f"task-{tid}")
-    assert store.update_task(tid, {"status": TaskStatus.AWAITING_APPROVAL})
+    assert drive(store, tid, TaskStatus.AWAITING_APPROVAL)
 
 
 async def test_the_trigger_is_refused_on_github_and_told_why(

@@ -35,6 +35,7 @@ from taskyard.records import Approval, ApprovalStatus, Decision
 from taskyard.routing import payload_of
 from taskyard.store.base import Store
 from tests.integration.intake_harness import SECRETS, running_intake
+from tests.lifecycle_paths import drive
 from tests.platform_servers import PlatformServer, Recorded, Reply, SlackWorkspace, slack_server
 
 TOKEN = "xoxb-APPROVALS-slack-token-never-leaks"
@@ -106,7 +107,7 @@ def waiting(store: Store, task_id: str = "t-42", risk: str = "high") -> Approval
     )
     store.record_routing([], [task])
     store.mark_task_dispatched(task_id, f"task-{task_id}")
-    assert store.update_task(task_id, {"status": TaskStatus.AWAITING_APPROVAL})
+    assert drive(store, task_id, TaskStatus.AWAITING_APPROVAL)
     return store.create_approval(
         Approval(
             id=new_id(),

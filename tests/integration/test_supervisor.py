@@ -110,6 +110,7 @@ async def test_a_hung_agent_is_timed_out_and_its_whole_tree_killed(tmp_path: Pat
     took = time.monotonic() - began
     assert report.status is RunStatus.TIMED_OUT
     assert report.reason == "timed out after 1 s"
+    assert report.stopped_by == "timeout"
     assert report.outcome is None
     pids = pids_in(request.output_dir / "pids")
     assert len(pids) == 3
@@ -127,6 +128,7 @@ async def test_a_crashing_agent_fails_with_exit_code_and_stderr(tmp_path: Path) 
     assert report.reason is not None
     assert "exited 3" in report.reason
     assert "disk on fire" in report.reason and "second line" in report.reason
+    assert report.stopped_by is None
     assert "disk on fire" in (request.output_dir / "stderr.log").read_text()
 
 
@@ -153,6 +155,7 @@ async def test_tool_call_budget_stops_the_agent(tmp_path: Path) -> None:
     assert time.monotonic() - began < 10
     assert report.status is RunStatus.FAILED
     assert report.reason == "tool-call budget of 3 exceeded"
+    assert report.stopped_by == "tool_budget"
     assert report.tool_calls > 3
     assert not alive(pids_in(request.output_dir / "pids")[0])
     assert report.pgid is not None and group_members(report.pgid) == []
@@ -248,6 +251,7 @@ async def test_cancel_event_stops_the_agent(tmp_path: Path) -> None:
     report = await supervise(sh("exec sleep 300"), request, FAST, on_spawn=spawned, cancel=cancel)
     assert report.status is RunStatus.CANCELLED
     assert report.reason == "cancelled"
+    assert report.stopped_by == "cancelled"
     assert not alive(records[0].pid)
 
 

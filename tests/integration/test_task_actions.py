@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from taskyard.actions.service import END_INDEX, START_INDEX
+from taskyard.lifecycle import Kind
 from taskyard.models import TaskStatus
 from taskyard.platforms.writes import PlannedRequest, PlatformWriter, WriteResult
-from taskyard.records import ActionStatus
+from taskyard.records import ActionStatus, ReportKind
 from taskyard.store.base import Store
 from tests.integration.actions_harness import (
     COMMENT,
@@ -55,7 +55,7 @@ async def test_a_task_reacts_applies_in_order_and_posts_no_extra_summary(
     comment = posts(gh, "/comments")[0].json()["body"]
     assert comment.startswith("Thanks, looking.") and "<!-- taskyard:" in comment
     records = yard.actions(task.id)
-    assert sorted(records) == [START_INDEX, 0, 1]  # the comment said enough: no summary
+    assert sorted(records) == [ReportKind.START, 0, 1]  # the comment said enough: no summary
     assert {r.status for r in records.values()} == {ActionStatus.APPLIED}
     assert records[1].url  # the posted comment's URL, from GitHub's answer
 
@@ -68,7 +68,7 @@ async def test_without_a_posted_message_the_summary_is_posted(
     assert await yard.executor.run(task.id) == "succeeded"
     [summary] = posts(gh, "/comments")
     assert summary.json()["body"].startswith("**taskyard** (r): Labelled it bug.")
-    assert yard.actions(task.id)[END_INDEX].status is ActionStatus.APPLIED
+    assert yard.actions(task.id)[ReportKind.END].status is ActionStatus.APPLIED
 
 
 class CrashingWriter:
@@ -224,7 +224,7 @@ async def test_retrying_an_apply_failure_applies_only_what_failed(
     task = yard.queue_task()
     assert await yard.executor.run(task.id) == "failed"
     # What `taskyard tasks retry` does for a task whose agent succeeded: apply again.
-    assert store.retry_task(task.id, "wf-retry", time.time(), TaskStatus.APPLYING)
+    assert store.transition(task.id, Kind.REAPPLY, workflow_id="wf-retry", updated_at=time.time())
     assert [t.id for t in store.tasks_to_dispatch(10)] == [task.id]
     assert await yard.executor.run(task.id) == "succeeded"
     assert len(posts(gh, "/labels")) == 2  # the 403, then the one that took

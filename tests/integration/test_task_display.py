@@ -18,6 +18,7 @@ from taskyard.models import Decision, Priority, RouteDecision, Task, TaskStatus
 from taskyard.records import ActionRecord, ActionStatus
 from taskyard.store import SQLStore
 from tests.integration.api_harness import BEARER, app_for
+from tests.lifecycle_paths import drive
 
 COST = 0.0012000000000000001
 SHOWN = [  # index → what people see
@@ -46,7 +47,7 @@ def task_id(db_url: str) -> Iterator[str]:
     store.record_routing([RouteDecision("e-1", "triage", Decision.STARTED, None, task.id, now)],
                          [task])  # fmt: skip
     usage = {"input_tokens": 200, "output_tokens": 40, "cost_usd": COST}
-    store.update_task(task.id, {"status": TaskStatus.SUCCEEDED, "cost_usd": COST, "usage": usage})
+    drive(store, task.id, TaskStatus.SUCCEEDED, cost_usd=COST, usage=usage)
     for index, _ in SHOWN:
         store.record_action(
             ActionRecord(

@@ -7,9 +7,11 @@ import threading
 import pytest
 
 from taskyard.exceptions import NotFound
+from taskyard.lifecycle import TRANSITIONS, Kind
 from taskyard.models import Decision, Priority, RouteDecision, Task, TaskStatus
 from taskyard.store import Store
 from taskyard.store.base import TaskFilter
+from tests.lifecycle_paths import drive
 
 T0 = 1_700_000_000.0
 
@@ -63,41 +65,38 @@ def test_dispatch_order_and_marking(store: Store) -> None:
     assert [t.id for t in store.tasks_to_dispatch(10)] == ["t1"]
 
 
-def test_update_only_if_and_json_columns(store: Store) -> None:
+def test_a_transition_is_guarded_and_writes_json_columns(store: Store) -> None:
     store.record_routing([], [task("t1")])
-    changes = {
-        "status": TaskStatus.RUNNING,
-        "attempts": 1,
-        "process": {"pid": 10, "pgid": 10, "start_time": 5},
-    }
-    assert store.update_task("t1", changes, only_if=[TaskStatus.QUEUED])
-    assert not store.update_task("t1", {"status": TaskStatus.FAILED}, [TaskStatus.QUEUED])
-    store.update_task(
+    assert store.transition("t1", Kind.START_ATTEMPT, attempts=1)
+    process = {"pid": 10, "pgid": 10, "start_time": 5}
+    assert store.transition("t1", Kind.AGENT_STARTED, process=process)
+    assert not store.transition("t1", Kind.AGENT_STARTED)  # running: not `preparing` any more
+    store.transition(
         "t1",
-        {
-            "status": TaskStatus.SUCCEEDED,
-            "usage": {"input_tokens": 5, "output_tokens": 2},
-            "cost_usd": 0.25,
-            "result": {"success": True, "actions": []},
-        },
+        Kind.SUCCEED,
+        usage={"input_tokens": 5, "output_tokens": 2},
+        cost_usd=0.25,
+        result={"success": True, "actions": []},
     )
     t = store.get_task("t1")
     assert t.status is TaskStatus.SUCCEEDED and t.attempts == 1
     assert t.process == {"pid": 10, "pgid": 10, "start_time": 5}
     assert t.usage["input_tokens"] == 5 and t.cost_usd == 0.25
     assert t.result == {"success": True, "actions": []}
-    with pytest.raises(ValueError, match="not updatable"):
-        store.update_task("t1", {"route": "x"})
+    with pytest.raises(ValueError, match="may not set"):
+        store.transition("t1", Kind.RETRY, route="x")
 
 
 def test_cancel_and_retry(store: Store) -> None:
     store.record_routing([], [task("t1")])
-    assert store.request_cancel("t1", T0 + 1)
+    assert store.transition("t1", Kind.REQUEST_CANCEL, updated_at=T0 + 1)
     assert store.get_task("t1").cancel_requested
-    assert not store.retry_task("t1", "task-t1-r1", T0 + 2)  # not ended yet
-    store.update_task("t1", {"status": TaskStatus.CANCELLED, "finished_at": T0 + 3})
-    assert not store.request_cancel("t1", T0 + 4)  # already ended
-    assert store.retry_task("t1", "task-t1-r1", T0 + 5)
+    assert not store.transition(  # not ended yet
+        "t1", Kind.RETRY, workflow_id="task-t1-r1", updated_at=T0 + 2
+    )
+    store.transition("t1", Kind.CANCEL, finished_at=T0 + 3)
+    assert not store.transition("t1", Kind.REQUEST_CANCEL, updated_at=T0 + 4)  # already ended
+    assert store.transition("t1", Kind.RETRY, workflow_id="task-t1-r1", updated_at=T0 + 5)
     t = store.get_task("t1")
     assert (t.status, t.workflow_id, t.dispatched, t.cancel_requested) == (
         TaskStatus.QUEUED,
@@ -107,9 +106,9 @@ def test_cancel_and_retry(store: Store) -> None:
     )
     assert [x.id for x in store.tasks_to_dispatch(5)] == ["t1"]
     with pytest.raises(NotFound):
-        store.request_cancel("nope", T0)
+        store.transition("nope", Kind.REQUEST_CANCEL, updated_at=T0)
     with pytest.raises(NotFound):
-        store.retry_task("nope", "w", T0)
+        store.transition("nope", Kind.RETRY, workflow_id="w", updated_at=T0)
 
 
 def test_list_and_count(store: Store) -> None:
@@ -121,7 +120,7 @@ def test_list_and_count(store: Store) -> None:
             task("t3", event_id="e2", created_at=T0 + 2),
         ],
     )
-    store.update_task("t2", {"status": TaskStatus.FAILED})
+    assert drive(store, "t2", TaskStatus.FAILED)
     assert [t.id for t in store.list_tasks(TaskFilter())] == ["t3", "t2", "t1"]
     assert [t.id for t in store.list_tasks(TaskFilter(status=TaskStatus.FAILED))] == ["t2"]
     assert [t.id for t in store.list_tasks(TaskFilter(event_id="e2"))] == ["t3"]
@@ -143,3 +142,27 @@ def test_one_winner_when_two_workers_route_the_same_event(store: Store) -> None:
         th.join()
     assert len({tuple(w) for w in winners}) == 1
     assert len(store.list_tasks(TaskFilter(event_id="e1"))) == 1
+
+
+# --- the lifecycle table, on every store --------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_a_transition_changes_a_task_only_from_its_states(store: Store, kind: Kind) -> None:
+    step = TRANSITIONS[kind]
+    for status in TaskStatus:
+        tid = f"t-{status}"
+        store.record_routing([], [task(tid, event_id=f"e-{status}")])
+        assert drive(store, tid, status)
+        before = store.get_task(tid)
+        minted = {"workflow_id": f"{tid}-{kind}"} if step.mints_workflow else {}
+        changed = store.transition(tid, kind, updated_at=T0 + 9, **minted)
+        after = store.get_task(tid)
+        assert changed is (status in step.sources), status
+        if not changed:
+            assert after == before, status
+            continue
+        assert after.status is (step.target or status)
+        assert {c: getattr(after, c) for c in step.fixed} == dict(step.fixed)
+        assert after.workflow_id == minted.get("workflow_id", before.workflow_id)
+        assert after.updated_at == T0 + 9

@@ -464,3 +464,15 @@ async def test_layout_helpers_point_into_the_task(ws: Workspaces) -> None:
     dirs.context_file("issue").write_text("{}")
     assert sorted(p.name for p in dirs.prompts.iterdir()) == ["main.md"]
     assert sorted(p.name for p in dirs.context.iterdir()) == ["issue.json"]
+
+
+async def test_a_cancelled_body_leaves_its_workspace_for_the_next_attempt(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """The worker stops mid-run: nothing is archived or removed; recovery starts afresh."""
+    ws = make_workspaces(tmp_path, upstream.template)
+    with pytest.raises(asyncio.CancelledError):
+        async with ws.workspace("stopped") as handle:
+            raise asyncio.CancelledError
+    assert handle.archived_to is None and handle.dirs.root.is_dir()
+    assert not (tmp_path / "archive" / "task-stopped").exists()

@@ -9,17 +9,21 @@ from datetime import UTC, datetime
 import pytest
 
 from taskyard.agents.base import AgentOutcome, Usage, flag_failed_tools
+from taskyard.agents.stops import Stop
 from taskyard.agents.supervisor import RunReport, RunStatus
 from taskyard.models import TaskStatus
 from taskyard.observe.metrics import AGENT_FAILURE_REASONS
-from taskyard.run.executor import Ending, agent_failure
+from taskyard.run.ending import Ending
+from taskyard.run.judging import agent_failure
 
 NOW = datetime.now(UTC)
 OK = AgentOutcome(True, {"success": True}, None)
 
 
-def report(status: RunStatus, reason: str | None, exit_code: int | None) -> RunReport:
-    return RunReport(status, reason, exit_code, None, NOW, NOW, None)
+def report(
+    status: RunStatus, reason: str | None, exit_code: int | None, stopped_by: Stop | None = None
+) -> RunReport:
+    return RunReport(status, reason, exit_code, None, NOW, NOW, None, stopped_by=stopped_by)
 
 
 @pytest.mark.parametrize(
@@ -33,12 +37,12 @@ def report(status: RunStatus, reason: str | None, exit_code: int | None) -> RunR
             "timed_out",
         ),
         (
-            report(RunStatus.FAILED, "tool-call budget of 3 exceeded", -15),
+            report(RunStatus.FAILED, "tool-call budget of 3 exceeded", -15, Stop.TOOL_BUDGET),
             TaskStatus.FAILED,
             "budget_exceeded",
         ),
         (
-            report(RunStatus.FAILED, "cost ceiling $1 exceeded", -15),
+            report(RunStatus.FAILED, "cost ceiling $1 exceeded", -15, Stop.COST_CEILING),
             TaskStatus.FAILED,
             "cost_exceeded",
         ),

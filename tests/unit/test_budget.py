@@ -11,6 +11,7 @@ import pytest
 
 from taskyard.config import AgentConfig, BudgetConfig, ModelPrice, load_settings
 from taskyard.exceptions import ConfigError
+from taskyard.lifecycle import Kind
 from taskyard.models import Priority, Task, TaskStatus, new_id
 from taskyard.run.budget import (
     BUDGET_EXHAUSTED,
@@ -31,6 +32,7 @@ from taskyard.run.budget import (
 )
 from taskyard.store import MemoryStore
 from taskyard.store.base import TaskCost
+from tests.lifecycle_paths import drive
 
 
 def ts(text: str) -> float:
@@ -52,9 +54,7 @@ def costed_task(store: MemoryStore, cost: float | None, started: float, route: s
     task = Task(new_id(), new_id(), route, "a", TaskStatus.QUEUED, Priority.P2, started, started,
                 "wf")  # fmt: skip
     store.record_routing([], [task])
-    store.update_task(
-        task.id, {"status": TaskStatus.SUCCEEDED, "started_at": started, "cost_usd": cost}
-    )
+    drive(store, task.id, TaskStatus.SUCCEEDED, started_at=started, cost_usd=cost)
     return store.get_task(task.id)
 
 
@@ -282,7 +282,7 @@ async def test_a_waiting_task_comes_back_at_once_when_cancelled() -> None:
     task = queued(store)
     waiting = asyncio.create_task(wait.until_allowed(task))
     await asyncio.sleep(0.1)
-    assert store.request_cancel(task.id, JUNE)
+    assert store.transition(task.id, Kind.REQUEST_CANCEL, updated_at=JUNE)
     back = await asyncio.wait_for(waiting, 5)
     assert back.cancel_requested
 

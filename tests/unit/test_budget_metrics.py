@@ -11,6 +11,7 @@ from taskyard.models import Priority, Task, TaskStatus, new_id
 from taskyard.observe.metrics import Metrics
 from taskyard.run.budget import BudgetGuard
 from taskyard.store import MemoryStore
+from tests.lifecycle_paths import drive
 
 JUNE = 1749988800.0  # 2025-06-15T12:00:00Z
 
@@ -18,7 +19,7 @@ JUNE = 1749988800.0  # 2025-06-15T12:00:00Z
 def spend(store: MemoryStore, usd: float) -> None:
     task = Task(new_id(), new_id(), "r", "a", TaskStatus.QUEUED, Priority.P2, JUNE, JUNE, "wf")
     store.record_routing([], [task])
-    store.update_task(task.id, {"started_at": JUNE, "cost_usd": usd})
+    drive(store, task.id, started_at=JUNE, cost_usd=usd)
 
 
 def test_the_gauges_show_spend_limit_and_ratio() -> None:

@@ -70,3 +70,14 @@ def test_global_dry_run_wins_over_tokens_and_false_forces_live() -> None:
 def test_unknown_action_types_in_the_config_are_refused() -> None:
     with pytest.raises(ConfigError, match="unknown action types"):
         load_settings(None, {}, {"actions": {"allow": {"pr-review": ["launch_rockets"]}}})
+
+
+def test_the_configurable_action_names_are_the_registered_ones() -> None:
+    """`actions.allow` is checked (at load) against the names the configuration knows; each
+    must have a registered parameter model, and every registered type a name."""
+    from taskyard.actions.models import REGISTRY
+    from taskyard.config.action_names import ACTION_TYPES, ALIASES, DEFAULT_ALLOW
+
+    assert sorted(REGISTRY) == sorted(ACTION_TYPES)
+    assert set(ALIASES.values()) <= set(REGISTRY)
+    assert {t for types in DEFAULT_ALLOW.values() for t in types} <= set(REGISTRY)

@@ -10,10 +10,6 @@ from taskyard.actions.apply import Planner
 from taskyard.actions.fakes import FakePlanner, FakeWriter
 from taskyard.actions.models import Target
 from taskyard.actions.service import (
-    END_INDEX,
-    NOTIFY_INDEX,
-    START_INDEX,
-    TOOL_INDEX,
     ActionService,
     TaskActions,
     failures_of,
@@ -23,7 +19,7 @@ from taskyard.actions.service import (
 )
 from taskyard.config import Settings
 from taskyard.models import TaskStatus
-from taskyard.records import ActionStatus
+from taskyard.records import TOOL_INDEX, ActionStatus, ReportKind
 from taskyard.store import MemoryStore
 
 GITHUB = Target(platform="github", repo="acme/api", number=7, pull_request=False)
@@ -113,7 +109,11 @@ async def test_failures_name_each_failed_action() -> None:
 async def test_start_report_reacts_on_github_and_slack_but_not_on_linear_by_default() -> None:
     a, _writer, _ = acts()
     [record] = await a.report_start()
-    assert (record.index, record.type, record.params) == (START_INDEX, "react", {"emoji": "eyes"})
+    assert (record.index, record.type, record.params) == (
+        ReportKind.START,
+        "react",
+        {"emoji": "eyes"},
+    )
     s, swriter, _ = acts(SLACK)
     assert len(await s.report_start()) == 1 and swriter.calls[0].path == "/react"
     linear = Target(platform="linear", issue_id="i1", team_id="t1")
@@ -130,7 +130,10 @@ async def test_the_summary_is_posted_only_when_nothing_was_said_there() -> None:
     a, _writer, _ = acts()
     labels = await a.apply_result([LABELS])
     [summary] = await a.report_end(TaskStatus.SUCCEEDED, None, "Labelled.", labels)
-    assert (summary.index, summary.params["body"]) == (END_INDEX, "**taskyard** (r): Labelled.")
+    assert (summary.index, summary.params["body"]) == (
+        ReportKind.END,
+        "**taskyard** (r): Labelled.",
+    )
     b, _bwriter, _ = acts()
     comment = {"type": "comment", "params": {"body": "Seen"}, "reasoning": ""}
     said = await b.apply_result([comment])
@@ -151,7 +154,7 @@ async def test_the_notify_channel_hears_of_every_ending_even_without_a_source() 
     a, _writer, _ = acts(SENTRY, reporting={"notify_channel": "C9"})
     records = await a.report_end(TaskStatus.TIMED_OUT, "timed out after 300 s", None, [], "x")
     [note] = records  # nothing can be posted on a Sentry issue
-    assert note.index == NOTIFY_INDEX and note.params["channel"] == "C9"
+    assert note.index == ReportKind.NOTIFY and note.params["channel"] == "C9"
     assert (
         note.params["text"]
         == "❌ r failed for x: The agent ran out of time (timed out after 300 s)."

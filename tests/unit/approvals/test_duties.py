@@ -12,6 +12,7 @@ from taskyard.models import Event, Priority, Task, TaskStatus
 from taskyard.records import Approval, ApprovalStatus, Decision
 from taskyard.store.base import FOREVER, NewEvent
 from taskyard.store.memory import MemoryStore
+from tests.lifecycle_paths import drive
 
 T0 = 1_700_000_000.0
 GH = Trigger("github", ("Octocat", "583231"))
@@ -113,7 +114,7 @@ def seed(store: MemoryStore, spec: dict[str, object], actor: str | None = "octoc
                 spec)  # fmt: skip
     store.record_routing([], [task])
     store.mark_task_dispatched("t1", "task-t1")
-    store.update_task("t1", {"status": TaskStatus.AWAITING_APPROVAL})
+    drive(store, "t1", TaskStatus.AWAITING_APPROVAL)
     return store.create_approval(
         Approval(
             "a1",

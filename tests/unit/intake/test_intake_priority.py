@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from taskyard.config import PriorityRule, default_priority_rules
-from taskyard.intake import assign_priority
-from taskyard.intake.priority import PriorityRules
+from taskyard.intake.priority import PriorityRules, assign_priority
 from taskyard.models import Priority
 
 DEFAULTS = default_priority_rules()

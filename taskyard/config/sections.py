@@ -1,44 +1,20 @@
-"""One typed, frozen settings object, built once (by the CLI) from `taskyard.yaml` and env.
+"""The frozen sections of taskyard's settings: intake, queue, platforms, actions, approvals,
+reporting, budget, tracing and metrics (agents and runs: `taskyard.config.agents`).
 
-Nothing else in taskyard reads the environment: `load_settings` takes the mapping it is given.
+Every model is frozen and forbids unknown keys, so a typo in `taskyard.yaml` fails loudly.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from taskyard.actions.models import ALIASES, REGISTRY
-from taskyard.actions.policy import DEFAULT_ALLOW
-from taskyard.exceptions import ConfigError
+from taskyard.config.action_names import ACTION_TYPES, ALIASES, DEFAULT_ALLOW
 from taskyard.models import Priority
-from taskyard.routing import Routes, RoutingSettings, default_routes, unknown_agents
-from taskyard.util.redaction import secret_field
-
-BUILTIN_SOURCES = ("github", "linear", "slack", "sentry", "discord")
-_GENERIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_SECRET_ENV = {
-    "github": "TASKYARD_GITHUB_SECRET",
-    "linear": "TASKYARD_LINEAR_SECRET",
-    "slack": "TASKYARD_SLACK_SECRET",
-    "sentry": "TASKYARD_SENTRY_SECRET",
-    "discord": "TASKYARD_DISCORD_PUBLIC_KEY",
-}
 
 
 class _Frozen(BaseModel):
@@ -209,89 +185,6 @@ class IntakeConfig(_Frozen):
         return _networks("trusted_proxies", value)
 
 
-class AgentConfig(_Frozen):
-    """One agent a route can name. `kind` picks the adapter: command, codex or claude."""
-
-    kind: str
-    binary: str | None = None  # codex/claude: a path, or a name looked up on PATH
-    argv: tuple[str, ...] = ()  # command: the argv to run
-    model: str | None = None
-    base_url: str | None = None  # the model provider's URL (codex: …/v1; claude: the root)
-    api_key: str | None = None  # the agent's own model key: the only secret it ever gets
-    max_concurrency: int | None = Field(default=None, ge=1)  # None: only the global cap
-    timeout_seconds: float | None = Field(default=None, gt=0)  # None: runs.timeout_seconds
-    max_tool_calls: int | None = Field(default=None, ge=1)  # None: runs.max_tool_calls
-    max_turns: int = Field(default=30, ge=1)
-    env: dict[str, str] = Field(default_factory=dict)  # extra variables passed to the agent
-    # Prices in USD per million tokens, for agents whose stream gives tokens but no cost.
-    input_usd_per_mtok: float | None = Field(default=None, ge=0)
-    cached_input_usd_per_mtok: float | None = Field(default=None, ge=0)
-    output_usd_per_mtok: float | None = Field(default=None, ge=0)
-    # Resource limits; None means the runs: defaults. 0 turns a limit off.
-    address_space_bytes: int | None = Field(default=None, ge=0)
-    cpu_seconds: int | None = Field(default=None, ge=0)
-
-
-def default_agents() -> dict[str, AgentConfig]:
-    return {
-        "codex": AgentConfig(kind="codex", binary="codex", model="gpt-5.5"),
-        # Claude Code's runtime reserves more address space than 2 GiB at start (it aborts
-        # with "MemoryExhaustion" below about 2.2 GiB), so its own default is 4 GiB.
-        "claude": AgentConfig(
-            kind="claude",
-            binary="claude",
-            model="claude-sonnet-4-5",
-            address_space_bytes=4 * 1024**3,
-        ),
-    }
-
-
-class RunsConfig(_Frozen):
-    """How agents run: caps, limits, workspaces."""
-
-    concurrency: int = Field(default=3, ge=1)  # agents alive at once, over all agents
-    timeout_seconds: float = Field(default=300.0, gt=0)
-    kill_grace_seconds: float = Field(default=5.0, ge=0)  # TERM, then KILL after this
-    max_tool_calls: int = Field(default=50, ge=1)
-    address_space_bytes: int = Field(default=2 * 1024**3, ge=0)  # 0 = no limit
-    cpu_seconds: int = Field(default=600, ge=0)  # 0 = no limit
-    attempts: int = Field(default=2, ge=1)  # runs of a task cut short by a lost worker
-    workspace_root: Path | None = None  # default $TASKYARD_HOME/workspaces
-    keep_workspaces: bool = False
-    stale_workspace_hours: float = Field(default=6.0, gt=0)
-    prompts_dir: Path | None = None  # templates here override the shipped ones
-    # Where repositories are cloned from: repo_urls["owner/repo"] wins, then the template
-    # (placeholders {owner} and {repo}), then https://github.com/{owner}/{repo}.git.
-    git_url_template: str | None = None
-    repo_urls: dict[str, str] = Field(default_factory=dict)
-    env_allowlist: tuple[str, ...] = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
-    # The agent's box (taskyard.agents.sandbox): auto = bubblewrap, and no agent runs when it
-    # cannot be used; none = no sandbox at all (an explicit choice, warned about at startup).
-    sandbox: Literal["auto", "bwrap", "none"] = "auto"
-    sandbox_read_only: tuple[Path, ...] = ()  # more paths agents may read inside the box
-    # For the whole task, all its processes together (cgroup v2/v1 where available; else
-    # per process only: see taskyard.agents.cgroups). 0 = no limit.
-    memory_bytes: int = Field(default=4 * 1024**3, ge=0)
-    max_processes: int = Field(default=512, ge=0)
-    # The disk floor (taskyard.agents.diskfloor): a task is stopped once free space on its
-    # workspace's filesystem falls below this (at most half of what was free at its start).
-    min_free_disk_bytes: int = Field(default=1024**3, ge=0)
-    # The agent's log (outputs/log.jsonl): lines past this many bytes are dropped, and one
-    # closing line says how many; the copy kept with the task after its workspace is gone
-    # is the same file (see taskyard.run.tasklogs).
-    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
-
-    @field_validator("git_url_template")
-    @classmethod
-    def _url_template(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                value.format(owner="o", repo="r")
-            except (KeyError, IndexError, AttributeError, ValueError) as exc:
-                raise ValueError(f"git_url_template: only {{owner}} and {{repo}}: {exc}") from exc
-        return value
-
-
 class _Secretive(_Frozen):
     """Holds credentials: validation errors never echo the input (it may be a key)."""
 
@@ -387,7 +280,7 @@ class ActionsConfig(_Frozen):
     @classmethod
     def _known_types(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         fixed = {r: tuple(ALIASES.get(t, t) for t in types) for r, types in value.items()}
-        unknown = sorted({t for types in fixed.values() for t in types} - set(REGISTRY))
+        unknown = sorted({t for types in fixed.values() for t in types} - set(ACTION_TYPES))
         if unknown:
             raise ValueError(f"actions.allow: unknown action types {unknown}")
         return fixed
@@ -519,206 +412,3 @@ class MetricsConfig(_Frozen):
     (a scrape measures it again when it is older)."""
 
     workspace_disk_seconds: float = Field(default=60.0, ge=0)
-
-
-class Settings(_Frozen):
-    # Validation errors never echo input values: they may be secrets or platform credentials.
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", populate_by_name=True, hide_input_in_errors=True
-    )
-
-    home: Path = Path(".taskyard")
-    database_url: str | None = None
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    worker_id: str | None = None
-    log_level: str = "INFO"
-    log_format: str = "json"
-    sources: dict[str, SourceConfig] = Field(default_factory=dict)
-    generic: dict[str, SourceConfig] = Field(default_factory=dict)
-    intake: IntakeConfig = IntakeConfig()
-    queue: QueueConfig = QueueConfig()
-    priority_rules: tuple[PriorityRule, ...] = Field(default_factory=default_priority_rules)
-    default_priority: Priority = Priority.P2
-    handlers: dict[str, str] = Field(default_factory=dict)  # job name → "module:function"
-    agents: dict[str, AgentConfig] = Field(default_factory=default_agents)
-    runs: RunsConfig = RunsConfig()
-    platforms: PlatformsConfig = PlatformsConfig()
-    routes: Routes = Field(default_factory=default_routes)
-    routing: RoutingSettings = RoutingSettings()
-    actions: ActionsConfig = ActionsConfig()
-    reporting: ReportingConfig = ReportingConfig()
-    approvals: ApprovalsConfig = ApprovalsConfig()
-    budget: BudgetConfig = BudgetConfig()
-    tracing: TracingConfig = TracingConfig()
-    metrics: MetricsConfig = MetricsConfig()
-    api_token: SecretStr | None = None  # the management API's bearer token (TASKYARD_API_TOKEN)
-
-    @model_validator(mode="after")
-    def _route_agents(self) -> Settings:
-        problems = unknown_agents(self.routes, list(self.agents))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-    @field_validator("default_priority", mode="before")
-    @classmethod
-    def _default_priority(cls, value: Any) -> Any:
-        return Priority.parse(value) if isinstance(value, str | int) else value
-
-    @field_validator("generic")
-    @classmethod
-    def _generic_names(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
-        for name in value:
-            if not _GENERIC_NAME.match(name) or name in BUILTIN_SOURCES:
-                raise ValueError(f"generic source name {name!r} is not allowed")
-        return value
-
-    @property
-    def store_url(self) -> str:
-        """The database taskyard keeps its own tables in."""
-        return self.database_url or f"sqlite:///{(self.home / 'taskyard.db').resolve()}"
-
-    def secrets(self) -> tuple[str, ...]:
-        """Every secret the settings hold: platform credentials, webhook secrets, model keys
-        (for redaction, and for tests that scan for leaks)."""
-        p = self.platforms
-        held = [p.github.token, p.github.app_private_key, p.linear.api_key, p.slack.bot_token]
-        held += [p.sentry.token, self.api_token]
-        found = [s.get_secret_value() for s in held if s is not None]
-        for source in (*self.sources.values(), *self.generic.values()):
-            found.extend(source.secrets)
-        found.extend(a.api_key for a in self.agents.values() if a.api_key)
-        for agent in self.agents.values():  # e.g. env: {OPENAI_API_KEY: ...}
-            found.extend(v for k, v in agent.env.items() if secret_field(k))
-        found.append(urlsplit(self.database_url or "").password or "")
-        return tuple(dict.fromkeys(s for s in found if s))
-
-    def source(self, name: str) -> SourceConfig:
-        """The config of a built-in source, or of `generic/<name>` given as `generic:<name>`."""
-        if name.startswith("generic:"):
-            return self.generic.get(name.split(":", 1)[1], SourceConfig())
-        return self.sources.get(name, SourceConfig())
-
-
-def _split_secrets(raw: str) -> tuple[str, ...]:
-    """Env secrets: several are separated by commas (rotation); blanks are dropped."""
-    return tuple(s.strip() for s in raw.split(",") if s.strip())
-
-
-def _merge_source(data: dict[str, Any], key: str, name: str, secrets: tuple[str, ...]) -> None:
-    section = data.setdefault(key, {})
-    entry = dict(section.get(name) or {})
-    entry["secrets"] = tuple(secrets) + tuple(
-        s for s in entry.get("secrets", ()) if s not in secrets
-    )
-    section[name] = entry
-
-
-_PLATFORM_ENV = {
-    "TASKYARD_GITHUB_TOKEN": ("github", "token"),
-    "TASKYARD_GITHUB_APP_ID": ("github", "app_id"),
-    "TASKYARD_GITHUB_APP_PRIVATE_KEY": ("github", "app_private_key"),
-    "TASKYARD_GITHUB_APP_PRIVATE_KEY_FILE": ("github", "app_private_key_file"),
-    "TASKYARD_GITHUB_INSTALLATION_ID": ("github", "installation_id"),
-    "TASKYARD_LINEAR_API_KEY": ("linear", "api_key"),
-    "TASKYARD_SLACK_BOT_TOKEN": ("slack", "bot_token"),
-    "TASKYARD_SENTRY_TOKEN": ("sentry", "token"),
-}
-
-
-def _apply_platform_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    platforms = dict(data.get("platforms") or {})
-    for env, (platform, key) in _PLATFORM_ENV.items():
-        if environ.get(env, "").strip():
-            platforms[platform] = {**(platforms.get(platform) or {}), key: environ[env].strip()}
-    if platforms:
-        data["platforms"] = platforms
-
-
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    scalars = {
-        "TASKYARD_HOME": "home",
-        "TASKYARD_DATABASE_URL": "database_url",
-        "TASKYARD_WORKER_ID": "worker_id",
-        "TASKYARD_LOG_LEVEL": "log_level",
-        "TASKYARD_LOG_FORMAT": "log_format",
-        "TASKYARD_API_TOKEN": "api_token",
-    }
-    for env, key in scalars.items():
-        if environ.get(env):
-            data[key] = environ[env]
-    if environ.get("TASKYARD_INTAKE_PROCESSES"):
-        intake = data.get("intake") or {}
-        data["intake"] = {**intake, "processes": environ["TASKYARD_INTAKE_PROCESSES"]}
-    if environ.get("TASKYARD_BUDGET_MONTHLY_USD", "").strip():
-        budget = data.get("budget") or {}
-        data["budget"] = {**budget, "monthly_usd": environ["TASKYARD_BUDGET_MONTHLY_USD"].strip()}
-    otlp = environ.get("TASKYARD_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if otlp and otlp.strip():
-        data["tracing"] = {**(data.get("tracing") or {}), "otlp_endpoint": otlp.strip()}
-    if environ.get("TASKYARD_GIT_URL_TEMPLATE"):
-        runs = data.get("runs") or {}
-        data["runs"] = {**runs, "git_url_template": environ["TASKYARD_GIT_URL_TEMPLATE"]}
-    for source, env in _SECRET_ENV.items():
-        if environ.get(env):
-            _merge_source(data, "sources", source, _split_secrets(environ[env]))
-    for env, value in environ.items():
-        match = re.fullmatch(r"TASKYARD_GENERIC_([A-Z0-9_]+)_SECRET", env)
-        if match and value.strip():
-            name = match.group(1).lower()
-            existing = {n.replace("-", "_"): n for n in data.get("generic", {}) or {}}
-            _merge_source(data, "generic", existing.get(name, name), _split_secrets(value))
-    _apply_platform_env(data, environ)
-    _apply_model_env(data, environ)
-
-
-# The agents' model providers: when set, these win over the config for every agent of a kind.
-_MODEL_ENV = {
-    "codex": ("OPENAI_BASE_URL", "OPENAI_API_KEY"),
-    "claude": ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"),
-}
-
-
-def _apply_model_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    if not any(environ.get(v) for pair in _MODEL_ENV.values() for v in pair):
-        return
-    agents = data.get("agents")
-    if agents is None:
-        agents = {n: a.model_dump(exclude_unset=True) for n, a in default_agents().items()}
-    merged: dict[str, Any] = {}
-    for name, agent in dict(agents).items():
-        entry = dict(agent or {})
-        url_env, key_env = _MODEL_ENV.get(str(entry.get("kind")), ("", ""))
-        if url_env and environ.get(url_env):
-            entry["base_url"] = environ[url_env]
-        if key_env and environ.get(key_env):
-            entry["api_key"] = environ[key_env]
-        merged[name] = entry
-    data["agents"] = merged
-
-
-def load_settings(
-    path: Path | None,
-    environ: Mapping[str, str],
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Build the settings: the YAML file (if any), then env, then explicit overrides (flags)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config {path} must be a mapping at the top level")
-        data = loaded
-    _apply_env(data, environ)
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if "intake_processes" in given:  # a flag for a nested setting
-        data["intake"] = {**(data.get("intake") or {}), "processes": given.pop("intake_processes")}
-    data.update(given)
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc

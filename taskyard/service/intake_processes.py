@@ -32,17 +32,13 @@ import uvicorn
 from taskyard.approvals.service import Approvals
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
-from taskyard.intake.app import IntakeApp
-from taskyard.intake.guard import Bounds, guarded_protocol
 from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
 from taskyard.observe.metrics import Metrics, setup_logging
 from taskyard.observe.tracing import Tracing
-from taskyard.run.tasklogs import TaskLogs
 from taskyard.run.workspace import Workspaces
 from taskyard.store import SQLStore
-from taskyard.web.app import build_app
-from taskyard.web.throttle import AuthThrottle
+from taskyard.web.app import server_config, site
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +116,12 @@ async def _serve_intake(spec: IntakeProcessSpec, slot: int, sock: socket.socket)
     state = SharedIntakeState.attach(spec.state_path, spec.buckets, settings.intake.processes)
     store = SQLStore.open(settings.store_url)
     metrics = Metrics(spec.metrics_dir)
-    metrics.watch_queue(store.count_events)
-    metrics.watch_dead_letters(store.count_dead_letters)  # /metrics is answered here
-    disk = Workspaces.from_settings(settings, {}).disk_bytes
-    metrics.watch_workspace_disk(disk, settings.metrics.workspace_disk_seconds)
+    metrics.watch_store(  # /metrics is answered here
+        store.count_events,
+        store.count_dead_letters,
+        Workspaces.from_settings(settings, {}).disk_bytes,
+        settings.metrics.workspace_disk_seconds,
+    )
     tracing = Tracing.from_settings(settings)
     writer = None
     if not spec.verify_only:
@@ -134,36 +132,21 @@ async def _serve_intake(spec: IntakeProcessSpec, slot: int, sock: socket.socket)
         )
         await writer.start()
     try:
-        intake = IntakeApp(
-            settings, writer, metrics, verify_only=spec.verify_only, shared=state, tracing=tracing
-        )
-        # The management API answers here too: decisions go through the database, and the
-        # dispatching process picks the resumed tasks up.
         approvals = None
         if settings.approvals.enabled:
             approvals = Approvals.from_settings(settings, store)
-        token = settings.api_token.get_secret_value() if settings.api_token else None
-        config = uvicorn.Config(
-            build_app(
-                store,
-                metrics,
-                intake,
-                approvals,
-                token,
-                task_logs=TaskLogs.from_settings(settings),
-                throttle=AuthThrottle.for_intake(settings.intake),
-            ),
-            access_log=False,
-            log_config=None,
-            lifespan="off",
-            proxy_headers=False,  # X-Forwarded-For is read by intake's and the API's own rule
-            http=guarded_protocol(
-                Bounds.from_config(settings.intake), lambda why: metrics.received("connection", why)
-            ),
-            timeout_graceful_shutdown=5,
+        app, _ = site(
+            settings,
+            store,
+            metrics,
+            writer,
+            approvals,
+            verify_only=spec.verify_only,
+            shared=state,
+            tracing=tracing,
         )
         log.info("intake process listening", extra={"slot": slot, "pid": os.getpid()})
-        await uvicorn.Server(config).serve(sockets=[sock])
+        await uvicorn.Server(server_config(app, settings, metrics)).serve(sockets=[sock])
     finally:
         if writer is not None:
             await writer.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskyard.routing.rules import RouteConfig
+from taskyard.config.routes import RouteConfig
 
 # Message subtypes that are no new report: edits, deletions, joins and the like.
 _SLACK_NOT_A_REPORT = [

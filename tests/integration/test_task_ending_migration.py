@@ -1,0 +1,65 @@
+"""Migration 7 gives the tasks that ended before it an `ending`, read once from their status
+and reason, so a retry of an old task whose actions failed still re-applies them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskyard.lifecycle import EndingKind
+from taskyard.models import Priority, Task, TaskStatus
+from taskyard.store import SQLStore
+from taskyard.store import sql as sqlstore
+from taskyard.store.rows import task_row
+
+T0 = 1_700_000_000.0
+BEFORE_ENDING = 6
+# name: (status, reason) as a version-6 database kept them
+OLD_TASKS = {
+    "actions": (TaskStatus.FAILED, "actions: 1 of 2 failed"),
+    "agent": (TaskStatus.FAILED, "agent exited 1"),
+    "done": (TaskStatus.SUCCEEDED, None),
+    "late": (TaskStatus.EXPIRED, "approval expired"),
+    "waiting": (TaskStatus.QUEUED, None),
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def old_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SQLStore]:
+    """A store whose database is at schema version 6, holding `OLD_TASKS`."""
+    url = (
+        f"sqlite:///{tmp_path / 'old.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("make_pg_url")()
+    )
+    store = SQLStore.open(url)
+    every = sqlstore.migrations()
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlstore, "migrations", lambda: [m for m in every if m[0] <= BEFORE_ENDING])
+        assert store.migrate() == list(range(1, BEFORE_ENDING + 1))
+    with store.backend.transaction() as tx:
+        for name, (status, reason) in OLD_TASKS.items():
+            old = Task(name, f"e-{name}", "r", "a", TaskStatus.QUEUED, Priority.P2, T0, T0, "wf")
+            tx.execute(sqlstore.Q["insert_task"], task_row(old))
+            tx.execute(
+                "UPDATE tasks SET status = :status, reason = :reason WHERE id = :id",
+                {"status": str(status), "reason": reason, "id": name},
+            )
+    yield store
+    store.close()
+
+
+def test_a_task_whose_actions_failed_ends_as_actions_failed(old_store: SQLStore) -> None:
+    assert old_store.migrate() == [v for v, _, _ in sqlstore.migrations() if v > BEFORE_ENDING]
+    endings = {name: old_store.get_task(name).ending for name in OLD_TASKS}
+    assert endings == {
+        "actions": EndingKind.ACTIONS_FAILED,
+        "agent": EndingKind.FAILED,
+        "done": EndingKind.SUCCEEDED,
+        "late": EndingKind.APPROVAL_EXPIRED,
+        "waiting": None,
+    }
