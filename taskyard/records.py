@@ -16,6 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class SkipKind(enum.StrEnum):
+    """Why an action was `skipped`."""
+
+    INVALID = "invalid"  # unknown type or invalid params
+    NOT_ALLOWED = "not_allowed"  # the route's allow-list or the risk rules refuse it
+    NO_APPROVALS = "no_approvals"  # it needs approval and approvals are not set up
+    DENIED = "denied"  # a person denied it
+    ALREADY_APPLIED = "already_applied"  # a tool call of the same task applied it
+
+
 class ActionStatus(enum.StrEnum):
     """proposed (recorded before sending: in flight) → applied | failed;
     or skipped (invalid, refused by the policy, or denied by a person) or dry_run (planned,
@@ -94,6 +104,7 @@ class ActionRecord:
     attempts: int = 0
     external_id: str | None = None
     url: str | None = None
+    skipped_as: SkipKind | None = None  # why, when `skipped` (the reason says it in words)
 
 
 class ApprovalStatus(enum.StrEnum):

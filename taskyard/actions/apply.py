@@ -42,7 +42,7 @@ from taskyard.exceptions import (
     TaskyardError,
 )
 from taskyard.platforms.writes import PlannedRequest, PlatformWriter, WriteResult
-from taskyard.records import ActionRecord, ActionStatus, Approval, ApprovalStatus
+from taskyard.records import ActionRecord, ActionStatus, Approval, ApprovalStatus, SkipKind
 
 if TYPE_CHECKING:
     from taskyard.store.base import Store
@@ -164,10 +164,10 @@ class _Run:
             return existing
         record = self._start(action, existing)
         if isinstance(action, InvalidAction):
-            return await self._save(record, status=ActionStatus.SKIPPED, reason=action.error)
+            return await self._skip(record, SkipKind.INVALID, action.error)
         assessment = self.policy.assess(self.route, action, self.target)
         if assessment.verdict is Verdict.DENY:
-            return await self._save(record, status=ActionStatus.SKIPPED, reason=assessment.reason)
+            return await self._skip(record, SkipKind.NOT_ALLOWED, assessment.reason)
         try:
             requests = self.planner.plan(action.for_sending(self.target), self.target)
         except TaskyardError as exc:
@@ -216,7 +216,7 @@ class _Run:
         None when a person approved it."""
         if self.gate is None:
             why = f"needs approval ({_risk(assessment)}) and approvals are not set up"
-            return await self._save(record, status=ActionStatus.SKIPPED, reason=why)
+            return await self._skip(record, SkipKind.NO_APPROVALS, why)
         approval = await self.gate.latest(action)
         if approval is None:
             approval = await self.gate.request(
@@ -231,7 +231,7 @@ class _Run:
         who = f"{approval.decided_by} via {approval.decided_via}"
         if status is ApprovalStatus.DENIED:
             why = f"denied by {who}" + (f": {approval.reason}" if approval.reason else "")
-            return await self._save(record, status=ActionStatus.SKIPPED, reason=why)
+            return await self._skip(record, SkipKind.DENIED, why)
         why = f"approval {approval.id} expired before anyone decided; not applied"
         return await self._save(record, status=ActionStatus.EXPIRED, reason=why)
 
@@ -254,6 +254,9 @@ class _Run:
             updated_at=now,
             reasoning=action.reasoning,
         )
+
+    async def _skip(self, record: ActionRecord, kind: SkipKind, reason: str | None) -> ActionRecord:
+        return await self._save(record, status=ActionStatus.SKIPPED, reason=reason, skipped_as=kind)
 
     async def _save(
         self, record: ActionRecord, *, status: ActionStatus, reason: str | None, **changes: Any

@@ -42,8 +42,8 @@ from taskyard.records import (
     TOOL_INDEX,
     ActionRecord,
     ActionStatus,
-    ApprovalStatus,
     ReportKind,
+    SkipKind,
     action_kind,
     is_report,
 )
@@ -241,6 +241,7 @@ class TaskActions:
             updated_at=now,
             reasoning=action.reasoning,
             reason=f"{ALREADY_APPLIED} through the {done.type} tool ({done.key})",
+            skipped_as=SkipKind.ALREADY_APPLIED,
             external_id=done.external_id,
             url=done.url,
         )
@@ -280,7 +281,7 @@ class TaskActions:
         # What the task said there: its result's actions and its tool calls alike.
         stored = await asyncio.to_thread(self.service.store.actions_of, self.task_id)
         said = _posted([*records, *stored])
-        denied = await self._denied(stored)
+        denied = [r for r in stored if r.skipped_as is SkipKind.DENIED and not is_report(r.index)]
         if succeeded and denied:  # a denial is always reported, with the summary
             refused = "; ".join(f"{r.type} ({r.reason})" for r in denied)
             text = f"**taskyard** ({self.route}): {(summary or 'done').strip()}"
@@ -330,22 +331,6 @@ class TaskActions:
 
     def _safe(self, text: str) -> str:
         return _clip(redact(text, self.service.secrets))
-
-    async def _denied(self, stored: Sequence[ActionRecord]) -> list[ActionRecord]:
-        """The task's proposed actions a person denied: skipped, and their request denied
-        (a denial is final: no later request is made for the action)."""
-        skipped = [r for r in stored if r.status is ActionStatus.SKIPPED and not is_report(r.index)]
-        if not skipped:
-            return []
-        decided = await asyncio.to_thread(
-            self.service.store.list_approvals,
-            ApprovalStatus.DENIED,
-            self.task_id,
-            limit=len(stored),
-            include_archived=True,
-        )
-        keys = {a.action_key for a in decided}
-        return [r for r in skipped if r.key in keys]
 
     async def _report(self, kind: ReportKind, raw: Mapping[str, Any]) -> list[ActionRecord]:
         action = parse_action(self.task_id, int(kind), raw)

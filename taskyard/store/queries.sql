@@ -134,13 +134,14 @@ SELECT status, COUNT(*) AS n FROM tasks GROUP BY status
 
 -- name: upsert_action
 INSERT INTO actions (key, task_id, idx, route, type, params, reasoning, status, reason, requests,
-                     sent, in_doubt, attempts, external_id, url, created_at, updated_at)
+                     sent, in_doubt, attempts, external_id, url, created_at, updated_at,
+                     skipped_as)
 VALUES (:key, :task_id, :idx, :route, :type, :params, :reasoning, :status, :reason, :requests,
-        :sent, :in_doubt, :attempts, :external_id, :url, :created_at, :updated_at)
+        :sent, :in_doubt, :attempts, :external_id, :url, :created_at, :updated_at, :skipped_as)
 ON CONFLICT (key) DO UPDATE SET status = excluded.status, reason = excluded.reason,
     requests = excluded.requests, sent = excluded.sent, in_doubt = excluded.in_doubt,
     attempts = excluded.attempts, external_id = excluded.external_id, url = excluded.url,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at, skipped_as = excluded.skipped_as
 
 -- name: get_action
 SELECT * FROM actions WHERE key = :key

@@ -24,6 +24,7 @@ from taskyard.records import (
     Approval,
     ApprovalStatus,
     DecisionAttempt,
+    SkipKind,
 )
 from taskyard.records import (
     Decision as ApprovalDecision,
@@ -51,6 +52,7 @@ def action_row(a: ActionRecord) -> dict[str, Any]:
         "url": a.url,
         "created_at": a.created_at,
         "updated_at": a.updated_at,
+        "skipped_as": None if a.skipped_as is None else str(a.skipped_as),
     }
 
 
@@ -73,6 +75,7 @@ def action_from_row(r: Row) -> ActionRecord:
         attempts=int(r["attempts"]),
         external_id=r["external_id"],
         url=r["url"],
+        skipped_as=None if r["skipped_as"] is None else SkipKind(r["skipped_as"]),
     )
 
 

@@ -113,7 +113,8 @@ CREATE TABLE actions (
     external_id TEXT,
     url TEXT,
     created_at {float} NOT NULL,
-    updated_at {float} NOT NULL
+    updated_at {float} NOT NULL,
+    skipped_as TEXT
 );
 CREATE INDEX actions_by_task ON actions (task_id, idx, created_at);
 CREATE INDEX actions_by_status ON actions (status, updated_at);

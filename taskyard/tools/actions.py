@@ -10,9 +10,9 @@ which validates, asks the policy, and applies (or records a dry run); the stored
 |---|---|
 | applied | ok, "applied: <type>[ — <url>]" |
 | dry_run | ok, "recorded in dry-run mode (nothing was sent): <planned requests>" |
-| skipped, reason "already applied…" | ok, "already applied earlier in this task: <url or key>" |
-| skipped, reason "invalid params…" / "unknown action type…" | not ok, "invalid <type>: <why>" |
-| skipped, any other reason (the policy's) | not ok, "not allowed: <why>" |
+| skipped as already applied | ok, "already applied earlier in this task: <url or key>" |
+| skipped as invalid (invalid params, unknown type) | not ok, "invalid <type>: <why>" |
+| skipped otherwise (the policy's reason, a denial) | not ok, "not allowed: <why>" |
 | failed | not ok, "failed: <why>" |
 | proposed | not ok, "in progress" |
 
@@ -32,7 +32,7 @@ from taskyard.actions.service import TaskActions
 from taskyard.exceptions import PlatformError
 from taskyard.platforms.base import GitHubReader, JSONObject, LinearReader
 from taskyard.platforms.clients import Platforms
-from taskyard.records import ActionRecord, ActionStatus
+from taskyard.records import ActionRecord, ActionStatus, SkipKind
 from taskyard.tools.base import ToolAnswer, ToolHandler, ToolSpec
 from taskyard.util.untrusted import clean_json, clean_text
 
@@ -45,8 +45,6 @@ _REASONING_SCHEMA: Mapping[str, Any] = {
     "type": "string",
     "description": "One sentence: why you take this action.",
 }
-_INVALID = ("invalid params", "unknown action type")
-ALREADY_APPLIED = "already applied"
 
 # One sentence per action type: what it does and where (see taskyard.actions.planner).
 DESCRIPTIONS: Mapping[str, str] = {
@@ -190,10 +188,10 @@ def _dry_run(record: ActionRecord) -> ToolAnswer:
 
 def _skipped(record: ActionRecord) -> ToolAnswer:
     reason = record.reason or ""
-    if reason.startswith(ALREADY_APPLIED):
+    if record.skipped_as is SkipKind.ALREADY_APPLIED:
         where = record.url or record.key
         return ToolAnswer(True, f"already applied earlier in this task: {where}", _data(record))
-    if reason.startswith(_INVALID):
+    if record.skipped_as is SkipKind.INVALID:
         why = reason.removeprefix(f"invalid params for {record.type}: ")
         return ToolAnswer(False, f"invalid {record.type}: {why}", _data(record))
     refused = ToolAnswer.refused(reason or "the policy refused it")

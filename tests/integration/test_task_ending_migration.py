@@ -10,6 +10,7 @@ import pytest
 
 from taskyard.lifecycle import EndingKind
 from taskyard.models import Priority, Task, TaskStatus
+from taskyard.records import SkipKind
 from taskyard.store import SQLStore
 from taskyard.store import sql as sqlstore
 from taskyard.store.rows import task_row
@@ -63,3 +64,44 @@ def test_a_task_whose_actions_failed_ends_as_actions_failed(old_store: SQLStore)
         "late": EndingKind.APPROVAL_EXPIRED,
         "waiting": None,
     }
+
+
+# key: (status, reason) of actions as a version-7 database kept them → their kind after 8
+OLD_ACTIONS = {
+    "tool": ("skipped", "already applied through the comment tool (k0)", SkipKind.ALREADY_APPLIED),
+    "bad": ("skipped", "invalid params for comment: body: required", SkipKind.INVALID),
+    "typo": ("skipped", "unknown action type 'comentt'", SkipKind.INVALID),
+    "no": ("skipped", "denied by alice via slack: not now", SkipKind.DENIED),
+    "list": ("skipped", "comment is not allowed by route r's allow-list", SkipKind.NOT_ALLOWED),
+    "sent": ("applied", None, None),
+}
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_skipped_actions_get_the_kind_their_reason_gave(
+    db: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'old.db'}"
+        if db == "sqlite"
+        else request.getfixturevalue("make_pg_url")()
+    )
+    store = SQLStore.open(url)
+    every = sqlstore.migrations()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(sqlstore, "migrations", lambda: [m for m in every if m[0] <= 7])
+            store.migrate()
+        with store.backend.transaction() as tx:
+            for key, (status, reason, _) in OLD_ACTIONS.items():
+                tx.execute(
+                    "INSERT INTO actions (key, task_id, idx, route, type, params, reasoning,"
+                    " status, reason, requests, created_at, updated_at) VALUES (:key, 't', 0,"
+                    " 'r', 'comment', '{}', '', :status, :reason, '[]', 1, 1)",
+                    {"key": key, "status": status, "reason": reason},
+                )
+        assert store.migrate() == [8]
+        kinds = {key: store.get_action_by_key(key).skipped_as for key in OLD_ACTIONS}  # type: ignore[union-attr]
+        assert kinds == {key: kind for key, (_, _, kind) in OLD_ACTIONS.items()}
+    finally:
+        store.close()

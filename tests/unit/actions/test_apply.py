@@ -16,7 +16,7 @@ from taskyard.exceptions import (
     PlatformRateLimited,
     PlatformTransientError,
 )
-from taskyard.records import ActionRecord, ActionStatus
+from taskyard.records import ActionRecord, ActionStatus, SkipKind
 from taskyard.store import MemoryStore
 
 TARGET = Target(platform="github", repo="acme/api", number=7)
@@ -204,6 +204,7 @@ async def test_policy_refusal_is_skipped_with_the_route_named() -> None:
     records = await h.apply([COMMENT, LABELS], policy=only_labels)
     assert [r.status for r in records] == [ActionStatus.SKIPPED, ActionStatus.APPLIED]
     assert records[0].reason == "comment is not allowed by route pr-review's allow-list"
+    assert [r.skipped_as for r in records] == [SkipKind.NOT_ALLOWED, None]
     assert [r.path for r in h.writer.applied] == ["/add_labels"]
 
 
@@ -222,6 +223,7 @@ async def test_invalid_actions_are_skipped_with_the_error_and_the_rest_continue(
         "invalid params for comment: body:"
     )
     assert records[2].reason == "an action must be an object, not str"
+    assert [r.skipped_as for r in records] == [SkipKind.INVALID] * 3 + [None]
     assert len(h.writer.calls) == 1
 
 

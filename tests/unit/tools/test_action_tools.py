@@ -14,7 +14,7 @@ from taskyard.actions.models import REGISTRY, ActionSpec, AddLabels, Comment, Ta
 from taskyard.exceptions import PlatformTransientError
 from taskyard.platforms.base import GitHubReader, LinearReader
 from taskyard.platforms.fakes import FakeGitHub, FakeLinear
-from taskyard.records import ActionRecord, ActionStatus
+from taskyard.records import ActionRecord, ActionStatus, SkipKind
 from taskyard.tools.actions import ActionTools, ReadTools, inline_refs
 from taskyard.tools.base import ToolAnswer, ToolSpec
 
@@ -52,6 +52,7 @@ def record(
     reason: str | None = None,
     url: str | None = None,
     requests: list[dict[str, Any]] | None = None,
+    skipped_as: SkipKind | None = None,
 ) -> ActionRecord:
     return ActionRecord(
         key="k-1",
@@ -67,6 +68,7 @@ def record(
         requests=requests or [],
         external_id="ext-9" if url else None,
         url=url,
+        skipped_as=skipped_as,
     )
 
 
@@ -220,37 +222,42 @@ async def test_dry_run_says_nothing_was_sent_and_what_would_be() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "expected"),
+    ("kind", "reason", "expected"),
     [
         (
+            SkipKind.NOT_ALLOWED,
             "add_labels is not allowed by route pr-review's allow-list",
             ToolAnswer.refused("add_labels is not allowed by route pr-review's allow-list"),
         ),
         (
+            SkipKind.INVALID,
             "invalid params for add_labels: labels: List should have at least 1 item",
             ToolAnswer(False, "invalid add_labels: labels: List should have at least 1 item"),
         ),
         (
+            SkipKind.INVALID,
             "unknown action type 'add_labels'",
             ToolAnswer(False, "invalid add_labels: unknown action type 'add_labels'"),
         ),
         (
+            SkipKind.ALREADY_APPLIED,
             "already applied as k-0",
             ToolAnswer(True, "already applied earlier in this task: https://x/1"),
         ),
     ],
     ids=["policy", "invalid", "unknown", "already-applied"],
 )
-async def test_skipped_answers_by_reason(reason: str, expected: ToolAnswer) -> None:
-    url = "https://x/1" if reason.startswith("already") else None
-    apply = FakeApply(record(ActionStatus.SKIPPED, reason=reason, url=url))
+async def test_skipped_answers_by_reason(kind: SkipKind, reason: str, expected: ToolAnswer) -> None:
+    url = "https://x/1" if kind is SkipKind.ALREADY_APPLIED else None
+    apply = FakeApply(record(ActionStatus.SKIPPED, reason=reason, url=url, skipped_as=kind))
     answer = await ActionTools(apply).call("add_labels", {"labels": ["bug"]})
     assert (answer.ok, answer.text) == (expected.ok, expected.text)
     assert answer.data is not None and answer.data["status"] == "skipped"
 
 
 async def test_already_applied_without_url_names_the_key() -> None:
-    apply = FakeApply(record(ActionStatus.SKIPPED, reason="already applied"))
+    skipped = SkipKind.ALREADY_APPLIED
+    apply = FakeApply(record(ActionStatus.SKIPPED, reason="already applied", skipped_as=skipped))
     answer = await ActionTools(apply).call("add_labels", {"labels": ["bug"]})
     assert answer == ToolAnswer(True, "already applied earlier in this task: k-1", answer.data)
 
