@@ -76,6 +76,8 @@ class EndingKind(enum.StrEnum):
 LIVE = frozenset({TaskStatus.QUEUED, TaskStatus.PREPARING, TaskStatus.RUNNING})
 # Taken by a worker: an attempt is under way.
 IN_ATTEMPT = frozenset({TaskStatus.PREPARING, TaskStatus.RUNNING})
+# A worker holds it: an attempt, or applying its result's actions.
+WORKING = IN_ATTEMPT | {TaskStatus.APPLYING}
 TERMINAL = frozenset(s for s in TaskStatus if s.terminal)
 # Whatever a run may end from: before its start (cancelled), during it, or while applying.
 _ENDABLE = LIVE | {TaskStatus.APPLYING}

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from taskyard.lifecycle import WORKING
 from taskyard.models import EventStatus, TaskStatus
 from taskyard.records import iso
 from taskyard.store.base import EndedTasks, Store, WindowStats
@@ -34,7 +35,6 @@ _RFC3339 = re.compile(
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 _PENDING_EVENTS = (EventStatus.RECEIVED, EventStatus.QUEUED, EventStatus.PROCESSING)
-_ACTIVE_TASKS = (TaskStatus.PREPARING, TaskStatus.RUNNING, TaskStatus.APPLYING)
 
 
 def window_of(request: Request, now: float) -> float:
@@ -162,7 +162,7 @@ def _queue(
         "tasks": task_states,
         "events_pending": sum(event_states[str(s)] for s in _PENDING_EVENTS),
         "tasks_queued": task_states[str(TaskStatus.QUEUED)],
-        "tasks_active": sum(task_states[str(s)] for s in _ACTIVE_TASKS),
+        "tasks_active": sum(task_states[str(s)] for s in WORKING),
         "tasks_awaiting_approval": task_states[str(TaskStatus.AWAITING_APPROVAL)],
         "dead_letters_open": letters.get("open", 0),
     }
