@@ -6,9 +6,10 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from taskyard.lifecycle import EndingKind
 from taskyard.models import DeadLetterStatus, EventStatus, Priority, TaskStatus
 from taskyard.models import Decision as RouteDecision
-from taskyard.records import ActionStatus, ApprovalStatus
+from taskyard.records import ActionStatus, ApprovalStatus, SkipKind
 from taskyard.records import Decision as ApprovalDecision
 
 Schema = dict[str, Any]
@@ -116,6 +117,7 @@ SCHEMAS: dict[str, Schema] = {
             "agent": STR,
             "status": enum_of(TaskStatus),
             "reason": nullable(STR),
+            "ending": nullable(enum_of(EndingKind)),
             "priority": PRIORITY,
             "attempts": INT,
             "usage": OBJ,
@@ -140,6 +142,7 @@ SCHEMAS: dict[str, Schema] = {
             "type": STR,
             "status": enum_of(ActionStatus),
             "reason": nullable(STR),
+            "skipped_as": nullable(enum_of(SkipKind)),
             "params": OBJ,
             "reasoning": STR,
             "requests": {"type": "array", "items": OBJ},

@@ -79,6 +79,7 @@ def task_json(t: Task) -> dict[str, Any]:
         "agent": t.agent,
         "status": str(t.status),
         "reason": t.reason,
+        "ending": t.ending,  # how it ended (`taskyard.lifecycle.EndingKind`); reason: in words
         "priority": t.priority.name,
         "attempts": t.attempts,
         "usage": t.usage,
@@ -106,6 +107,7 @@ def action_json(a: ActionRecord) -> dict[str, Any]:
         "type": a.type,
         "status": str(a.status),
         "reason": a.reason,
+        "skipped_as": None if a.skipped_as is None else str(a.skipped_as),
         "params": a.params,
         "reasoning": a.reasoning,
         "requests": a.requests,

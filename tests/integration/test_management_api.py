@@ -262,6 +262,8 @@ def test_tasks_list_filtered(client: TestClient, seeded: Seeded) -> None:
     ]
     failed = get(client, "/api/tasks?status=failed", 200)["tasks"]
     assert {x["id"] for x in failed} == {t["failed"], t["actions_failed"]}
+    endings = {x["id"]: x["ending"] for x in failed}  # how each ended, apart from its reason
+    assert endings[t["actions_failed"]] == "actions_failed"
     by_route = get(client, "/api/tasks?route=pr-review&limit=1", 200)["tasks"]
     assert [x["id"] for x in by_route] == [t["old"]]
     of_event = get(client, "/api/tasks?event_id=" + seeded.events["old"], 200)["tasks"]
