@@ -30,6 +30,9 @@ TaskyardError
 ├── ActionError                 an action cannot be planned for its target (recorded `failed`)
 ├── ToolBridgeError             the MCP server lost or could not reach the task's tool socket
 ├── SandboxError                the agent's sandbox cannot be made (no bwrap, no cgroup, proxy)
+├── ReviewHashError             the Review-Hash of a git state cannot be computed, or a commit
+│   │                           cannot carry it (unmerged index, placeholder reviewer, git failed)
+│   └── ReviewHashMismatch      the staged state is not the one review approved: nothing committed
 └── JobError                    raised by job handlers
     ├── TransientError          retried with backoff
     └── PermanentError          straight to the dead letters
@@ -188,6 +191,15 @@ class PlatformRateLimited(PlatformTransientError):
 
 class SandboxError(TaskyardError):
     pass
+
+
+class ReviewHashError(TaskyardError):
+    """The Review-Hash of a git state cannot be computed (not a repository, unmerged index
+    entries, an unknown revision) or a commit cannot carry it (a placeholder reviewer)."""
+
+
+class ReviewHashMismatch(ReviewHashError):
+    """The staged state is not the one review approved: the commit is not made."""
 
 
 class ToolBridgeError(TaskyardError):

@@ -19,11 +19,11 @@ from taskyard.lifecycle import EndingKind, Kind
 from taskyard.models import Event, Task, TaskStatus
 from taskyard.observe.tracing import Tracing
 from taskyard.records import ApprovalStatus
-from taskyard.run.applied import AppliedSignals
 from taskyard.run.ending import Ending, internal_error, usage_columns
 from taskyard.run.finishing import Finishing
 from taskyard.run.taskspec import TaskSpec
 from taskyard.store.base import Store
+from taskyard.util.loops import AppliedSignals
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,6 @@ from taskyard.models import Event, Task, TaskStatus
 from taskyard.observe.metrics import log_context
 from taskyard.observe.tracing import Tracing
 from taskyard.routing import RouteConfig
-from taskyard.run.applied import AppliedSignals
 from taskyard.run.applying import Applying
 from taskyard.run.attempt import Attempts, ToolsFor
 from taskyard.run.budget import BudgetGuard, BudgetWait, unpriced_agents
@@ -38,6 +37,7 @@ from taskyard.run.tasklogs import TaskLogs
 from taskyard.run.taskspec import ContextGatherer, event_json
 from taskyard.run.workspace import Workspaces
 from taskyard.store.base import Store
+from taskyard.util.loops import AppliedSignals
 from taskyard.util.redaction import Redactor
 
 __all__ = ["TaskExecutor", "ToolsFor"]
@@ -87,7 +87,7 @@ class TaskExecutor:
         self.task_logs = TaskLogs.from_settings(settings)
         tell = waiting_teller(store, self._task_actions)
         self.budget_wait = BudgetWait(self.budget, tell, clock=clock)
-        # Told when a task handed back by a decision has applied (see taskyard.run.applied).
+        # Told when a task handed back by a decision has applied (`AppliedSignals`).
         self.applied = applied or AppliedSignals()
         self.slots = Slots(self.limiter, self.budget_wait)
         self.finishing = Finishing(

@@ -38,7 +38,6 @@ from taskyard.queue.identity import claim_executor_id
 from taskyard.queue.jobs import ROUTE_JOB, Handler, JobRuntime
 from taskyard.routing import PermissionLookup
 from taskyard.routing.job import Pipeline
-from taskyard.run.applied import AppliedSignals
 from taskyard.run.executor import TaskExecutor
 from taskyard.run.taskspec import ContextGatherer
 from taskyard.run.workspace import Workspaces
@@ -53,7 +52,7 @@ from taskyard.store import Store
 from taskyard.store.backends import redact_url
 from taskyard.store.migrated import open_migrated_store
 from taskyard.tools.actions import tools_for
-from taskyard.util.loops import Wakeup, applied_wait, close_clients
+from taskyard.util.loops import AppliedSignals, Wakeup, applied_wait, close_clients
 from taskyard.util.private import QUEUE_DB, private_database
 from taskyard.web.app import api_token, metrics_app, server_config, site
 

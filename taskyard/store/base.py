@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from taskyard.audit import AuditEntry
 from taskyard.lifecycle import TRANSITIONS, Kind, changes_for
 from taskyard.models import (
     DeadLetter,
@@ -372,6 +373,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def approval_stats(self, now: float) -> dict[str, tuple[int, float]]:
         """For each risk with pending requests: (how many, age in seconds of the oldest)."""
+
+    # --- audit log ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def append_audit(
+        self,
+        kind: str,
+        task_id: str | None,
+        actor: str,
+        data: Mapping[str, Any],
+        now: float,
+    ) -> AuditEntry:
+        """Append one entry to the audit log (`taskyard.audit`), in one transaction: the next
+        seq, linked to the last entry's hash. Appends take turns, so concurrent ones still make
+        one unbroken chain. The log has no update and no delete."""
+
+    @abc.abstractmethod
+    def audit_entries(
+        self, task_id: str | None = None, after_seq: int = 0, limit: int = 1000
+    ) -> list[AuditEntry]:
+        """Entries after `after_seq`, oldest first, at most `limit` (the task's alone when
+        `task_id` is given): page through the log by passing the last seq read."""
 
     def close(self) -> None:  # noqa: B027
         """Release connections."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from taskyard.audit import AuditEntry
 from taskyard.exceptions import NotFound, StoreError
 from taskyard.models import (
     DeadLetter,
@@ -40,6 +41,7 @@ from taskyard.store.base import (
     nearest_rank,
 )
 from taskyard.store.memory_approvals import MemoryApprovals
+from taskyard.store.memory_audit import MemoryAudit
 
 
 @dataclass(slots=True)
@@ -52,7 +54,7 @@ class _Worker:
     recovered_by: str | None = None
 
 
-class MemoryStore(MemoryApprovals, Store):
+class MemoryStore(MemoryApprovals, MemoryAudit, Store):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: dict[str, Event] = {}
@@ -65,6 +67,7 @@ class MemoryStore(MemoryApprovals, Store):
         self._actions: dict[str, ActionRecord] = {}
         self._approvals: dict[str, Approval] = {}
         self._attempts: list[DecisionAttempt] = []
+        self._audit: list[AuditEntry] = []
 
     def migrate(self) -> list[int]:
         return []

@@ -281,3 +281,21 @@ RETURNING id
 
 -- name: repoint_dedup
 UPDATE dedup_keys SET event_id = :owner WHERE source = :source AND key = :key AND event_id = :id
+
+-- name: lock_audit_log
+-- PostgreSQL only: appends take turns (readers do not wait), so each one reads the last entry
+-- another committed and links to it. SQLite's write transaction already takes turns.
+LOCK TABLE audit_log IN EXCLUSIVE MODE
+
+-- name: last_audit_entry
+SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1
+
+-- name: insert_audit_entry
+INSERT INTO audit_log (seq, at, kind, task_id, actor, data, prev_hash, hash)
+VALUES (:seq, :at, :kind, :task_id, :actor, :data, :prev_hash, :hash)
+
+-- name: audit_entries
+SELECT * FROM audit_log WHERE seq > :after ORDER BY seq LIMIT :limit
+
+-- name: audit_entries_of_task
+SELECT * FROM audit_log WHERE task_id = :task_id AND seq > :after ORDER BY seq LIMIT :limit

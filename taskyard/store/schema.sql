@@ -161,3 +161,17 @@ CREATE TABLE approval_decisions (
     why TEXT
 );
 CREATE INDEX approval_decisions_by_approval ON approval_decisions (approval_id, at);
+
+-- The audit log (`taskyard.audit`): append-only, each row's hash covering its fields and the
+-- previous row's hash.
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    at {float} NOT NULL,
+    kind TEXT NOT NULL,
+    task_id TEXT,
+    actor TEXT NOT NULL,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_task ON audit_log (task_id, seq);

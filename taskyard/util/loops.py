@@ -10,7 +10,7 @@ other, so the crossings are these:
 - `Wakeup`: the jobs' loop (a routing job that stored tasks, a task that ended, a decision
   taken inside a routing job) nudges the dispatcher on the server's loop, from any thread.
 - `applied_wait`: an approval channel on the jobs' loop waits for a task that a decision
-  handed back to apply its actions (`taskyard.run.applied` resolves each waiter on its own
+  handed back to apply its actions (`AppliedSignals` resolves each waiter on its own
   loop, whichever thread the task ended in).
 - The sweeper, on the server's loop, tells and reminds through clients opened on that loop
   (`Approvals.tell_apart`, `Approvals.remind_apart`), as the API and the UI do: the
@@ -29,13 +29,14 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-# How long a decision's note waits for the action it approved (see taskyard.run.applied).
+# How long a decision's note waits for the action it approved (see `AppliedSignals`).
 APPLIED_WAIT = 1.0
 
 
@@ -92,7 +93,7 @@ class Wakeup:
 
 
 class Signals(Protocol):
-    """`taskyard.run.applied.AppliedSignals`, as far as a waiter needs it."""
+    """`AppliedSignals`, as far as a waiter needs it."""
 
     async def wait(self, task_id: str, since: float, timeout: float) -> bool: ...
 
@@ -110,3 +111,52 @@ async def close_clients(closers: Iterable[Callable[[], Awaitable[None]]]) -> Non
             await aclose()
         except Exception as exc:  # noqa: BLE001 - shutting down: say it and go on
             log.debug("platform client not closed cleanly", extra={"error": str(exc)})
+
+
+KEEP_SECONDS = 60.0  # how long a signal waits for a waiter that came late
+
+
+class AppliedSignals:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._done: dict[str, float] = {}  # task id → when it applied (for late waiters)
+        self._waiting: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
+
+    def applied(self, task_id: str) -> None:
+        """The task has applied what it could (or failed to). Safe from any thread."""
+        now = self.clock()
+        with self._lock:
+            self._done = {t: at for t, at in self._done.items() if now - at < KEEP_SECONDS}
+            self._done[task_id] = now
+            waiting = self._waiting.pop(task_id, [])
+        for loop, future in waiting:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self, task_id: str, since: float, timeout: float) -> bool:
+        """Until `task_id` has applied (at `since` on this clock or later: the same task may
+        have stopped earlier, to wait for the decision), or `timeout` seconds; True if it has."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        entry = (loop, future)
+        with self._lock:
+            if self._done.get(task_id, -1.0) >= since:
+                return True
+            self._waiting.setdefault(task_id, []).append(entry)
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                waiters = self._waiting.get(task_id)
+                if waiters is not None and entry in waiters:
+                    waiters.remove(entry)
+                    if not waiters:
+                        del self._waiting[task_id]
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

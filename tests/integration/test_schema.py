@@ -22,6 +22,7 @@ TABLES = {
     "actions",
     "approvals",
     "approval_decisions",
+    "audit_log",
 }
 ALL_VERSIONS = [version for version, _, _ in migrations()]
 

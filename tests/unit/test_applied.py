@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from taskyard.run.applied import AppliedSignals
+from taskyard.util.loops import AppliedSignals
 
 
 async def test_a_waiter_hears_of_an_apply_made_in_another_thread() -> None:

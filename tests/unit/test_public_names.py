@@ -85,6 +85,14 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "validate_fetcher_names",
     ],
     "taskyard.queue": ["Handler", "JobContext", "JobQueue", "JobRuntime", "ROUTE_JOB"],
+    "taskyard.review": [
+        "Finding",
+        "commit_with_review_hash",
+        "commits_in",
+        "staged_hash",
+        "tree_hash",
+        "verify_range",
+    ],
     "taskyard.routing": [
         "Actor",
         "DRAFT",

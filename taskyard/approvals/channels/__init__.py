@@ -31,7 +31,8 @@ class ApprovalChannels:
     decisions: Decisions
     channels: Sequence[Channel]
     # Waits (briefly) until a task a decision handed back has applied: the channels say the
-    # decision was taken after the action, not at the same time (see taskyard.run.applied).
+    # decision was taken after the action, not at the same time (see
+    # taskyard.util.loops.AppliedSignals).
     # Called with the task id and when the decision began (time.monotonic()).
     wait_applied: Callable[[str, float], Awaitable[object]] | None = None
 
