@@ -2,6 +2,7 @@
 `load_settings(path, environ)` gives the `Settings`; its sections are the models below."""
 
 from taskyard.config.agents import AgentConfig, RunsConfig, default_agents
+from taskyard.config.changes import ChangesConfig
 from taskyard.config.load import load_settings
 from taskyard.config.sections import (
     ActionsConfig,
@@ -36,6 +37,7 @@ __all__ = [
     "ApprovalChannels",
     "ApprovalsConfig",
     "BudgetConfig",
+    "ChangesConfig",
     "GitHubPlatformConfig",
     "IPNetwork",
     "IntakeConfig",

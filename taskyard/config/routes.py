@@ -222,6 +222,39 @@ class WhoConfig(_Frozen):
         return Permission.NONE if self.allowlist else Permission.WRITE
 
 
+DEFAULT_FIX_PHRASE = "@taskyard fix"
+
+
+class FixTrigger(_Frozen):
+    """`fix:` on a route: a person asks for a pull-request fix (`taskyard.routing.fixes`).
+
+    `fix: true` listens for the default phrase, `fix: "@bot fix"` for another one, and
+    `fix: {phrase: …, on_changes_requested: true}` also takes a review that requests changes
+    without the phrase.
+    """
+
+    phrase: str = DEFAULT_FIX_PHRASE
+    on_changes_requested: bool = False
+
+    @field_validator("phrase")
+    @classmethod
+    def _phrase(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the fix phrase must not be empty")
+        return value.strip()
+
+
+def _fix_shorthand(value: Any) -> Any:
+    """`fix: true` and `fix: "<phrase>"` as the full form; `fix: false` as no fix trigger."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, str):
+        return {"phrase": value}
+    return value
+
+
 class RouteConfig(_Frozen):
     """One route. YAML 1.1 reads a bare `on:` key as `true`; that is accepted as `on` too."""
 
@@ -238,6 +271,7 @@ class RouteConfig(_Frozen):
     bugs_channel: bool = False  # in `routing.slack_bugs_channel`
     level: Names = ()  # Sentry level
     project: Names = ()  # Sentry project slug, name or id
+    fix: Annotated[FixTrigger | None, BeforeValidator(_fix_shorthand)] = None  # asks for a PR fix
     who: WhoConfig = WhoConfig()
     # What to run.
     agent: str

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from taskyard.config.agents import AgentConfig, RunsConfig, default_agents
+from taskyard.config.changes import ChangesConfig
 from taskyard.config.default_routes import default_routes
 from taskyard.config.routes import Routes, RoutingSettings, unknown_agents
 from taskyard.config.sections import (
@@ -65,6 +66,7 @@ class Settings(_Frozen):
     budget: BudgetConfig = BudgetConfig()
     tracing: TracingConfig = TracingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    changes: ChangesConfig = ChangesConfig()
     api_token: SecretStr | None = None  # the management API's bearer token (TASKYARD_API_TOKEN)
 
     @model_validator(mode="after")

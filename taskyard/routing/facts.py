@@ -8,8 +8,8 @@ reads them into one `Facts` value that triggers, filters and who-rules then use.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from taskyard.config.routes import RoutingSettings
@@ -62,11 +62,15 @@ class Facts:
     channels: tuple[str, ...] = ()  # channel id and name
     level: str | None = None  # Sentry level
     projects: tuple[str, ...] = ()  # Sentry project slug, name, id
+    event_type: str = ""  # the normalised type: "github:issue_comment.created"
+    # The payload itself, for a trigger that reads more of it than these facts (`fix`).
+    payload: Mapping[str, Any] = field(default_factory=dict)
 
 
 def facts_of(event: Event, payload: Any, settings: RoutingSettings) -> Facts:
     reader = _READERS.get(event.source, _generic)
-    return reader(event, payload if isinstance(payload, dict) else {}, settings)
+    data = payload if isinstance(payload, dict) else {}
+    return replace(reader(event, data, settings), event_type=event.type, payload=data)
 
 
 def text(payload: Any, *paths: str) -> str | None:

@@ -11,6 +11,9 @@
   channel          the Slack/Discord channel, by id or name
   bugs_channel     in `routing.slack_bugs_channel`
   level / project  Sentry issue or alert level / project slug, name or id
+  fix              a person asks for a pull-request fix: a new PR comment, inline comment or
+                   changes-requested review saying the phrase (`taskyard.routing.fixes`);
+                   never taskyard's own words, a bot, an edit or a draft
 Every trigger a route sets must hold. Names compare case-insensitively.
 """
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 from taskyard.config.routes import RouteConfig, RoutingSettings
 from taskyard.routing.facts import Facts
+from taskyard.routing.fixes import FixSkip, fix_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,24 @@ def _project(route: RouteConfig, facts: Facts, settings: RoutingSettings) -> Tri
     return _fail(f"project {facts.projects[0]} is not one of {_listing(route.project)}")
 
 
+def _fix(route: RouteConfig, facts: Facts, settings: RoutingSettings) -> TriggerResult | None:
+    if route.fix is None:
+        return None
+    if facts.subject.source != "github":
+        return _fail(f"fix does not apply to {facts.subject.source} events")
+    found = fix_request(
+        facts.event_type,
+        facts.payload,
+        route.fix.phrase,
+        (settings.bot_user,) if settings.bot_user else (),
+        on_changes_requested=route.fix.on_changes_requested,
+        drafts=route.drafts,
+    )
+    if isinstance(found, FixSkip):
+        return _fail(found.reason)
+    return TriggerResult(True, f"fix: {found.trigger}")
+
+
 TRIGGERS: tuple[Trigger, ...] = (
     _label,
     _command,
@@ -154,4 +176,5 @@ TRIGGERS: tuple[Trigger, ...] = (
     _bugs,
     _level,
     _project,
+    _fix,
 )

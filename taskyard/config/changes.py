@@ -1,0 +1,38 @@
+"""The `changes:` section: the bounds on the code changes taskyard makes when a comment asks
+it to fix something (how big a change may be, how often and at what cost
+it may try, and where it may push). The words that ask for a fix are the route's (`fix:`,
+`taskyard.config.routes.FixTrigger`)."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from taskyard.config.sections import _Frozen
+
+
+class ChangesConfig(_Frozen):
+    """`mode`: `suggest` posts the change for a person to apply; `push` commits it to the pull
+    request's branch, never to a protected one (`protected_branches`, glob patterns like
+    `release/*`). A change over `max_changed_lines`, or one that adds a secret, is refused."""
+
+    max_changed_lines: int = Field(default=500, ge=1)  # lines added + removed
+    attempts_per_comment: int = Field(default=3, ge=1)  # agent runs for one trigger comment
+    fixes_per_pr_per_hour: int = Field(default=5, ge=1)
+    cost_ceiling_per_pr_usd: float = Field(default=3.0, gt=0)
+    mode: Literal["suggest", "push"] = "suggest"
+    max_revisions: int = Field(default=3, ge=1)  # follow-up changes asked of one fix
+    protected_branches: tuple[str, ...] = ("main", "master", "release/*")
+
+    @field_validator("protected_branches")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not pattern.strip() for pattern in value):
+            raise ValueError("changes.protected_branches: a blank pattern protects nothing")
+        return tuple(pattern.strip() for pattern in value)
+
+    def is_protected(self, branch: str) -> bool:
+        """Whether taskyard may not push to `branch` (a name like `main`, not `refs/heads/…`)."""
+        return any(fnmatchcase(branch, pattern) for pattern in self.protected_branches)
