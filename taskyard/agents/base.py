@@ -41,6 +41,13 @@ class AgentRequest:
     # then turns its CLI's own sandbox off (nested, it fails or adds nothing); False, the CLI
     # keeps its own sandbox, made to work.
     sandboxed: bool = False
+    # The session of an earlier run to continue (its `AgentOutcome.session_id`): the agent
+    # starts from that conversation instead of a new one. Its files must be in this task's
+    # config home first (`AgentAdapter.carry_session`). Agents without sessions ignore it.
+    resume_session: str | None = None
+    # What that session had used before this run, when the agent reports a session's total
+    # rather than a run's (codex): set by `carry_session`, taken off the run's usage.
+    resumed_usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +122,7 @@ class AgentOutcome:
     error: str | None  # why it failed, in words a person can act on
     usage: Usage = Usage()
     tool_calls: int = 0
-    session_id: str | None = None
+    session_id: str | None = None  # the agent's session (codex thread), for a later resume
 
 
 def flag_failed_tools(outcome: AgentOutcome, first_error: str | None) -> AgentOutcome:
@@ -147,3 +154,15 @@ class AgentAdapter(abc.ABC):
         """Called once the process has exited on its own (not killed by the supervisor).
         Reads `outputs/result.json` or the agent's structured output; does not validate it
         against the schema (the caller does)."""
+
+    def session_files(self, task_dir: Path) -> Path | None:
+        """Where the agent keeps its sessions for the task at `task_dir` (in the task's config
+        home), or None: it keeps none, and ignores `AgentRequest.resume_session`."""
+        return None
+
+    def carry_session(self, earlier_task_dir: Path, request: AgentRequest) -> AgentRequest:
+        """Makes `request.resume_session`, a session of the task at `earlier_task_dir`,
+        resumable in `request`'s task: its files copied into the new task's config home,
+        before the run. Returns the request to run: without `resume_session` when that
+        session cannot be resumed (no files, or refused), so the run starts a new one."""
+        return request

@@ -13,6 +13,13 @@ Tool results with `is_error` and the result's `permission_denials` are counted i
 `Usage.tool_errors` (a refusal by taskyard's action policy excepted); a run whose tool calls
 all failed fails (`flag_failed_tools`).
 
+Sessions: claude keeps each session in `$CLAUDE_CONFIG_DIR/projects/<project>/<id>.jsonl`,
+`<project>` being its cwd's real path as a name (`project_name`), and every event names it
+(`session_id`, the outcome's). A run with `AgentRequest.resume_session` continues it
+(`--resume <id>`, the same id, the new prompt on stdin); claude looks for the file only in
+its cwd's project, so `carry_session` copies it there, into the new task's config dir (else:
+"No conversation found with session ID: …", exit 1).
+
 claude's own sandbox (bubblewrap around its Bash tool, `sandbox.enabled` in settings) stays
 off: `settings.json` in the task's `CLAUDE_CONFIG_DIR` says so explicitly, so a default that
 changes cannot nest it inside taskyard's sandbox (`AgentRequest.sandboxed`), where its
@@ -25,6 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from taskyard.agents.base import (
@@ -48,6 +56,7 @@ from taskyard.agents.cli_support import (
     resolve_binary,
     shorten,
 )
+from taskyard.agents.sessions import carry_session_file, checked_session_id
 from taskyard.config import AgentConfig
 from taskyard.exceptions import ConfigError
 from taskyard.tools.base import NOT_ALLOWED, McpLaunch
@@ -59,6 +68,8 @@ _API_ERROR_PREFIX = "API Error: "
 _OUT_OF_MEMORY = "MemoryExhaustion"  # how Bun's JavaScriptCore aborts under a low RLIMIT_AS
 # The task's settings.json: claude's own (bubblewrap) sandbox off; see the module docstring.
 SETTINGS = {"sandbox": {"enabled": False}}
+PROJECTS = ("home", ".claude", "projects")  # below the task dir: claude's sessions, by cwd
+_MAX_NAME = 200  # a longer project name is cut there, with a hash of the path after it
 
 
 class ClaudeParser(StreamParser):
@@ -214,6 +225,8 @@ class ClaudeAdapter(AgentAdapter):
         argv += ["--model", self.config.model] if self.config.model else []
         argv += ["--allowedTools", *ALLOWED_TOOLS, *_mcp_tools(request.mcp)]
         argv += ["--mcp-config", str(mcp_file)] if request.mcp is not None else []
+        if request.resume_session is not None:
+            argv += ["--resume", checked_session_id(request.resume_session)]
         env = {
             **request.base_env,
             "HOME": str(home),
@@ -238,6 +251,24 @@ class ClaudeAdapter(AgentAdapter):
 
     def new_parser(self) -> StreamParser:
         return ClaudeParser(pricing_of(self.config))
+
+    def session_files(self, task_dir: Path) -> Path:
+        return task_dir.joinpath(*PROJECTS)
+
+    def carry_session(self, earlier_task_dir: Path, request: AgentRequest) -> AgentRequest:
+        """The session's file, into the project of the new task's workspace (named by its
+        path as given and by its real path, when they differ: claude resolves its cwd)."""
+        projects = self.session_files(request.task_dir)
+        names = {project_name(request.workspace), project_name(request.workspace.resolve())}
+        carried, _ = carry_session_file(
+            earlier_task_dir,
+            request,
+            PROJECTS,
+            lambda name, session: name == f"{session}.jsonl",
+            lambda source: [projects / name / source[-1] for name in sorted(names)],
+            depth=1,  # <project>/<id>.jsonl
+        )
+        return carried  # claude's `result` counts this run's tokens only
 
     def outcome(
         self, request: AgentRequest, parser: StreamParser, exit_code: int, stderr_tail: str
@@ -317,6 +348,36 @@ def result_usage(event: dict[str, Any], pricing: Pricing | None) -> Usage:
     if isinstance(reported, int | float):
         return replace(usage, cost_usd=float(reported))
     return usage
+
+
+def project_name(cwd: Path) -> str:
+    """claude's name for the project of `cwd` (a directory in `projects/`), as claude 2.1
+    makes it in JavaScript: every UTF-16 code unit but an ASCII letter or digit as `-`; a name
+    over 200 units is cut there and ends in `-` and the path's string hash in base 36."""
+    units = _utf16_units(str(cwd))
+    name = "".join(chr(u) if chr(u).isascii() and chr(u).isalnum() else "-" for u in units)
+    if len(name) <= _MAX_NAME:
+        return name
+    value = 0
+    for unit in units:  # JavaScript's `h = (h << 5) - h + code | 0`
+        value = (value * 31 + unit) & 0xFFFFFFFF
+    signed = value - (1 << 32) if value >= 1 << 31 else value
+    return f"{name[:_MAX_NAME]}-{_base36(abs(signed))}"
+
+
+def _utf16_units(text: str) -> list[int]:
+    raw = text.encode("utf-16-le", "surrogatepass")
+    return [int.from_bytes(raw[i : i + 2], "little") for i in range(0, len(raw), 2)]
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, digit = divmod(number, 36)
+        out = digits[digit] + out
+        if number == 0:
+            return out
 
 
 def _result_text(content: Any) -> str:

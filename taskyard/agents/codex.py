@@ -12,6 +12,18 @@ Success is read from the JSONL stream, not the exit code: a `turn.completed` and
 counted into `Usage.tool_errors`; a run whose tool calls all failed fails
 (`flag_failed_tools`).
 
+Sessions: codex keeps each run's thread in `$CODEX_HOME/sessions/YYYY/MM/DD/
+rollout-<time>-<thread id>.jsonl` (so no `--ephemeral`), and its `thread.started` event names
+the thread (`AgentOutcome.session_id`). A run with `AgentRequest.resume_session` continues
+that thread (`codex exec [OPTIONS] resume <id> -`: the options go before `resume`, which
+takes no `--sandbox` nor `-C` of its own), with the new prompt, in the new workspace; the
+thread's file must be in the task's own CODEX_HOME first (`carry_session`), else codex
+exits 1 ("no rollout found for thread id …"). A resumed thread's `turn.completed` usage is the
+thread's total, earlier runs included (seen: 200 input tokens after the first run, 300 after
+a one-request resume): `carry_session` reads the total the rollout ends with
+(`resumed_usage`), and the outcome takes it off. `usage_so_far`, which has no request, still
+counts the earlier runs, once the turn completes.
+
 codex's own sandbox: inside taskyard's sandbox (`AgentRequest.sandboxed`) it is off
 (`--sandbox danger-full-access`, and `sandbox_mode` in config.toml): taskyard's sandbox wraps
 the whole process tree, and codex's bubblewrap nested in it adds nothing. Without taskyard's
@@ -59,6 +71,7 @@ from taskyard.agents.cli_support import (
     shorten,
 )
 from taskyard.agents.outfiles import read_output
+from taskyard.agents.sessions import carry_session_file, checked_session_id
 from taskyard.config import AgentConfig
 from taskyard.exceptions import AgentOutputRefused, ConfigError
 from taskyard.tools.base import NOT_ALLOWED, McpLaunch
@@ -75,6 +88,7 @@ TOOL_ITEMS = frozenset({"command_execution", "mcp_tool_call", "file_change", "we
 INNER_SANDBOX = {True: "danger-full-access", False: "workspace-write"}
 # What codex prints when it could not make its sandbox helper: its commands will all fail.
 NO_HELPER = "could not create PATH aliases"
+SESSIONS = ("home", ".codex", "sessions")  # below the task dir: where codex keeps its threads
 
 
 TomlValue = str | bool | int | tuple[str, ...]
@@ -304,11 +318,13 @@ class CodexAdapter(AgentAdapter):
         codex_home, tmp = home / ".codex", home / ".tmp"
         schema_file = request.task_dir / "result-schema.json"
         last_message = request.output_dir / LAST_MESSAGE
-        argv = [binary, "exec", "--json", "--skip-git-repo-check", "--ephemeral"]
+        argv = [binary, "exec", "--json", "--skip-git-repo-check"]
         inner = INNER_SANDBOX[request.sandboxed]
         argv += ["--sandbox", inner, "-C", str(request.workspace)]
         argv += ["-o", str(last_message), "--output-schema", str(schema_file)]
         argv += ["-m", self.config.model] if self.config.model else []
+        if request.resume_session is not None:
+            argv += ["resume", checked_session_id(request.resume_session)]
         argv.append("-")
         env = {
             **request.base_env,
@@ -336,14 +352,31 @@ class CodexAdapter(AgentAdapter):
     def new_parser(self) -> StreamParser:
         return CodexParser(pricing_of(self.config))
 
+    def session_files(self, task_dir: Path) -> Path:
+        return task_dir.joinpath(*SESSIONS)
+
+    def carry_session(self, earlier_task_dir: Path, request: AgentRequest) -> AgentRequest:
+        """The thread's rollout file, at the same place in the new task's CODEX_HOME (codex
+        finds a thread by its id in the file's name)."""
+        carried, rollout = carry_session_file(
+            earlier_task_dir,
+            request,
+            SESSIONS,
+            lambda name, thread: name.startswith("rollout-") and name.endswith(f"-{thread}.jsonl"),
+            lambda source: [request.task_dir.joinpath(*source)],
+            depth=3,  # YYYY/MM/DD
+        )
+        if carried.resume_session is None:
+            return carried
+        return replace(carried, resumed_usage=thread_usage(rollout))
+
     def outcome(
         self, request: AgentRequest, parser: StreamParser, exit_code: int, stderr_tail: str
     ) -> AgentOutcome:
         if not isinstance(parser, CodexParser):
             raise TypeError(f"codex outcome needs a CodexParser, got {type(parser).__name__}")
-        failed = AgentOutcome(
-            False, None, None, self._usage(parser), parser.tool_calls, parser.session_id
-        )
+        usage = self._usage(parser, request.resumed_usage or Usage())
+        failed = AgentOutcome(False, None, None, usage, parser.tool_calls, parser.session_id)
         error = _failure(parser, exit_code, stderr_tail, inner_sandbox=not request.sandboxed)
         if error is not None:
             return replace(failed, error=error)
@@ -355,16 +388,33 @@ class CodexAdapter(AgentAdapter):
         succeeded = replace(failed, success=True, result=result)
         return flag_failed_tools(succeeded, parser.first_tool_error)
 
-    def _usage(self, p: CodexParser) -> Usage:
-        cost = price(self.config, p.input_tokens, p.cached_input_tokens, p.output_tokens)
-        return Usage(
-            p.input_tokens,
-            p.cached_input_tokens,
-            p.output_tokens,
-            p.reasoning_tokens,
-            cost,
-            p.tool_errors,
+    def _usage(self, p: CodexParser, before: Usage) -> Usage:
+        """The run's usage: the thread's, less what it had used `before` this run."""
+        inputs = max(p.input_tokens - before.input_tokens, 0)
+        cached = max(p.cached_input_tokens - before.cached_input_tokens, 0)
+        output = max(p.output_tokens - before.output_tokens, 0)
+        reasoning = max(p.reasoning_tokens - before.reasoning_tokens, 0)
+        cost = price(self.config, inputs, cached, output)
+        return Usage(inputs, cached, output, reasoning, cost, p.tool_errors)
+
+
+def thread_usage(rollout: bytes) -> Usage:
+    """The thread's total usage as its rollout file last records it (its last `token_count`
+    event), or nothing used."""
+    found = Usage()
+    for line in rollout.decode("utf-8", "replace").splitlines():
+        event = json_line(line)
+        payload = as_dict(event.get("payload")) if event else {}
+        if payload.get("type") != "token_count":
+            continue
+        total = as_dict(as_dict(payload.get("info")).get("total_token_usage"))
+        found = Usage(
+            as_int(total.get("input_tokens")),
+            as_int(total.get("cached_input_tokens")),
+            as_int(total.get("output_tokens")),
+            as_int(total.get("reasoning_output_tokens")),
         )
+    return found
 
 
 def _failure(

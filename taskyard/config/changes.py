@@ -25,6 +25,10 @@ class ChangesConfig(_Frozen):
     mode: Literal["suggest", "push"] = "suggest"
     max_revisions: int = Field(default=3, ge=1)  # follow-up changes asked of one fix
     protected_branches: tuple[str, ...] = ("main", "master", "release/*")
+    # The test gate (a route's `test_commands`, `taskyard.run.testgate`): each command's time
+    # limit, and how much of the end of its output is kept and posted.
+    test_timeout_seconds: float = Field(default=600.0, gt=0)
+    test_output_tail_bytes: int = Field(default=4000, ge=1)
 
     @field_validator("protected_branches")
     @classmethod

@@ -281,6 +281,9 @@ class RouteConfig(_Frozen):
     timeout_seconds: float | None = Field(default=None, gt=0)  # None: the agent's or runs:
     max_tool_calls: int | None = Field(default=None, ge=1)  # None: the agent's or runs:
     result_schema: dict[str, Any] | None = None  # default: the standard result shape
+    # The test gate: shell command lines taskyard runs itself, in order, in the box, in the
+    # workspace's repository directory (`taskyard.run.testgate`); the first failure fails it.
+    test_commands: tuple[str, ...] = ()
     _on: re.Pattern[str] = PrivateAttr()
 
     @model_validator(mode="before")
@@ -318,6 +321,13 @@ class RouteConfig(_Frozen):
                 jsonschema.Draft202012Validator.check_schema(value)
             except jsonschema.SchemaError as exc:
                 raise ValueError(f"result_schema is no valid JSON Schema: {exc.message}") from exc
+        return value
+
+    @field_validator("test_commands")
+    @classmethod
+    def _test_commands(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not command.strip() for command in value):
+            raise ValueError("test_commands: a blank command tests nothing")
         return value
 
     def model_post_init(self, context: Any) -> None:

@@ -95,7 +95,7 @@ def test_launch_isolates_codex_in_the_task_dir(request_: AgentRequest, fake_code
     task = request_.task_dir
 
     assert launch.argv == (
-        str(fake_codex), "exec", "--json", "--skip-git-repo-check", "--ephemeral",
+        str(fake_codex), "exec", "--json", "--skip-git-repo-check",
         "--sandbox", "workspace-write", "-C", str(request_.workspace),
         "-o", str(task / "outputs" / "last_message.txt"),
         "--output-schema", str(task / "result-schema.json"), "-m", "gpt-5.5", "-",
