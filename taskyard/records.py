@@ -238,3 +238,92 @@ def channel_matches(a: Approval, platform: str, key: str, value: str) -> bool:
         return False
     found = posted[key]
     return found == value or (isinstance(found, int) and str(found) == value)
+
+
+class FixStatus(enum.StrEnum):
+    """queued → running → done, one running at a time per pull request; or refused, never
+    run (a bound of `FixLimits` said no)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class FixLimits:
+    """How often and at what cost a pull request may be fixed (`changes:` in the config)."""
+
+    attempts_per_comment: int = 3
+    fixes_per_pr_per_hour: int = 5
+    cost_ceiling_per_pr_usd: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One request to fix a pull request (`pr`, like `github:acme/api#12`), triggered by one
+    comment and run as one task. Queued fixes of a PR start oldest first (`created_at`, then
+    `id`); `reason` says in words why a refused one was refused."""
+
+    id: str
+    pr: str
+    comment_id: str
+    task_id: str
+    status: FixStatus
+    created_at: float
+    reason: str | None = None
+    cost_usd: float | None = None  # what its run cost, once finished
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FixAdmission:
+    """What `request_fix` decided: `fix` as stored, queued when admitted, else refused."""
+
+    fix: Fix
+
+    @property
+    def admitted(self) -> bool:
+        return self.fix.status is FixStatus.QUEUED
+
+    @property
+    def reason(self) -> str | None:
+        return self.fix.reason
+
+
+FIX_WINDOW_SECONDS = 3600.0  # `FixLimits.fixes_per_pr_per_hour` counts fixes this recent
+
+
+def check_finish(status: FixStatus) -> None:
+    """A fix finishes as done (it ran) or refused (dropped before it ran), nothing else."""
+    if status not in (FixStatus.DONE, FixStatus.REFUSED):
+        raise ValueError(f"finish_fix: a fix finishes as done or refused, not {status}")
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, … 21st: how refusals count attempts."""
+    if 10 <= n % 100 <= 20:
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
+
+
+def fix_refusal(
+    pr: str, comment_id: str, on_comment: int, in_window: int, spent: float, limits: FixLimits
+) -> str | None:
+    """Why one more fix of `pr` for `comment_id` is refused, or None when it may queue.
+    `on_comment` and `in_window` count the admitted fixes (of the comment; of the PR within
+    the last hour), `spent` is the PR's cost so far: refused ones never count."""
+    if on_comment >= limits.attempts_per_comment:
+        return (
+            f"the {ordinal(on_comment + 1)} attempt on comment {comment_id}: "
+            f"at most {limits.attempts_per_comment}"
+        )
+    if in_window >= limits.fixes_per_pr_per_hour:
+        return (
+            f"the {ordinal(in_window + 1)} fix on {pr} within an hour: "
+            f"at most {limits.fixes_per_pr_per_hour}"
+        )
+    if spent >= limits.cost_ceiling_per_pr_usd:
+        return f"{pr} has spent ${spent:.2f} of its ${limits.cost_ceiling_per_pr_usd:.2f} ceiling"
+    return None

@@ -31,6 +31,10 @@ from taskyard.records import (
     Decision,
     DecisionAttempt,
     DecisionOutcome,
+    Fix,
+    FixAdmission,
+    FixLimits,
+    FixStatus,
 )
 
 FOREVER = 253402300799.0  # 9999-12-31: delivery ids deduplicate for good
@@ -395,6 +399,35 @@ class Store(abc.ABC):
     ) -> list[AuditEntry]:
         """Entries after `after_seq`, oldest first, at most `limit` (the task's alone when
         `task_id` is given): page through the log by passing the last seq read."""
+
+    # --- pull-request fixes -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def request_fix(
+        self, pr: str, comment_id: str, task_id: str, now: float, limits: FixLimits
+    ) -> FixAdmission:
+        """Ask for one more fix of `pr` (like `github:acme/api#12`), in one transaction: stored
+        `queued`, or `refused` with the reason in words when the comment had its attempts, the
+        PR its fixes within the last hour, or its cost ceiling (refused ones count for none)."""
+
+    @abc.abstractmethod
+    def start_fix(self, pr: str, now: float) -> Fix | None:
+        """Take the PR's lock: its oldest queued fix becomes `running`, unless one of its fixes
+        is running already (then, or with nothing queued, None). Of racing starters of one PR
+        exactly one wins; PRs do not wait for each other."""
+
+    @abc.abstractmethod
+    def finish_fix(self, fix_id: str, status: FixStatus, cost_usd: float, now: float) -> Fix | None:
+        """End a queued or running fix as `done` or `refused` with what it cost, releasing its
+        PR's lock (the next queued fix may start). None when it had ended already."""
+
+    @abc.abstractmethod
+    def fixes_of(self, pr: str, since: float = 0.0) -> list[Fix]:
+        """The PR's fixes created at `since` or later, refused ones too, oldest first."""
+
+    @abc.abstractmethod
+    def pr_spend(self, pr: str) -> float:
+        """What the PR's fixes have cost so far (the ones that finished with a cost)."""
 
     def close(self) -> None:  # noqa: B027
         """Release connections."""

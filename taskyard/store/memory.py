@@ -27,6 +27,7 @@ from taskyard.records import (
     ActionRecord,
     Approval,
     DecisionAttempt,
+    Fix,
 )
 from taskyard.store.base import (
     TASK_COLUMNS,
@@ -42,6 +43,7 @@ from taskyard.store.base import (
 )
 from taskyard.store.memory_approvals import MemoryApprovals
 from taskyard.store.memory_audit import MemoryAudit
+from taskyard.store.memory_fixes import MemoryFixes
 
 
 @dataclass(slots=True)
@@ -54,7 +56,7 @@ class _Worker:
     recovered_by: str | None = None
 
 
-class MemoryStore(MemoryApprovals, MemoryAudit, Store):
+class MemoryStore(MemoryApprovals, MemoryAudit, MemoryFixes, Store):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: dict[str, Event] = {}
@@ -68,6 +70,7 @@ class MemoryStore(MemoryApprovals, MemoryAudit, Store):
         self._approvals: dict[str, Approval] = {}
         self._attempts: list[DecisionAttempt] = []
         self._audit: list[AuditEntry] = []
+        self._fixes: dict[str, Fix] = {}
 
     def migrate(self) -> list[int]:
         return []

@@ -299,3 +299,49 @@ SELECT * FROM audit_log WHERE seq > :after ORDER BY seq LIMIT :limit
 
 -- name: audit_entries_of_task
 SELECT * FROM audit_log WHERE task_id = :task_id AND seq > :after ORDER BY seq LIMIT :limit
+
+-- name: lock_pr_fixes
+-- PostgreSQL only: the fixes of one PR take turns (a transaction-scoped advisory lock on the
+-- PR's name), so counting and admitting, or checking and starting, see each other's commits.
+-- SQLite's write transaction already takes turns.
+SELECT pg_advisory_xact_lock(7272743, hashtext(:pr))
+
+-- name: insert_fix
+INSERT INTO pr_fixes (id, pr, comment_id, task_id, status, reason, created_at)
+VALUES (:id, :pr, :comment_id, :task_id, :status, :reason, :created_at)
+
+-- name: get_fix
+SELECT * FROM pr_fixes WHERE id = :id
+
+-- name: fix_counts
+-- What bounds one more fix of a PR: its admitted fixes on the comment, its admitted fixes
+-- created within the window, and what its fixes cost so far.
+SELECT
+    COALESCE(SUM(CASE WHEN comment_id = :comment_id AND status <> 'refused' THEN 1 ELSE 0 END), 0)
+        AS on_comment,
+    COALESCE(SUM(CASE WHEN created_at > :window_start AND status <> 'refused' THEN 1 ELSE 0 END), 0)
+        AS in_window,
+    COALESCE(SUM(cost_usd), 0) AS spent
+FROM pr_fixes WHERE pr = :pr
+
+-- name: start_fix
+-- The PR's oldest queued fix starts, unless one of its fixes is running (the unique partial
+-- index pr_fixes_running refuses a second one whatever happens).
+UPDATE pr_fixes SET status = 'running', started_at = :now
+WHERE status = 'queued' AND id = (
+    SELECT id FROM pr_fixes WHERE pr = :pr AND status = 'queued'
+    ORDER BY created_at, id LIMIT 1
+) AND NOT EXISTS (SELECT 1 FROM pr_fixes WHERE pr = :pr AND status = 'running')
+
+-- name: running_fix
+SELECT * FROM pr_fixes WHERE pr = :pr AND status = 'running'
+
+-- name: finish_fix
+UPDATE pr_fixes SET status = :status, cost_usd = :cost_usd, finished_at = :now
+WHERE id = :id AND status IN ('queued', 'running')
+
+-- name: fixes_of
+SELECT * FROM pr_fixes WHERE pr = :pr AND created_at >= :since ORDER BY created_at, id
+
+-- name: pr_spend
+SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM pr_fixes WHERE pr = :pr

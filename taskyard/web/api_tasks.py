@@ -12,6 +12,8 @@ GET  /api/tasks/{id}/logs?offset=&limit=         → a page of the agent's log (
                                                    is not safe to open (`taskyard.run.tasklogs`)
 GET  /api/tasks/{id}/logs/stream                 → the same as Server-Sent Events, followed
                                                    until the task ends (`taskyard.web.logstream`)
+GET  /api/tasks/{id}/audit                       → the task's audit entries, and whether the
+                                                   whole chain verifies (`views.audit_json`)
 POST /api/tasks/{id}/cancel                      → 202 cancel requested | 200 cancelled
                                                    (it was awaiting approval) | 409 refused
 POST /api/tasks/{id}/retry   {"rerun": false}    → 202 queued again | 409 not ended
@@ -37,7 +39,7 @@ from taskyard.store.base import Store, TaskFilter
 from taskyard.web import params
 from taskyard.web.logstream import STREAM_SECONDS, LogFollower
 from taskyard.web.params import error
-from taskyard.web.views import action_json, task_json
+from taskyard.web.views import action_json, audit_json, task_json
 
 NDJSON = "application/x-ndjson"
 
@@ -134,6 +136,10 @@ def task_routes(
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return StreamingResponse(follower.events(), media_type="text/event-stream", headers=headers)
 
+    async def audit(request: Request) -> Response:
+        task = await task_of(params.path(request, "task_id"))
+        return JSONResponse(await asyncio.to_thread(audit_json, store, task.id))
+
     async def cancel(request: Request) -> Response:
         task_id = params.path(request, "task_id")
         done = await asyncio.to_thread(cancel_task, store, task_id, time.time())
@@ -168,6 +174,7 @@ def task_routes(
         Route("/api/tasks/{task_id}/actions", list_actions, methods=["GET"]),
         Route("/api/tasks/{task_id}/logs", logs, methods=["GET"]),
         Route("/api/tasks/{task_id}/logs/stream", stream_logs, methods=["GET"]),
+        Route("/api/tasks/{task_id}/audit", audit, methods=["GET"]),
         Route("/api/tasks/{task_id}/cancel", cancel, methods=["POST"]),
         Route("/api/tasks/{task_id}/retry", retry, methods=["POST"]),
     ]

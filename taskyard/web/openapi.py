@@ -249,6 +249,7 @@ def _task_paths() -> dict[str, Schema]:
                             "listTaskActions",
                             "taskLog",
                             "followTaskLog",
+                            "taskAudit",
                             "cancelTask",
                             "retryTask",
                         ),
@@ -330,6 +331,16 @@ def _task_paths() -> dict[str, Schema]:
                     },
                 ],
                 (400, 404, 409),
+            )
+        },
+        "/api/tasks/{task_id}/audit": {
+            "get": _op(
+                "taskAudit",
+                "The task's audit entries, oldest first, and whether the whole audit chain "
+                "(every task's entries) verifies: each place it is broken, in words",
+                {"200": _json(ref("TaskAudit"), "the entries and the chain's state")},
+                [TASK_ID],
+                (400, 404),
             )
         },
         "/api/tasks/{task_id}/cancel": {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from taskyard.audit import DELETED, EDITED, REORDERED
 from taskyard.lifecycle import EndingKind
 from taskyard.models import DeadLetterStatus, EventStatus, Priority, TaskStatus
 from taskyard.models import Decision as RouteDecision
@@ -161,6 +162,43 @@ SCHEMAS: dict[str, Schema] = {
             obj({"actions": {"type": "array", "items": ref("Action")}}),
         ]
     },
+    "AuditEntry": obj(
+        {
+            "seq": INT,
+            "at": TIME,
+            "kind": STR,
+            "actor": STR,
+            "data": OBJ,
+            "prev_hash": {**STR, "description": "the hash of the entry before it (64 zeros: none)"},
+            "hash": {**STR, "description": "SHA-256 (hex) of its other fields"},
+            "hash_ok": {**BOOL, "description": "its hash is the one its content gives"},
+        }
+    ),
+    "TaskAudit": obj(
+        {
+            "task_id": STR,
+            "entries": {"type": "array", "items": ref("AuditEntry")},
+            "chain": obj(
+                {
+                    "intact": BOOL,
+                    "entries": {**INT, "description": "how many entries the whole log has"},
+                    "problems": {
+                        "type": "array",
+                        "items": obj(
+                            {
+                                "seq": INT,
+                                "kind": {
+                                    "type": "string",
+                                    "enum": sorted([EDITED, DELETED, REORDERED]),
+                                },
+                                "message": STR,
+                            }
+                        ),
+                    },
+                }
+            ),
+        }
+    ),
     "Refused": obj({"error": STR, "status": enum_of(TaskStatus)}),
     "Cancelled": obj(
         {"id": STR, "status": enum_of(TaskStatus), "cancelled": BOOL, "cancel_requested": BOOL}

@@ -4,7 +4,8 @@ script (`taskyard/web/static/ui.js`) for the live log. No build step.
     GET  /                              overview: counts, queue depth, rates, cost today
     GET  /ui/events, /ui/events/{id}    events; one event with its headers, body and routing
     GET  /ui/tasks,  /ui/tasks/{id}     tasks; one task: context, prompts, the agent's events
-                                        (live while it runs), result, every action's outcome
+                                        (live while it runs), result, every action's outcome,
+                                        its audit entries and whether the chain verifies
     GET  /ui/tasks/{id}/log-stream      the agent's log as Server-Sent Events (`LogFollower`)
     GET  /ui/approvals                  pending requests (approve / deny with a reason)
     GET  /ui/dlq                        dead letters (replay)
@@ -65,6 +66,8 @@ from taskyard.web.taskfiles import FILE_MAX, pretty, pretty_json, task_files
 from taskyard.web.throttle import AuthThrottle
 from taskyard.web.views import (
     action_json,
+    audit_json,
+    brief_json,
     decision_json,
     event_json,
     letter_json,
@@ -115,6 +118,7 @@ def templates() -> Environment:
     env.filters["pretty"] = pretty
     env.filters["http_url"] = _http_url
     env.filters["analysis"] = analysis_text
+    env.filters["brief"] = brief_json
     return env
 
 
@@ -383,6 +387,7 @@ class WebUI:
                 "terminal": task.status.terminal,
                 "actions": [action_json(a) for a in self.store.actions_of(task_id)],
                 "approvals": [approval_json(a) for a in approvals],
+                "audit": audit_json(self.store, task_id),
                 **task_files(task, self.notes_dir, self.logs),
             }
 

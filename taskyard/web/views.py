@@ -1,17 +1,22 @@
-"""How events, dead letters, tasks and actions are shown as JSON: one definition for the
-CLI (`--json`) and the management API (`/api/...`)."""
+"""How events, dead letters, tasks, actions and audit entries are shown as JSON: one
+definition for the CLI (`--json`), the management API (`/api/...`) and the UI's pages."""
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from taskyard.audit import AuditEntry, canonical_json, hash_of, verify_chain
 from taskyard.models import DeadLetter, Event, RouteDecision, Task
 from taskyard.records import ActionRecord, action_kind, iso
 from taskyard.run.budget import waiting_reason
+from taskyard.store.base import Store
+
+AUDIT_PAGE = 1000  # audit entries read per query
+BRIEF_MAX = 160  # characters of an audit entry's data the task page shows in its row
 
 # Header names whose values may carry a credential (signatures are dropped at intake; a
 # platform or a proxy may still send others): shown as "(hidden)" by the API and the UI.
@@ -118,4 +123,54 @@ def action_json(a: ActionRecord) -> dict[str, Any]:
         "url": a.url,
         "created_at": iso(a.created_at),
         "updated_at": iso(a.updated_at),
+    }
+
+
+def audit_log(store: Store) -> Iterator[AuditEntry]:
+    """The whole audit log, oldest first, a page at a time: a long log is never one query."""
+    after = 0
+    while True:
+        page = store.audit_entries(after_seq=after, limit=AUDIT_PAGE)
+        yield from page
+        if len(page) < AUDIT_PAGE:
+            return
+        after = page[-1].seq
+
+
+def audit_entry_json(e: AuditEntry) -> dict[str, Any]:
+    """One entry; `hash_ok` says whether its hash is the one its content gives (false: the
+    entry was edited, or moved to another seq, in the database)."""
+    return {
+        "seq": e.seq,
+        "at": iso(e.at),
+        "kind": e.kind,
+        "actor": e.actor,
+        "data": e.data,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+        "hash_ok": hash_of(e) == e.hash,
+    }
+
+
+def brief_json(value: Any) -> str:
+    """A value as one line of canonical JSON, cut to `BRIEF_MAX` characters: a row's summary
+    (the page escapes it like any text)."""
+    text = canonical_json(value)
+    return text if len(text) <= BRIEF_MAX else text[: BRIEF_MAX - 1] + "…"
+
+
+def audit_json(store: Store, task_id: str) -> dict[str, Any]:
+    """A task's audit entries and whether the whole chain verifies: an entry of another task
+    edited or deleted breaks this task's record too, so the whole log is read and checked,
+    and only its problems are told (`taskyard.audit.verify_chain`, in words)."""
+    entries = list(audit_log(store))
+    problems = verify_chain(entries)
+    return {
+        "task_id": task_id,
+        "entries": [audit_entry_json(e) for e in entries if e.task_id == task_id],
+        "chain": {
+            "intact": not problems,
+            "entries": len(entries),
+            "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in problems],
+        },
     }

@@ -234,7 +234,17 @@ def seed(store: Store, root: Path, now: float) -> Seeded:
     _seed_events(store, s)
     _seed_tasks(store, s, root)
     _seed_approvals(store, s)
+    _seed_audit(store, s)
     return s
+
+
+def _seed_audit(store: Store, s: Seeded) -> None:
+    """A few audit entries: the succeeded task's, another task's and one of no task."""
+    done = s.tasks["succeeded"]
+    store.append_audit("gate", done, "taskyard", {"gate": "tests", "ok": True}, s.now - 50)
+    store.append_audit("push", None, "taskyard", {"refs": ["main"]}, s.now - 40)
+    store.append_audit("verdict", done, "reviewer:codex", {"verdict": "pass"}, s.now - 30)
+    store.append_audit("refusal", s.tasks["failed"], "taskyard", {"why": "no"}, s.now - 20)
 
 
 # --- the OpenAPI document as a judge of answers ------------------------------------------------

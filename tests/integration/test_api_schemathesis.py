@@ -27,10 +27,15 @@ CONFIG = """
 include-path = "/api/stats"
 checks.positive_data_acceptance.enabled = false
 """
-# The log's pages (offset, limit) are tried on a task that has a log, not on made-up ids.
+# The log's pages (offset, limit) and the audit entries are tried on a task that has them,
+# not on made-up ids.
 LOG_PAGES = """
 [[operations]]
 include-path = "/api/tasks/{{task_id}}/logs"
+parameters = {{ "path.task_id" = "{task_id}" }}
+
+[[operations]]
+include-path = "/api/tasks/{{task_id}}/audit"
 parameters = {{ "path.task_id" = "{task_id}" }}
 """
 

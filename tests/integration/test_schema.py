@@ -23,6 +23,7 @@ TABLES = {
     "approvals",
     "approval_decisions",
     "audit_log",
+    "pr_fixes",
 }
 ALL_VERSIONS = [version for version, _, _ in migrations()]
 
