@@ -209,6 +209,17 @@ def approval_json(a: Approval) -> dict[str, Any]:
     }
 
 
+def decided_json(outcome: DecisionOutcome) -> dict[str, Any]:
+    """What a decision did, as the API and `taskyard approvals approve|deny --json` answer."""
+    return {
+        "id": outcome.approval.id,
+        "accepted": outcome.accepted,
+        "status": str(outcome.approval.status),
+        "why": outcome.why,
+        "task_resumed": outcome.resumed,
+    }
+
+
 # What an accepted decision sets a request to; MORE_INFO keeps it pending.
 DECIDED_AS = {Decision.APPROVE: ApprovalStatus.APPROVED, Decision.DENY: ApprovalStatus.DENIED}
 EXPIRY_ACTOR = "taskyard"

@@ -26,7 +26,7 @@ from taskyard.cli.main import (
     settings_from,
 )
 from taskyard.exceptions import NotFound, TaskyardError
-from taskyard.records import Approval, ApprovalStatus, Decision, approval_json, iso
+from taskyard.records import Approval, ApprovalStatus, Decision, approval_json, decided_json, iso
 from taskyard.store.base import Store, TaskFilter
 
 approvals_app = typer.Typer(
@@ -59,13 +59,7 @@ def _decide(
 
 
 def _report(outcome: Any, verb: str, as_json: bool) -> None:
-    data = {
-        "id": outcome.approval.id,
-        "accepted": outcome.accepted,
-        "status": str(outcome.approval.status),
-        "why": outcome.why,
-        "task_resumed": outcome.resumed,
-    }
+    data = decided_json(outcome)
     if as_json:
         _print_json(data)
     elif outcome.accepted:

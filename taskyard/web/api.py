@@ -44,7 +44,7 @@ from starlette.types import Receive, Scope, Send
 from taskyard.approvals.policies import Identity
 from taskyard.approvals.service import Approvals
 from taskyard.exceptions import NotFound
-from taskyard.records import ApprovalStatus, Decision, approval_json
+from taskyard.records import ApprovalStatus, Decision, approval_json, decided_json
 from taskyard.run.tasklogs import TaskLogs
 from taskyard.store.base import Store
 from taskyard.web import params
@@ -104,13 +104,7 @@ def approval_routes(store: Store, approvals: Approvals | None) -> list[Route]:
         outcome = await approvals.decide_and_tell(
             approval_id, decision, Identity("web", who), reason
         )
-        data = {
-            "id": outcome.approval.id,
-            "accepted": outcome.accepted,
-            "status": str(outcome.approval.status),
-            "why": outcome.why,
-            "task_resumed": outcome.resumed,
-        }
+        data = decided_json(outcome)
         return JSONResponse(data, 200 if outcome.accepted else 409)
 
     return [
