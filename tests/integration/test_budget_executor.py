@@ -5,21 +5,16 @@ held) and starts when the month turns or a raised budget is loaded; a cancel end
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from taskyard.config import load_settings
 from taskyard.lifecycle import Kind
 from taskyard.models import Task, TaskStatus
-from taskyard.platforms import Platforms
 from taskyard.run.budget import BUDGET_EXHAUSTED, Position, waiting_reason
 from taskyard.run.executor import TaskExecutor
-from taskyard.run.taskspec import ContextGatherer
-from taskyard.run.workspace import Workspaces
 from taskyard.store import MemoryStore
+from tests.executor_harness import build_executor
 from tests.integration.test_cost_ceiling import FINISHER
 from tests.integration.test_executor import queue_task
 
@@ -40,26 +35,9 @@ def executor(
 ) -> tuple[TaskExecutor, list[tuple[str, Position]]]:
     """An executor whose agent reports $0.02 a run, with `monthly` as its budget; the list
     receives what its tasks' sources are told while they wait."""
-    data: dict[str, Any] = {
-        "home": str(tmp_path / "home"),
-        "agents": {"a": {"kind": "command", "argv": [sys.executable, "-c", FINISHER, "0.02"]}},
-        "routes": [{"name": "r", "on": ["github:issues.opened"], "agent": "a"}],
-        "runs": {"kill_grace_seconds": 0.5},
-        "budget": {"monthly_usd": monthly, "recheck_seconds": 0.1},
-    }
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "taskyard.yaml"
-    path.write_text(json.dumps(data))
-    settings = load_settings(path, {})
-    ex = TaskExecutor(
-        settings,
-        store,
-        Workspaces.from_settings(settings, os.environ),
-        ContextGatherer(Platforms.from_settings(settings.platforms), 5),
-        {"PATH": os.environ["PATH"]},
-        "worker-1",
-        clock=clock,
-    )
+    finisher = {"kind": "command", "argv": [sys.executable, "-c", FINISHER, "0.02"]}
+    budget = {"monthly_usd": monthly, "recheck_seconds": 0.1}
+    ex, _, _ = build_executor(tmp_path, finisher, store=store, budget=budget, clock=clock)
     told: list[tuple[str, Position]] = []
 
     async def tell(task: Task, position: Position) -> None:

@@ -5,7 +5,6 @@ codex whose cost is known only when its turn ends; and the executor ending the t
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,16 +16,14 @@ from taskyard.agents import build_adapter
 from taskyard.agents.command import CommandAdapter
 from taskyard.agents.process import group_members
 from taskyard.agents.supervisor import Limits, RunStatus, supervise
-from taskyard.config import AgentConfig, ModelPrice, load_settings
+from taskyard.config import AgentConfig, ModelPrice
 from taskyard.devtools.model_server import ModelServer
 from taskyard.models import TaskStatus
-from taskyard.platforms import Platforms
 from taskyard.run.budget import priced
 from taskyard.run.executor import TaskExecutor
-from taskyard.run.taskspec import ContextGatherer
-from taskyard.run.workspace import Workspaces
 from taskyard.store import MemoryStore
 from tests.agent_binaries import agent_binary
+from tests.executor_harness import build_executor
 from tests.integration.test_executor import queue_task
 from tests.integration.test_real_agents import MODELS, RESULT
 from tests.integration.test_real_agents import make_request as agent_request
@@ -166,25 +163,9 @@ async def test_real_codex_cost_is_judged_when_its_turn_ends(
 def executor(
     tmp_path: Path, script: str, budget: dict[str, Any]
 ) -> tuple[TaskExecutor, MemoryStore]:
-    data = {
-        "home": str(tmp_path / "home"),
-        "agents": {"a": {"kind": "command", "argv": [sys.executable, "-c", script]}},
-        "routes": [{"name": "r", "on": ["github:issues.opened"], "agent": "a"}],
-        "runs": {"kill_grace_seconds": 0.5},
-        "budget": budget,
-    }
-    path = tmp_path / "taskyard.yaml"
-    path.write_text(json.dumps(data))
-    settings = load_settings(path, {})
-    store = MemoryStore()
-    ex = TaskExecutor(
-        settings,
-        store,
-        Workspaces.from_settings(settings, os.environ),
-        ContextGatherer(Platforms.from_settings(settings.platforms), 5),
-        {"PATH": os.environ["PATH"]},
-        "worker-1",
-    )
+    command = {"kind": "command", "argv": [sys.executable, "-c", script]}
+    ex, store, _ = build_executor(tmp_path, command, budget=budget)
+    assert isinstance(store, MemoryStore)
     return ex, store
 
 

@@ -3,8 +3,6 @@ an interrupted attempt, cancellation, results, notes and the route warm-up."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import time
@@ -14,16 +12,15 @@ from typing import Any
 import pytest
 
 from taskyard.agents.process import ProcessRecord, read_stat
-from taskyard.config import Settings, load_settings
+from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
 from taskyard.lifecycle import Kind
 from taskyard.models import Event, Priority, Task, TaskStatus, new_id
-from taskyard.platforms import Platforms
 from taskyard.run.executor import TaskExecutor
-from taskyard.run.taskspec import ContextGatherer, TaskSpec
-from taskyard.run.workspace import Workspaces
+from taskyard.run.taskspec import TaskSpec
 from taskyard.store import MemoryStore
 from taskyard.store.base import NewEvent
+from tests.executor_harness import build_executor
 from tests.lifecycle_paths import drive
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "webhooks"
@@ -42,25 +39,8 @@ def writes(result: Any) -> str:
 
 
 def make(tmp_path: Path, script: str, **runs: Any) -> tuple[TaskExecutor, MemoryStore, Settings]:
-    data = {
-        "home": str(tmp_path / "home"),
-        "agents": {"a": agent(script)},
-        "routes": [{"name": "r", "on": ["github:issues.opened"], "agent": "a"}],
-        "runs": {"kill_grace_seconds": 0.5, **runs},
-    }
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "taskyard.yaml"
-    path.write_text(json.dumps(data))
-    settings = load_settings(path, {})
-    store = MemoryStore()
-    ex = TaskExecutor(
-        settings,
-        store,
-        Workspaces.from_settings(settings, os.environ),
-        ContextGatherer(Platforms.from_settings(settings.platforms), 5),
-        {"PATH": os.environ["PATH"]},
-        "worker-1",
-    )
+    ex, store, settings = build_executor(tmp_path, agent(script), runs=runs)
+    assert isinstance(store, MemoryStore)
     return ex, store, settings
 
 

@@ -4,17 +4,13 @@ breaking the step that stores it."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from taskyard.models import TaskStatus
-from taskyard.platforms import Platforms
-from taskyard.run.executor import TaskExecutor
 from taskyard.run.results import MAX_RESULT_DEPTH
-from taskyard.run.taskspec import ContextGatherer
-from taskyard.run.workspace import Workspaces
 from taskyard.store.base import Store
-from tests.integration.test_executor import make, queue_task
+from tests.executor_harness import build_executor
+from tests.integration.test_executor import agent, queue_task
 
 DEEP = """
 import os, pathlib
@@ -25,15 +21,7 @@ pathlib.Path(os.environ["OUTPUT_DIR"], "result.json").write_text(result)
 
 
 async def test_a_result_nested_600_levels_fails_its_task(tmp_path: Path, store: Store) -> None:
-    _, _, settings = make(tmp_path, DEEP)
-    ex = TaskExecutor(
-        settings,
-        store,
-        Workspaces.from_settings(settings, os.environ),
-        ContextGatherer(Platforms.from_settings(settings.platforms), 5),
-        {"PATH": os.environ["PATH"]},
-        "worker-1",
-    )
+    ex, _, _ = build_executor(tmp_path, agent(DEEP), store=store)
     task = queue_task(store)  # type: ignore[arg-type]
     assert await ex.run(task.id) == "failed"
     done = store.get_task(task.id)
