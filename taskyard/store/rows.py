@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any
 
 import orjson
 
+from taskyard.audit import AuditEntry, canonical_json
 from taskyard.models import (
     DeadLetter,
     DeadLetterStatus,
@@ -24,6 +26,8 @@ from taskyard.records import (
     Approval,
     ApprovalStatus,
     DecisionAttempt,
+    Fix,
+    FixStatus,
     SkipKind,
 )
 from taskyard.records import (
@@ -289,4 +293,58 @@ def attempt_from_row(r: Row) -> DecisionAttempt:
         decision=ApprovalDecision(r["decision"]),
         accepted=bool(r["accepted"]),
         why=r["why"],
+    )
+
+
+def fix_row(fix: Fix) -> dict[str, Any]:
+    return {
+        "id": fix.id,
+        "pr": fix.pr,
+        "comment_id": fix.comment_id,
+        "task_id": fix.task_id,
+        "status": str(fix.status),
+        "reason": fix.reason,
+        "created_at": fix.created_at,
+    }
+
+
+def fix_from_row(row: Row) -> Fix:
+    return Fix(
+        id=row["id"],
+        pr=row["pr"],
+        comment_id=row["comment_id"],
+        task_id=row["task_id"],
+        status=FixStatus(row["status"]),
+        created_at=float(row["created_at"]),
+        reason=row["reason"],
+        cost_usd=float_or_none(row["cost_usd"]),
+        started_at=float_or_none(row["started_at"]),
+        finished_at=float_or_none(row["finished_at"]),
+    )
+
+
+def audit_row(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at,
+        "kind": entry.kind,
+        "task_id": entry.task_id,
+        "actor": entry.actor,
+        "data": canonical_json(entry.data),
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+    }
+
+
+def audit_from_row(row: Row) -> AuditEntry:
+    """The entry as stored, whatever it holds: verifying is `taskyard.audit.verify_chain`'s."""
+    return AuditEntry(
+        seq=int(row["seq"]),
+        at=float(row["at"]),
+        kind=row["kind"],
+        task_id=row["task_id"],
+        actor=row["actor"],
+        data=json.loads(row["data"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
     )

@@ -3,12 +3,12 @@ each linked to the last one inside the same transaction, and never updated or de
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from taskyard.audit import AuditEntry, canonical_json, next_entry
-from taskyard.store.backends import Backend, Row
+from taskyard.audit import AuditEntry, next_entry
+from taskyard.store import rows as rowmap
+from taskyard.store.backends import Backend
 from taskyard.store.sqlshared import Q
 
 
@@ -27,8 +27,10 @@ class SQLAudit:
             if self.backend.dialect == "postgresql":
                 tx.execute(Q["lock_audit_log"])
             last = tx.fetchone(Q["last_audit_entry"])
-            entry = next_entry(_entry(last) if last else None, kind, task_id, actor, data, now)
-            tx.execute(Q["insert_audit_entry"], _row(entry))
+            entry = next_entry(
+                rowmap.audit_from_row(last) if last else None, kind, task_id, actor, data, now
+            )
+            tx.execute(Q["insert_audit_entry"], rowmap.audit_row(entry))
         return entry
 
     def audit_entries(
@@ -40,31 +42,4 @@ class SQLAudit:
         else:
             sql, params["task_id"] = Q["audit_entries_of_task"], task_id
         with self.backend.reading() as tx:
-            return [_entry(r) for r in tx.fetchall(sql, params)]
-
-
-def _row(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "seq": entry.seq,
-        "at": entry.at,
-        "kind": entry.kind,
-        "task_id": entry.task_id,
-        "actor": entry.actor,
-        "data": canonical_json(entry.data),
-        "prev_hash": entry.prev_hash,
-        "hash": entry.hash,
-    }
-
-
-def _entry(row: Row) -> AuditEntry:
-    """The entry as stored, whatever it holds: verifying is `taskyard.audit.verify_chain`'s."""
-    return AuditEntry(
-        seq=int(row["seq"]),
-        at=float(row["at"]),
-        kind=row["kind"],
-        task_id=row["task_id"],
-        actor=row["actor"],
-        data=json.loads(row["data"]),
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
+            return [rowmap.audit_from_row(r) for r in tx.fetchall(sql, params)]

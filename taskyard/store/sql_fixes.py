@@ -5,8 +5,6 @@ SQLite's write transactions already take turns."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from taskyard.exceptions import NotFound
 from taskyard.models import new_id
 from taskyard.records import (
@@ -18,7 +16,8 @@ from taskyard.records import (
     check_finish,
     fix_refusal,
 )
-from taskyard.store.backends import Backend, Row, Tx
+from taskyard.store import rows as rowmap
+from taskyard.store.backends import Backend, Tx
 from taskyard.store.sqlshared import Q
 
 
@@ -42,7 +41,7 @@ class SQLFixes:
             )
             status = FixStatus.QUEUED if reason is None else FixStatus.REFUSED
             fix = Fix(new_id(), pr, comment_id, task_id, status, now, reason)
-            tx.execute(Q["insert_fix"], _insert_row(fix))
+            tx.execute(Q["insert_fix"], rowmap.fix_row(fix))
         return FixAdmission(fix)
 
     def start_fix(self, pr: str, now: float) -> Fix | None:
@@ -51,7 +50,7 @@ class SQLFixes:
             if tx.execute(Q["start_fix"], {"pr": pr, "now": now}) != 1:
                 return None
             row = tx.fetchone(Q["running_fix"], {"pr": pr})
-        return _fix(row) if row is not None else None
+        return rowmap.fix_from_row(row) if row is not None else None
 
     def finish_fix(self, fix_id: str, status: FixStatus, cost_usd: float, now: float) -> Fix | None:
         check_finish(status)
@@ -61,11 +60,14 @@ class SQLFixes:
             row = tx.fetchone(Q["get_fix"], {"id": fix_id})
         if row is None:
             raise NotFound(f"no fix {fix_id}")
-        return _fix(row) if changed else None
+        return rowmap.fix_from_row(row) if changed else None
 
     def fixes_of(self, pr: str, since: float = 0.0) -> list[Fix]:
         with self.backend.reading() as tx:
-            return [_fix(r) for r in tx.fetchall(Q["fixes_of"], {"pr": pr, "since": since})]
+            return [
+                rowmap.fix_from_row(r)
+                for r in tx.fetchall(Q["fixes_of"], {"pr": pr, "since": since})
+            ]
 
     def pr_spend(self, pr: str) -> float:
         with self.backend.reading() as tx:
@@ -75,34 +77,3 @@ class SQLFixes:
     def _lock_pr(self, tx: Tx, pr: str) -> None:
         if self.backend.dialect == "postgresql":
             tx.fetchall(Q["lock_pr_fixes"], {"pr": pr})
-
-
-def _insert_row(fix: Fix) -> dict[str, Any]:
-    return {
-        "id": fix.id,
-        "pr": fix.pr,
-        "comment_id": fix.comment_id,
-        "task_id": fix.task_id,
-        "status": str(fix.status),
-        "reason": fix.reason,
-        "created_at": fix.created_at,
-    }
-
-
-def _opt(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _fix(row: Row) -> Fix:
-    return Fix(
-        id=row["id"],
-        pr=row["pr"],
-        comment_id=row["comment_id"],
-        task_id=row["task_id"],
-        status=FixStatus(row["status"]),
-        created_at=float(row["created_at"]),
-        reason=row["reason"],
-        cost_usd=_opt(row["cost_usd"]),
-        started_at=_opt(row["started_at"]),
-        finished_at=_opt(row["finished_at"]),
-    )
