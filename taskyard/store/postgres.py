@@ -63,6 +63,7 @@ class _PgTx(Tx):
 
 
 _IDLE_CHECK_SECONDS = 5.0
+_RECONNECT_SECONDS = 5.0
 
 
 def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
@@ -102,7 +103,11 @@ class PostgresBackend(Backend):
                 max_size=max_size,
                 open=False,
                 timeout=3.0,
-                reconnect_timeout=3600.0,
+                # psycopg_pool backs off between reconnection attempts without a ceiling (1, 2,
+                # 4, 8 … s), so after a long outage the first try could come as late again as the
+                # outage lasted. A short give-up bounds that: the pool then shrinks, and the next
+                # caller that needs a connection starts a fresh attempt at once.
+                reconnect_timeout=_RECONNECT_SECONDS,
                 # Autocommit: `transaction` opens one explicitly (BEGIN … COMMIT); a read runs
                 # alone, one round trip instead of three.
                 kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True},

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from taskyard.exceptions import StoreError
 from taskyard.intake.writer import EventWriter
 from taskyard.models import Event, Priority, new_id
 from taskyard.store import SQLStore
@@ -206,12 +207,43 @@ async def test_a_store_that_is_down_is_answered_503_within_a_second(
                 started = time.monotonic()
                 assert (await h.client.get("/readyz")).status_code == 503
                 assert time.monotonic() - started < 1.5
-        for _ in range(60):
-            if (await _github(h, _ping("back"))).status_code == 202:
+        answers = []
+        for n in range(60):
+            # A new body each time: one answered 503 may still have committed a moment later,
+            # and then the same body again is, rightly, a replay (200, duplicate).
+            response = await _github(h, _ping(f"back {n}"))
+            if response.status_code == 202:
                 break
+            answers.append((round(time.monotonic(), 1), response.status_code, response.text))
             await asyncio.sleep(0.5)
         else:
-            raise AssertionError("intake did not recover")
+            raise AssertionError(f"intake did not recover: {answers[:3]} … {answers[-3:]}")
+
+
+@pytest.mark.postgres
+def test_after_a_long_outage_postgres_is_used_again_within_seconds(pg_url: str) -> None:
+    """The pool backs off between reconnection attempts (1, 2, 4, 8 s …); without a ceiling,
+    its next try after an 11 s outage would come about 4 s after the database is back, and
+    after an outage of an hour, about an hour later."""
+    store = SQLStore.open(pg_url)
+    try:
+        store.migrate()
+        with _store_down(pg_url):
+            deadline = time.monotonic() + 11
+            while time.monotonic() < deadline:
+                with pytest.raises(StoreError):
+                    store.ping()
+                time.sleep(0.5)
+        started = time.monotonic()
+        while True:
+            try:
+                store.ping()
+                break
+            except StoreError:
+                assert time.monotonic() - started < 3, "the store was not used again in 3 s"
+                time.sleep(0.1)
+    finally:
+        store.close()
 
 
 class _store_down:
