@@ -33,6 +33,8 @@ TaskyardError
 ├── ReviewHashError             the Review-Hash of a git state cannot be computed, or a commit
 │   │                           cannot carry it (unmerged index, placeholder reviewer, git failed)
 │   └── ReviewHashMismatch      the staged state is not the one review approved: nothing committed
+├── DeliveryRefused             a fix is not posted or pushed to its pull request; the message
+│                               says why in plain words (a protected branch, a moved head)
 └── JobError                    raised by job handlers
     ├── TransientError          retried with backoff
     └── PermanentError          straight to the dead letters
@@ -200,6 +202,12 @@ class ReviewHashError(TaskyardError):
 
 class ReviewHashMismatch(ReviewHashError):
     """The staged state is not the one review approved: the commit is not made."""
+
+
+class DeliveryRefused(TaskyardError):
+    """taskyard will not deliver a fix to its pull request (a protected or default branch, a
+    head that moved, a commit that does not verify); the message is the plain-words reason
+    posted on the pull request. Nothing was pushed or posted."""
 
 
 class ToolBridgeError(TaskyardError):

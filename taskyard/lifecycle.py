@@ -13,6 +13,9 @@ decision and an operator's cancel, two workers) cannot both win.
     ended ─retry→ queued            failed ─reapply→ applying
     queued|preparing|running ─hold_for_budget→ queued (its reason says it waits)
     expired|awaiting_approval ─resubmit→ awaiting_approval
+    preparing|running ─enter_gate→ (status stays; a change task's `gate` and `gates`)
+    preparing|running ─wait_for_subtasks→ waiting ─subtasks_done→ queued (the last subtask's
+        end does it, in the same transaction: `rollup`)
 
 How a task ended is its `ending` (an `EndingKind`, its own column); its `reason` is the same
 thing in human words and is never parsed.
@@ -21,7 +24,7 @@ thing in human words and is never parsed.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +48,28 @@ class Kind(enum.StrEnum):
     REAPPLY = "reapply"
     HOLD_FOR_BUDGET = "hold_for_budget"
     RESUBMIT = "resubmit"
+    ENTER_GATE = "enter_gate"
+    WAIT_FOR_SUBTASKS = "wait_for_subtasks"
+    SUBTASKS_DONE = "subtasks_done"
+
+
+class Gate(enum.StrEnum):
+    """The gates of a change task (a route with `mode: change`), in their order. Each one
+    entered is a transition (`Kind.ENTER_GATE`, the status stays) and an audit entry; a
+    needs-revision verdict goes back to the gate it reviewed (`REVISES`)."""
+
+    PLAN = "plan"
+    PLAN_REVIEW = "plan_review"
+    IMPLEMENT = "implement"
+    TEST = "test"
+    REVIEW = "review"
+    COMMIT = "commit"
+
+
+GATE_ORDER = tuple(Gate)
+REVISES = {Gate.PLAN_REVIEW: Gate.PLAN, Gate.REVIEW: Gate.IMPLEMENT}
+# Gates a route may turn off, and only in its configuration; the others always run.
+OPTIONAL_GATES = frozenset({Gate.PLAN, Gate.PLAN_REVIEW, Gate.REVIEW})
 
 
 class EndingKind(enum.StrEnum):
@@ -70,6 +95,10 @@ class EndingKind(enum.StrEnum):
     CANCELLED_BEFORE_START = "cancelled_before_start"
     CANCELLED_WHILE_WAITING = "cancelled_while_waiting"
     APPROVAL_EXPIRED = "approval_expired"
+    # A change task (`Gate`) stopped at a gate:
+    TESTS_FAILED = "tests_failed"  # taskyard's run of the test commands failed
+    REVIEW_REFUSED = "review_refused"  # still needs revision after the last allowed round
+    CHANGE_REFUSED = "change_refused"  # a safety check or the commit's preconditions said no
 
 
 # "Live": a worker runs it, or will (queued). Cancel stops these; budget holds them.
@@ -149,7 +178,7 @@ TRANSITIONS: Mapping[Kind, Transition] = {
         _t(Kind.EXPIRE, {_S.APPLYING}, _S.EXPIRED, _ENDED_FIELDS),
         _t(
             Kind.CANCEL_WAITING,
-            {_S.AWAITING_APPROVAL},
+            {_S.AWAITING_APPROVAL, _S.WAITING},
             _S.CANCELLED,
             {"reason", "finished_at"},
             {"ending": EndingKind.CANCELLED_WHILE_WAITING},
@@ -158,6 +187,21 @@ TRANSITIONS: Mapping[Kind, Transition] = {
         _t(Kind.RETRY, TERMINAL, _S.QUEUED, fixed=_AFRESH, mints_workflow=True, again=True),
         _t(Kind.REAPPLY, {_S.FAILED}, _S.APPLYING, fixed=_AFRESH, mints_workflow=True, again=True),
         _t(Kind.HOLD_FOR_BUDGET, LIVE, _S.QUEUED, {"reason"}, {"process": None}),
+        _t(Kind.ENTER_GATE, IN_ATTEMPT, None, {"gate", "gates"}),
+        _t(
+            Kind.WAIT_FOR_SUBTASKS,
+            IN_ATTEMPT,
+            _S.WAITING,
+            {"reason", "workspace", "usage", "cost_usd"},
+            {"process": None},
+        ),
+        _t(
+            Kind.SUBTASKS_DONE,
+            {_S.WAITING},
+            _S.QUEUED,
+            fixed={"dispatched": False, "reason": None},
+            mints_workflow=True,
+        ),
         _t(
             Kind.RESUBMIT,
             {_S.EXPIRED, _S.AWAITING_APPROVAL},
@@ -187,6 +231,22 @@ def ends_in(status: TaskStatus) -> Kind:
         raise ValueError(f"{status} is not a status a run ends in") from None
 
 
+def rollup(parent_id: str, statuses: Iterable[TaskStatus], now: float) -> dict[str, Any]:
+    """What a subtask's end does to its waiting parent, given every subtask's status (the
+    ended one's new status included): hand it back to a worker once none is left open, else
+    say in its reason how many are. The store writes it in the transaction that ended the
+    subtask, only while the parent is still `waiting` (`ROLLUP_SOURCES`), so it is handed back
+    once."""
+    found = list(statuses)
+    still = sum(1 for s in found if not s.terminal)
+    if still == 0:
+        return changes_for(parent_id, Kind.SUBTASKS_DONE, {}, now)
+    return {"reason": f"waiting for {still} of {len(found)} subtasks", "updated_at": now}
+
+
+ROLLUP_SOURCES = frozenset({TaskStatus.WAITING})
+
+
 def workflow_id(task_id: str, kind: Kind | None = None) -> str:
     """The durable workflow id a task runs under: `task-<id>` when routing creates it; a new
     one each time a transition hands it to a worker again (`<id>-retry-…` after a retry or a
@@ -194,7 +254,7 @@ def workflow_id(task_id: str, kind: Kind | None = None) -> str:
     by `Store.get_task`, an approval's task by its `task_id`."""
     if kind is None:
         return f"task-{task_id}"
-    step = "apply" if kind is Kind.RESUME else "retry"
+    step = {Kind.RESUME: "apply", Kind.SUBTASKS_DONE: "resume"}.get(kind, "retry")
     return f"{task_id}-{step}-{new_id()[-8:]}"
 
 

@@ -100,6 +100,7 @@ class TaskStatus(enum.StrEnum):
     RUNNING = "running"
     APPLYING = "applying"
     AWAITING_APPROVAL = "awaiting_approval"  # holds no worker and no agent: a decision resumes it
+    WAITING = "waiting"  # for its subtasks: holds no worker and no agent; their ends resume it
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
@@ -150,6 +151,11 @@ class Task:
     cancel_requested: bool = False
     dispatched: bool = False
     ending: str | None = None  # how it ended (`taskyard.lifecycle.EndingKind`); reason: in words
+    # A change task's gates (`taskyard.lifecycle.Gate`): the one it is in, and each one it
+    # went through, oldest first ({"gate", "round", "outcome", "at", …}).
+    gate: str | None = None
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    parent_id: str | None = None  # the task that created it as a subtask
 
 
 class Decision(enum.StrEnum):

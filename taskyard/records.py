@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -338,3 +338,63 @@ def fix_refusal(
     if spent >= limits.cost_ceiling_per_pr_usd:
         return f"{pr} has spent ${spent:.2f} of its ${limits.cost_ceiling_per_pr_usd:.2f} ceiling"
     return None
+
+
+class CiOutcome(enum.StrEnum):
+    """What one failing check on a pull request's head came to (`Store.request_ci_fix`)."""
+
+    FIX = "fix"  # the model is asked to fix it: a fix was queued
+    RERUN = "rerun"  # the check failed again on a head it was already fixed on: flaky, not
+    # the model's to retry (counted apart from fixes)
+    REFUSED = "refused"  # not a head taskyard pushed, the head's fixes are spent, or a bound
+
+
+CI_FIXES_PER_HEAD = 3  # fixes asked of the model for the failing checks of one head commit
+
+
+@dataclass(frozen=True, slots=True)
+class CiFailure:
+    """One failing check (`check`: its name) on `head_sha` of `pr`, as routing met it for
+    task `task_id` (the task that runs the fix; stored only when `outcome` is FIX)."""
+
+    id: str
+    pr: str
+    head_sha: str
+    check: str
+    outcome: CiOutcome
+    task_id: str
+    at: float
+    fix_id: str | None = None
+    reason: str | None = None
+
+
+def ci_verdict(
+    failure: CiFailure, pushed: bool, fixes_on_head: int, check_fixed: bool
+) -> tuple[CiOutcome, str] | None:
+    """What a failing check comes to before the PR's own bounds (`fix_refusal`), or None
+    when it may ask for a fix: a check already fixed on this head failing again is a flaky
+    rerun, not the model's to retry; taskyard fixes only heads it pushed, at most
+    `CI_FIXES_PER_HEAD` times each. `fixes_on_head` counts the head's CI fixes so far."""
+    head = failure.head_sha[:12]
+    if check_fixed:
+        return CiOutcome.RERUN, f"{failure.check} failed again on {head}, already fixed there"
+    if not pushed:
+        return CiOutcome.REFUSED, f"taskyard did not push {head} to {failure.pr}"
+    if fixes_on_head >= CI_FIXES_PER_HEAD:
+        return CiOutcome.REFUSED, (
+            f"the {ordinal(fixes_on_head + 1)} fix for failing checks on {head}: "
+            f"at most {CI_FIXES_PER_HEAD} per head"
+        )
+    return None
+
+
+def ci_fixed(failure: CiFailure, fix: Fix) -> CiFailure:
+    """The failing check as its fix was admitted: a fix the PR's bounds refused refuses it."""
+    if fix.status is FixStatus.REFUSED:
+        return replace(failure, outcome=CiOutcome.REFUSED, reason=fix.reason, fix_id=fix.id)
+    return replace(failure, outcome=CiOutcome.FIX, reason=None, fix_id=fix.id)
+
+
+def ci_comment_id(check: str, head_sha: str) -> str:
+    """What a CI fix stores as its `Fix.comment_id`: the check and head that asked for it."""
+    return f"check:{check}@{head_sha}"

@@ -102,8 +102,9 @@ class LineSplitter:
         return [rest] if rest else []
 
 
-def _create(path: Path) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+def _create(path: Path, append: bool = False) -> int:
+    keep = os.O_APPEND if append else os.O_TRUNC
+    flags = os.O_WRONLY | os.O_CREAT | keep | os.O_CLOEXEC | os.O_NOFOLLOW
     fd = os.open(path, flags, 0o600)
     os.fchmod(fd, 0o600)  # a file an earlier attempt left with a wider mode
     return fd
@@ -113,15 +114,18 @@ class OutputFile:
     """One output file of a run, created 0600 (truncated if it was there): at most
     `max_bytes` of the agent's lines; `write_own` lines (taskyard's) always go in. `twin`:
     the same lines also go there (the log's copy outside `outputs/`, which the agent can
-    rewrite: `TRUSTED_LOG`)."""
+    rewrite: `TRUSTED_LOG`). `append`: added to what the files hold (a later run of the same
+    attempt: a change task's gates), not truncated."""
 
-    def __init__(self, path: Path, max_bytes: int, twin: Path | None = None) -> None:
+    def __init__(
+        self, path: Path, max_bytes: int, twin: Path | None = None, append: bool = False
+    ) -> None:
         self.path = path
-        self.fd = _create(path)
+        self.fd = _create(path, append)
         self.fds = [self.fd]
         if twin is not None:
             try:
-                self.fds.append(_create(twin))
+                self.fds.append(_create(twin, append))
             except OSError:
                 os.close(self.fd)
                 raise

@@ -45,6 +45,9 @@ class AgentRequest:
     # starts from that conversation instead of a new one. Its files must be in this task's
     # config home first (`AgentAdapter.carry_session`). Agents without sessions ignore it.
     resume_session: str | None = None
+    # True: the run's logs go on after an earlier run's of the same attempt (a change task's
+    # gates), instead of starting over.
+    append_logs: bool = False
     # What that session had used before this run, when the agent reports a session's total
     # rather than a run's (codex): set by `carry_session`, taken off the run's usage.
     resumed_usage: Usage | None = None

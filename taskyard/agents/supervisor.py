@@ -239,9 +239,11 @@ class _Run:
         self.stderr_tail = bytearray()
         self.redactor = limits.redactor
         trusted = request.task_dir / TRUSTED_LOG  # read-only in the box: what is kept
-        self.log = OutputFile(request.output_dir / "log.jsonl", limits.log_max_bytes, trusted)
+        log_file, append = request.output_dir / "log.jsonl", request.append_logs
+        self.log = OutputFile(log_file, limits.log_max_bytes, trusted, append)
         try:
-            self.err = OutputFile(request.output_dir / "stderr.log", STDERR_LOG_MAX_BYTES)
+            err_file = request.output_dir / "stderr.log"
+            self.err = OutputFile(err_file, STDERR_LOG_MAX_BYTES, append=append)
         except OSError:
             self.log.close()
             raise

@@ -426,12 +426,14 @@ def _groups() -> None:
     helpers)."""
     from taskyard.cli.approvals import approvals_app
     from taskyard.cli.audit import audit_app
+    from taskyard.cli.fixes import fixes_app
     from taskyard.cli.review_hash import review_hash_app
     from taskyard.cli.tasks import tasks_app
 
     app.add_typer(tasks_app, name="tasks")
     app.add_typer(approvals_app, name="approvals")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(fixes_app, name="fixes")
     app.add_typer(review_hash_app, name="review-hash")
 
 

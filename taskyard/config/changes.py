@@ -24,6 +24,9 @@ class ChangesConfig(_Frozen):
     cost_ceiling_per_pr_usd: float = Field(default=3.0, gt=0)
     mode: Literal["suggest", "push"] = "suggest"
     max_revisions: int = Field(default=3, ge=1)  # follow-up changes asked of one fix
+    # Subtasks a change task's agent may create (`create_subtask`), and how deep they nest.
+    max_subtasks: int = Field(default=5, ge=0)
+    max_subtask_depth: int = Field(default=2, ge=0)
     protected_branches: tuple[str, ...] = ("main", "master", "release/*")
     # The test gate (a route's `test_commands`, `taskyard.run.testgate`): each command's time
     # limit, and how much of the end of its output is kept and posted.

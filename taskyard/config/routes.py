@@ -12,9 +12,9 @@ from __future__ import annotations
 import enum
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fnmatch import translate
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -230,11 +230,16 @@ class FixTrigger(_Frozen):
 
     `fix: true` listens for the default phrase, `fix: "@bot fix"` for another one, and
     `fix: {phrase: …, on_changes_requested: true}` also takes a review that requests changes
-    without the phrase.
+    without the phrase. `on_ci_failure: true` also takes a failing check on a pull request's
+    head that taskyard pushed (`taskyard.routing.cifixes`); the route then listens to
+    `github:check_run.completed` or `github:check_suite.completed`. The check's sender is
+    usually the CI app, not a person: such a route sets `who: {allow_bots: true,
+    min_permission: none}`, and taskyard having pushed the head is what lets the fix start.
     """
 
     phrase: str = DEFAULT_FIX_PHRASE
     on_changes_requested: bool = False
+    on_ci_failure: bool = False
 
     @field_validator("phrase")
     @classmethod
@@ -253,6 +258,22 @@ def _fix_shorthand(value: Any) -> Any:
     if isinstance(value, str):
         return {"phrase": value}
     return value
+
+
+class GatesConfig(_Frozen):
+    """`gates:` on a change route: the optional gates it runs (`taskyard.lifecycle.Gate`).
+    Only configuration turns one off; implement, test and commit always run, and the task's
+    record shows which gates ran."""
+
+    plan: bool = True
+    plan_review: bool = True
+    review: bool = True
+
+    def enabled(self) -> list[str]:
+        """The gates to run, in order."""
+        off = {name for name in ("plan", "plan_review", "review") if not getattr(self, name)}
+        order = ("plan", "plan_review", "implement", "test", "review", "commit")
+        return [gate for gate in order if gate not in off]
 
 
 class RouteConfig(_Frozen):
@@ -284,6 +305,13 @@ class RouteConfig(_Frozen):
     # The test gate: shell command lines taskyard runs itself, in order, in the box, in the
     # workspace's repository directory (`taskyard.run.testgate`); the first failure fails it.
     test_commands: tuple[str, ...] = ()
+    # `mode: change`: the agent changes code, through gates (plan → plan_review → implement →
+    # test → review → commit, `taskyard.run.change`), and taskyard commits and delivers it.
+    mode: Literal["action", "change"] = "action"
+    gates: GatesConfig = GatesConfig()
+    reviewer: str | None = None  # the reviewing agent; None: the other CLI (codex ⇄ claude)
+    changes_mode: Literal["suggest", "push"] | None = None  # None: `changes.mode`
+    max_revisions: int | None = Field(default=None, ge=1)  # None: `changes.max_revisions`
     _on: re.Pattern[str] = PrivateAttr()
 
     @model_validator(mode="before")
@@ -330,6 +358,12 @@ class RouteConfig(_Frozen):
             raise ValueError("test_commands: a blank command tests nothing")
         return value
 
+    @model_validator(mode="after")
+    def _change_needs_repo(self) -> RouteConfig:
+        if self.mode == "change" and not self.repo:
+            raise ValueError(f"route {self.name!r}: mode change needs `repo: true`")
+        return self
+
     def model_post_init(self, context: Any) -> None:
         self._on = re.compile("|".join(f"(?:{translate(glob)})" for glob in self.on))
 
@@ -364,6 +398,37 @@ class RoutingSettings(_Frozen):
     bot_user: str | None = None  # taskyard's GitHub login: `assigned_to_bot`, and never a trigger
     linear_bot_user: str | None = None  # taskyard's Linear user: id, name or email
     slack_bugs_channel: str | None = None  # channel id (or name) of `bugs_channel: true`
+
+
+_OTHER_CLI = {"codex": "claude", "claude": "codex"}
+
+
+def reviewer_for(route: RouteConfig, kinds: Mapping[str, str]) -> str | None:
+    """The agent that reviews a change route's work: its `reviewer`, else the first agent of
+    the other CLI (codex work is reviewed by claude and the reverse), else None. `kinds`:
+    agent name → kind."""
+    if route.reviewer is not None:
+        return route.reviewer
+    other = _OTHER_CLI.get(kinds.get(route.agent, ""))
+    return next((name for name, kind in kinds.items() if kind == other), None)
+
+
+def change_problems(routes: Sequence[RouteConfig], kinds: Mapping[str, str]) -> list[str]:
+    """Readable problems of change routes: a reviewer that is not configured, or review gates
+    with nobody to review."""
+    problems = []
+    for r in routes:
+        if r.mode != "change":
+            continue
+        reviewing = r.gates.plan_review or r.gates.review
+        if r.reviewer is not None and r.reviewer not in kinds:
+            problems.append(f"route {r.name!r} names reviewer {r.reviewer!r}, not configured")
+        elif reviewing and reviewer_for(r, kinds) is None:
+            problems.append(
+                f"route {r.name!r} has review gates but no reviewer: configure an agent of "
+                "the other CLI, name one in `reviewer:`, or turn the review gates off"
+            )
+    return problems
 
 
 def unknown_agents(routes: Sequence[RouteConfig], agents: Sequence[str]) -> list[str]:

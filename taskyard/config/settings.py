@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from taskyard.config.agents import AgentConfig, RunsConfig, default_agents
 from taskyard.config.changes import ChangesConfig
 from taskyard.config.default_routes import default_routes
-from taskyard.config.routes import Routes, RoutingSettings, unknown_agents
+from taskyard.config.routes import Routes, RoutingSettings, change_problems, unknown_agents
 from taskyard.config.sections import (
     ActionsConfig,
     ApprovalsConfig,
@@ -72,6 +72,7 @@ class Settings(_Frozen):
     @model_validator(mode="after")
     def _route_agents(self) -> Settings:
         problems = unknown_agents(self.routes, list(self.agents))
+        problems += change_problems(self.routes, {n: a.kind for n, a in self.agents.items()})
         if problems:
             raise ValueError("; ".join(problems))
         return self

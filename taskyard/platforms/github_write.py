@@ -28,6 +28,7 @@ OPERATIONS: Mapping[str, tuple[str, str]] = {
     "assign": ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/assignees"),
     "review": ("POST", "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"),
     "set_check": ("POST", "/repos/{owner}/{repo}/check-runs"),
+    "commit_status": ("POST", "/repos/{owner}/{repo}/statuses/{sha}"),
     "add_reaction": ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/reactions"),
     "add_comment_reaction": (
         "POST",
@@ -58,6 +59,13 @@ class CheckConclusion(StrEnum):
     SUCCESS = "success"
     SKIPPED = "skipped"
     TIMED_OUT = "timed_out"
+
+
+class StatusState(StrEnum):
+    ERROR = "error"
+    FAILURE = "failure"
+    PENDING = "pending"
+    SUCCESS = "success"
 
 
 class CheckStatus(StrEnum):
@@ -131,15 +139,24 @@ def assign(repo: str, number: int, logins: Sequence[str]) -> PlannedRequest:
     return _plan("POST", path, {"assignees": list(logins)}, text)
 
 
+def _side(raw: Mapping[str, Any], key: str) -> str:
+    side = str(raw.get(key) or "RIGHT")
+    if side not in ("LEFT", "RIGHT"):
+        raise ValueError(f"a review comment's {key} is LEFT or RIGHT, not {side!r}")
+    return side
+
+
 def _review_comment(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """One line comment of a review: path, line, body, side (RIGHT unless told)."""
+    """One comment of a review: path, line, body, side (RIGHT unless told); for a range of
+    lines (a multi-line suggestion) also start_line and start_side."""
     missing = {"path", "line", "body"} - set(raw)
     if missing:
         raise ValueError(f"a review comment needs {sorted(missing)}")
-    side = str(raw.get("side") or "RIGHT")
-    if side not in ("LEFT", "RIGHT"):
-        raise ValueError(f"a review comment's side is LEFT or RIGHT, not {side!r}")
-    return {"path": str(raw["path"]), "line": int(raw["line"]), "side": side, "body": raw["body"]}
+    side = _side(raw, "side")
+    out = {"path": str(raw["path"]), "line": int(raw["line"]), "side": side, "body": raw["body"]}
+    if raw.get("start_line") is not None:
+        out |= {"start_line": int(raw["start_line"]), "start_side": _side(raw, "start_side")}
+    return out
 
 
 def review(
@@ -181,6 +198,29 @@ def set_check(
         payload["output"] = {"title": title or name, "summary": summary}
     text = f"check {name!r} {payload.get('conclusion', state.value)} on {repo}@{head_sha[:12]}"
     return _plan("POST", f"{_repo_path(repo)}/check-runs", payload, text)
+
+
+def commit_status(
+    repo: str,
+    sha: str,
+    state: StatusState | str,
+    context: str,
+    description: str,
+    target_url: str | None = None,
+) -> PlannedRequest:
+    """A commit status on `sha` (any token with `repo:status`, not only an App). GitHub keeps
+    the last status of each `context`; a description longer than its 140 characters is cut."""
+    kind = StatusState(state)
+    payload: dict[str, Any] = {
+        "state": kind.value,
+        "context": context,
+        "description": description[:140],
+    }
+    if target_url is not None:
+        payload["target_url"] = target_url
+    path = f"{_repo_path(repo)}/statuses/{quote(sha, safe='')}"
+    text = f"status {context!r} {kind.value} on {repo}@{sha[:12]}"
+    return _plan("POST", path, payload, text)
 
 
 def add_reaction(

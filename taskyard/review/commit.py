@@ -42,6 +42,11 @@ def _author_env(author: str | None) -> dict[str, str]:
     return {"GIT_AUTHOR_NAME": found.group(1), "GIT_AUTHOR_EMAIL": found.group(2)}
 
 
+def _committer_env(committer: str | None) -> dict[str, str]:
+    found = _author_env(committer)
+    return {k.replace("AUTHOR", "COMMITTER"): v for k, v in found.items()}
+
+
 def message_with_trailers(repo: Path, message: str, reviewed_hash: str, reviewed_by: str) -> str:
     """The message with `Review-Hash:` and `Reviewed-by:` added to its trailers (git's own
     `interpret-trailers`, so the trailers it already has stay trailers); a message that
@@ -107,17 +112,22 @@ def _written_tree(repo: Path, reviewed_hash: str) -> str:
 
 
 def commit_with_review_hash(
-    repo: Path, message: str, reviewed_hash: str, reviewed_by: str, author: str | None = None
+    repo: Path,
+    message: str,
+    reviewed_hash: str,
+    reviewed_by: str,
+    author: str | None = None,
+    committer: str | None = None,
 ) -> str:
     """Commit the staged state of `repo` if it is the one review approved (`reviewed_hash`,
     from `staged_hash`), with its `Review-Hash:` and `Reviewed-by:` trailers; return the
-    commit's id. `author` is 'Name <email>' (default: git's configuration); the committer is
-    git's configuration; a merge in progress makes a merge commit. Anything else staged:
-    ReviewHashMismatch, and nothing is committed."""
+    commit's id. `author` and `committer` are 'Name <email>' (default: git's configuration); a
+    merge in progress makes a merge commit. Anything else staged: ReviewHashMismatch, and
+    nothing is committed."""
     if not _HEX.fullmatch(reviewed_hash):
         raise ReviewHashError(f"{reviewed_hash!r} is not a Review-Hash (64 hex digits)")
     reviewer = check_reviewer(reviewed_by)
-    env = git_env(_author_env(author))
+    env = git_env(_author_env(author) | _committer_env(committer))
     full_message = message_with_trailers(repo, message, reviewed_hash, reviewer)
     parent = _head(repo)
     merged = _merge_heads(repo)

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from taskyard.config import Settings
+from taskyard.config.routes import RouteConfig, reviewer_for
+from taskyard.exceptions import TaskyardError
 from taskyard.lifecycle import workflow_id
 from taskyard.models import (
     Decision,
@@ -27,12 +29,16 @@ from taskyard.observe.metrics import log_context
 from taskyard.observe.tracing import Tracing
 from taskyard.queue.jobs import JobContext
 from taskyard.routing import PermissionLookup, RouteMatch, may_trigger, payload_of, select_routes
+from taskyard.routing.admission import admit_fix, fix_task_id
 from taskyard.routing.spec import TaskSpec
+from taskyard.store.base import Store
 
 log = logging.getLogger(__name__)
 
 APPROVALS_ROUTE = "approvals"  # the decision recorded for an event that decided a request
 Interceptor = Callable[[Event, Mapping[str, Any]], Awaitable[str | None]]
+# (the event, the route's match, why its fix was refused): say it on the pull request
+FixRefused = Callable[[Event, RouteMatch, str], Awaitable[None]]
 
 
 class Pipeline:
@@ -44,8 +50,12 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         tracing: Tracing | None = None,
         interceptors: Sequence[Interceptor] = (),
+        on_fix_refused: FixRefused | None = None,
     ) -> None:
-        """`on_tasks`: told (from the jobs' loop) that tasks were stored for the dispatcher."""
+        """`on_tasks`: told (from the jobs' loop) that tasks were stored for the dispatcher.
+        `on_fix_refused`: told each pull-request fix its bounds refused, once the decision is
+        stored (to say why on the pull request)."""
+        self.on_fix_refused = on_fix_refused
         self.settings = settings
         self.tracing = tracing or Tracing.off()
         self.lookup = lookup
@@ -74,8 +84,14 @@ class Pipeline:
                 await asyncio.to_thread(ctx.store.record_routing, [decision], [])
                 log.info("event decided an approval", extra={"event_id": event.id, "what": handled})
                 return EventStatus.PROCESSED
-        decisions, tasks = await self.decide(event)
+        refused: list[tuple[RouteMatch, str]] = []
+        decisions, tasks = await self.decide(event, ctx.store, refused)
         stored = await asyncio.to_thread(ctx.store.record_routing, decisions, tasks)
+        for match, why in refused if self.on_fix_refused else ():
+            try:
+                await self.on_fix_refused(event, match, why)  # type: ignore[misc]
+            except TaskyardError as exc:  # the refusal stands, said or not
+                log.warning("fix refusal not posted", extra={"error": str(exc)})
         if any(not t.dispatched for t in stored):
             self.on_tasks()
         log.info(
@@ -90,7 +106,14 @@ class Pipeline:
         )
         return EventStatus.PROCESSED if stored else EventStatus.IGNORED
 
-    async def decide(self, event: Event) -> tuple[list[RouteDecision], list[Task]]:
+    async def decide(
+        self,
+        event: Event,
+        store: Store | None = None,
+        refused: list[tuple[RouteMatch, str]] | None = None,
+    ) -> tuple[list[RouteDecision], list[Task]]:
+        """Every route's decision and the tasks to store. With a `store`, a fix route's task
+        is first admitted under its pull request's bounds (`routing.admission`)."""
         payload = payload_of(event)
         result = select_routes(event, payload, self.settings.routes, self.settings.routing)
         now = self.clock()
@@ -107,7 +130,29 @@ class Pipeline:
                     RouteDecision(event.id, name, Decision.FORBIDDEN, verdict.reason, None, now)
                 )
                 continue
-            task = self._new_task(event, match, now)
+            task_id = new_id()
+            if store is not None and match.route.fix is not None:
+                # Issue 15: a pull-request fix is admitted (or refused, in words) first.
+                task_id = fix_task_id(event.id, name)
+                admitted = await asyncio.to_thread(
+                    admit_fix,
+                    store,
+                    event,
+                    match,
+                    task_id,
+                    now,
+                    self.settings.changes,
+                    self.settings.routing,
+                )
+                if admitted.refused is not None:
+                    if refused is not None:
+                        refused.append((match, admitted.refused))
+                    decisions.append(
+                        RouteDecision(event.id, name, Decision.SKIPPED, admitted.refused, None, now)
+                    )
+                    continue
+                match = admitted.match
+            task = self._new_task(event, match, now, task_id)
             tasks.append(task)
             decisions.append(RouteDecision(event.id, name, Decision.STARTED, None, task.id, now))
         if not decisions:
@@ -115,9 +160,8 @@ class Pipeline:
             decisions.append(RouteDecision(event.id, "*", Decision.IGNORED, reason, None, now))
         return decisions, tasks
 
-    def _new_task(self, event: Event, match: RouteMatch, now: float) -> Task:
+    def _new_task(self, event: Event, match: RouteMatch, now: float, task_id: str) -> Task:
         route = match.route
-        task_id = new_id()
         spec = TaskSpec(
             route=route.name,
             agent=route.agent,
@@ -128,6 +172,7 @@ class Pipeline:
             timeout_seconds=route.timeout_seconds,
             max_tool_calls=route.max_tool_calls,
             trigger=_trigger(event, match),
+            change=_change(route, self.settings),
         )
         return Task(
             id=task_id,
@@ -141,6 +186,21 @@ class Pipeline:
             workflow_id=workflow_id(task_id),
             spec=spec.to_json(),
         )
+
+
+def _change(route: RouteConfig, settings: Settings) -> dict[str, Any] | None:
+    """What a change route's run needs, fixed at creation like the rest of the spec."""
+    if route.mode != "change":
+        return None
+    kinds = {name: agent.kind for name, agent in settings.agents.items()}
+    reviewing = route.gates.plan_review or route.gates.review
+    return {
+        "gates": route.gates.enabled(),
+        "reviewer": reviewer_for(route, kinds) if reviewing else None,
+        "test_commands": list(route.test_commands),
+        "mode": route.changes_mode or settings.changes.mode,
+        "max_revisions": route.max_revisions or settings.changes.max_revisions,
+    }
 
 
 def _trigger(event: Event, match: RouteMatch) -> dict[str, Any] | None:

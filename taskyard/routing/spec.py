@@ -22,6 +22,13 @@ class TaskSpec:
     max_tool_calls: int | None = None
     # Who triggered it: {"platform": source, "ids": [...]} (taskyard.approvals.duties)
     trigger: dict[str, Any] | None = None
+    # A change route's (`mode: change`): {"gates": [...], "reviewer": agent or None,
+    # "test_commands": [...], "mode": "suggest" | "push", "max_revisions": n}. None: an
+    # action route.
+    change: dict[str, Any] | None = None
+    # A subtask's (`taskyard.run.subtasks`): {"title", "prompt", "parent"}, and how deep it is.
+    subtask: dict[str, Any] | None = None
+    depth: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -40,4 +47,7 @@ class TaskSpec:
             timeout_seconds=data.get("timeout_seconds"),
             max_tool_calls=data.get("max_tool_calls"),
             trigger=data.get("trigger"),
+            change=data.get("change"),
+            subtask=data.get("subtask"),
+            depth=int(data.get("depth") or 0),
         )

@@ -13,7 +13,8 @@
   level / project  Sentry issue or alert level / project slug, name or id
   fix              a person asks for a pull-request fix: a new PR comment, inline comment or
                    changes-requested review saying the phrase (`taskyard.routing.fixes`);
-                   never taskyard's own words, a bot, an edit or a draft
+                   never taskyard's own words, a bot, an edit or a draft; with
+                   `on_ci_failure`, also a failed check on a PR's head (`routing.cifixes`)
 Every trigger a route sets must hold. Names compare case-insensitively.
 """
 
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from taskyard.config.routes import RouteConfig, RoutingSettings
+from taskyard.routing.cifixes import ci_fix_request, is_check_event
 from taskyard.routing.facts import Facts
 from taskyard.routing.fixes import FixSkip, fix_request
 
@@ -154,11 +156,17 @@ def _fix(route: RouteConfig, facts: Facts, settings: RoutingSettings) -> Trigger
         return None
     if facts.subject.source != "github":
         return _fail(f"fix does not apply to {facts.subject.source} events")
+    bots = (settings.bot_user,) if settings.bot_user else ()
+    if route.fix.on_ci_failure and is_check_event(facts.event_type):
+        failing = ci_fix_request(facts.event_type, facts.payload, bots)
+        if isinstance(failing, FixSkip):
+            return _fail(failing.reason)
+        return TriggerResult(True, f"fix: {failing.trigger}")
     found = fix_request(
         facts.event_type,
         facts.payload,
         route.fix.phrase,
-        (settings.bot_user,) if settings.bot_user else (),
+        bots,
         on_changes_requested=route.fix.on_changes_requested,
         drafts=route.drafts,
     )

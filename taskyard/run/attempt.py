@@ -37,6 +37,8 @@ from taskyard.models import Event, Task, TaskStatus
 from taskyard.observe.tracing import Tracing
 from taskyard.run.applying import ActionsFor, Applying
 from taskyard.run.budget import priced
+from taskyard.run.change import Deliver
+from taskyard.run.changing import run_change
 from taskyard.run.ending import Ending, internal_error
 from taskyard.run.finishing import Finishing
 from taskyard.run.judging import FAILED_AS, agent_failure, judge
@@ -56,6 +58,10 @@ CANCEL_POLL_SECONDS = 0.5
 MCP_AGENTS = frozenset({"codex", "claude"})  # agent kinds that register taskyard's MCP server
 
 ToolsFor = Callable[[TaskActions], ToolHandler]
+_GATE_DONE = frozenset({"passed", "approved", "skipped"})
+# How a change task's commit reaches its pull request (`taskyard.run.delivery`), or None: it
+# stays in the task's worktree.
+DeliverFor = Callable[[Task, TaskSpec, Event, Path], Deliver | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,7 @@ class Attempts:
         redactor: Redactor,
         tracing: Tracing,
         clock: Callable[[], float] = time.time,
+        deliver_for: DeliverFor | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -112,6 +119,7 @@ class Attempts:
         self.tracing = tracing
         self.clock = clock
         self.redactor = redactor
+        self.deliver_for = deliver_for
         self._adapters: dict[str, AgentAdapter] = {}
 
     async def run(self, task: Task) -> TaskStatus:
@@ -126,7 +134,8 @@ class Attempts:
         event = await asyncio.to_thread(self.store.get_event, task.event_id)
         acts: TaskActions | None = None
         try:
-            acts = self.actions_for(task, event)
+            # A subtask says nothing where the event came from: its parent does.
+            acts = self.actions_for(task, event) if task.parent_id is None else None
             if acts is not None:
                 await acts.report_start()
             worked = await self._in_workspace(task, spec, event, acts)
@@ -137,6 +146,8 @@ class Attempts:
             worked = Worked(internal_error(exc))
         if worked.ending.status is TaskStatus.AWAITING_APPROVAL:
             return await self.applying.pause(task, worked.ending, worked.kept)
+        if worked.ending.status is TaskStatus.WAITING:  # for its subtasks (`run.subtasks`)
+            return TaskStatus.WAITING
         await self.finishing.report_end(acts, event, worked.ending)
         return await self.finishing.end(
             task, worked.ending, event=event, spec=spec, workspace=worked.workspace, began=began
@@ -250,8 +261,10 @@ class Attempts:
         agent = self.settings.agents.get(spec.agent)
         if agent is None:
             raise ConfigError(f"route {task.route!r} names unknown agent {spec.agent!r}")
-        request, limits = self._request(task, spec, agent, dirs, prompt_file, schema)
-        report = await self._run_agent(task, spec, agent, dirs, acts, request, limits)
+        if spec.change is not None:
+            return await run_change(self, task, spec, event, dirs, acts, prompt_file)
+        request, limits = self.request_for(task, spec, agent, dirs, prompt_file, schema)
+        report = await self.run_agent(task, spec, agent, dirs, acts, request, limits)
         ending = judge(report, schema)
         failure = agent_failure(report, ending)
         if failure is not None:
@@ -260,7 +273,7 @@ class Attempts:
             ending = replace(ending, kind=FAILED_AS[failure])
         return ending
 
-    def _request(
+    def request_for(
         self,
         task: Task,
         spec: TaskSpec,
@@ -295,7 +308,7 @@ class Attempts:
         )
         return request, limits
 
-    async def _run_agent(
+    async def run_agent(
         self,
         task: Task,
         spec: TaskSpec,
@@ -304,11 +317,15 @@ class Attempts:
         acts: TaskActions | None,
         request: AgentRequest,
         limits: Limits,
+        wrap: Callable[[ToolHandler | None], ToolHandler] | None = None,
     ) -> RunReport:
-        """Supervise the agent's run, with the task's tool server beside it when it has one."""
+        """Supervise the agent's run, with the task's tool server beside it when it has one
+        (`wrap`: tools in front of the task's own, for an agent that takes MCP tools)."""
         adapter = self.adapter(spec.agent)
         async with contextlib.AsyncExitStack() as stack:
             handler = self._tools(agent.kind, acts)
+            if wrap is not None and agent.kind in MCP_AGENTS:
+                handler = wrap(handler)
             if handler is not None:
                 bridge = ToolBridge(handler, _socket_path(dirs, task.id))
                 await stack.enter_async_context(bridge)
@@ -350,9 +367,10 @@ class Attempts:
                 "context_dir": str(dirs.context),
                 "output_dir": str(dirs.outputs),
                 "result_schema": orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode(),
+                "subtask": spec.subtask or {},
             },
         )
-        path = dirs.prompts / f"{spec.prompt}.md"
+        path = dirs.prompts / f"{spec.prompt.lstrip('_')}.md"
         path.write_text(text, encoding="utf-8")
         return path
 

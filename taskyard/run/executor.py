@@ -27,7 +27,7 @@ from taskyard.observe.metrics import log_context
 from taskyard.observe.tracing import Tracing
 from taskyard.routing import RouteConfig
 from taskyard.run.applying import Applying
-from taskyard.run.attempt import Attempts, ToolsFor
+from taskyard.run.attempt import Attempts, DeliverFor, ToolsFor
 from taskyard.run.budget import BudgetGuard, BudgetWait, unpriced_agents
 from taskyard.run.ending import CANCELLED_BEFORE_START
 from taskyard.run.finishing import Finishing
@@ -64,6 +64,7 @@ class TaskExecutor:
         on_finished: Sequence[Callable[[Task], None]] = (),
         on_agent_failure: Sequence[Callable[[str, str], None]] = (),
         applied: AppliedSignals | None = None,
+        deliver_for: DeliverFor | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -118,6 +119,7 @@ class TaskExecutor:
             redactor=self.redactor,
             tracing=self.tracing,
             clock=clock,
+            deliver_for=deliver_for,
         )
 
     def warm_up(self, routes: Sequence[RouteConfig]) -> None:

@@ -39,14 +39,18 @@ class Retry:
     why: str | None = None
 
 
+# Held by no worker: a decision (awaiting approval) or its subtasks (waiting) hand it back.
+_HELD = frozenset({TaskStatus.AWAITING_APPROVAL, TaskStatus.WAITING})
+
+
 def cancel_task(store: Store, task_id: str, now: float) -> Cancel:
     """Stop a queued or running task, or end one awaiting approval. NotFound for an unknown
     id; refused (`done` False) while it applies its actions, or once it has ended."""
     if store.transition(task_id, Kind.REQUEST_CANCEL, updated_at=now):
         return Cancel(task_id, True, store.get_task(task_id).status)
     status = store.get_task(task_id).status
-    if status is TaskStatus.AWAITING_APPROVAL:  # nothing runs: it ends here and now
-        reason = "cancelled while awaiting approval"
+    if status in _HELD:  # nothing runs: it ends here and now
+        reason = f"cancelled while {status.replace('_', ' ')}"
         if store.transition(
             task_id, Kind.CANCEL_WAITING, reason=reason, finished_at=now, updated_at=now
         ):
@@ -58,7 +62,7 @@ def cancel_task(store: Store, task_id: str, now: float) -> Cancel:
 def _cannot_cancel(task_id: str, status: TaskStatus) -> str:
     if status is TaskStatus.APPLYING:
         return f"task {task_id} is applying its actions and cannot be cancelled now"
-    if status in LIVE or status is TaskStatus.AWAITING_APPROVAL:
+    if status in LIVE or status in _HELD:
         return f"task {task_id} changed state meanwhile ({status}); try again"
     return f"task {task_id} has already ended ({status})"
 

@@ -31,6 +31,7 @@ from taskyard.observe.metrics import Metrics, redact_in_logs
 from taskyard.observe.tracing import ApprovalSpans, Tracing
 from taskyard.platforms import Platforms
 from taskyard.platforms.clients import writers_from_settings
+from taskyard.platforms.github_write import GitHubWriter
 from taskyard.platforms.writes import PlatformWriter
 from taskyard.queue.dispatcher import Dispatcher
 from taskyard.queue.durable import DurableQueue, system_database_url
@@ -38,7 +39,10 @@ from taskyard.queue.identity import claim_executor_id
 from taskyard.queue.jobs import ROUTE_JOB, Handler, JobRuntime
 from taskyard.routing import PermissionLookup
 from taskyard.routing.job import Pipeline
+from taskyard.run.delivery import Delivery, GitRemote
 from taskyard.run.executor import TaskExecutor
+from taskyard.run.mirrors import git_environment, url_resolver
+from taskyard.run.prdelivery import PullRequestDelivery
 from taskyard.run.taskspec import ContextGatherer
 from taskyard.run.workspace import Workspaces
 from taskyard.service.intake_processes import IntakePool, reserve_port
@@ -140,14 +144,16 @@ async def running(
         log.info("stale workspaces removed", extra={"count": len(swept)})
     common = _Common(settings, store, metrics, tracing, wakeup, applied)
     approvals = _approvals(common, writers, platforms)
+    prs = _pull_request_delivery(settings, store, platforms, writers, environ)
     pipeline = Pipeline(
         settings,
         _permission_lookup(platforms),
         on_tasks=wakeup.set,
         tracing=tracing,
         interceptors=[approvals.channels.intercept] if approvals and approvals.channels else [],
+        on_fix_refused=prs.refused if prs else None,
     )
-    tasks = _tasks(common, workspaces, platforms, writers, approvals, executor.value, environ)
+    tasks = _tasks(common, workspaces, platforms, writers, approvals, executor.value, environ, prs)
     runtime = JobRuntime(
         store,
         load_handlers(settings, pipeline.route_event),
@@ -251,6 +257,7 @@ def _tasks(
     approvals: Approvals | None,
     worker_id: str,
     environ: Mapping[str, str],
+    prs: PullRequestDelivery | None = None,
 ) -> TaskExecutor:
     """The task runs, with their actions: a task that ends leaves room, so the dispatcher
     looks again at once."""
@@ -277,6 +284,7 @@ def _tasks(
         on_finished=[metrics.task_finished, lambda _task: wakeup.set()],  # room again: look now
         on_agent_failure=[metrics.agent_failed],
         applied=common.applied,
+        deliver_for=prs,
     )
     metrics.routes_known((r.name, r.agent) for r in settings.routes)
     metrics.watch_tasks(store.count_tasks)
@@ -284,6 +292,24 @@ def _tasks(
     metrics.watch_agents(settings.agents, tasks.limiter.in_use_by, tasks.limiter.waiting_for)
     tasks.warm_up(settings.routes)
     return tasks
+
+
+def _pull_request_delivery(
+    settings: Settings,
+    store: Store,
+    platforms: Platforms,
+    writers: Mapping[str, PlatformWriter],
+    environ: Mapping[str, str],
+) -> PullRequestDelivery | None:
+    """Where change tasks' commits go: their pull requests, when taskyard can write to
+    GitHub (else they stay in the task's worktree, and its record says so)."""
+    github = writers.get("github")
+    if not isinstance(github, GitHubWriter):
+        return None
+    remote = GitRemote(url_resolver(settings.runs), None, git_environment(environ))
+    reader = platforms.github
+    read_pull = (lambda repo, n: reader.pull_request(repo, n)) if reader is not None else None
+    return PullRequestDelivery(Delivery(github, settings.changes, remote), read_pull, store)
 
 
 async def _queue(settings: Settings, runtime: JobRuntime, executor_id: str) -> DurableQueue:

@@ -28,6 +28,8 @@ from taskyard.records import (
     ActionRecord,
     Approval,
     ApprovalStatus,
+    CiFailure,
+    CiOutcome,
     Decision,
     DecisionAttempt,
     DecisionOutcome,
@@ -136,9 +138,17 @@ TASK_COLUMNS = frozenset(
         "dispatched",
         "workflow_id",
         "ending",
+        "gate",
+        "gates",
     }
 )
-TASK_JSON_COLUMNS = frozenset({"spec", "usage", "result", "process"})
+TASK_JSON_COLUMNS = frozenset({"spec", "usage", "result", "process", "gates"})
+
+
+def ends_task(changes: Mapping[str, Any]) -> bool:
+    """Whether a transition's changes end the task (then its parent's progress rolls up)."""
+    status = changes.get("status")
+    return status is not None and TaskStatus(status).terminal
 
 
 class Store(abc.ABC):
@@ -270,6 +280,12 @@ class Store(abc.ABC):
         True if it changed. Only `transition` calls this."""
 
     @abc.abstractmethod
+    def subtasks_of(self, parent_id: str) -> list[Task]:
+        """The task's subtasks, oldest first. A subtask is created like any task
+        (`record_routing`, with its `parent_id`); when one ends, the transition that ends it
+        also rolls its parent's progress up (`taskyard.lifecycle.rollup`), in one write."""
+
+    @abc.abstractmethod
     def count_tasks(self) -> dict[str, int]: ...
 
     # --- actions --------------------------------------------------------------------------
@@ -394,6 +410,20 @@ class Store(abc.ABC):
         one unbroken chain. The log has no update and no delete."""
 
     @abc.abstractmethod
+    def enter_gate(
+        self,
+        task_id: str,
+        gates: list[dict[str, Any]],
+        actor: str,
+        data: Mapping[str, Any],
+        now: float,
+    ) -> AuditEntry | None:
+        """A change task enters the gate its last record names (`gates[-1]["gate"]`,
+        `Kind.ENTER_GATE`): its `gate` and `gates` columns and an audit entry of kind
+        `gate` (`data`, with the gate) written in one transaction, or nothing (None) when the
+        task is no longer in an attempt."""
+
+    @abc.abstractmethod
     def audit_entries(
         self, task_id: str | None = None, after_seq: int = 0, limit: int = 1000
     ) -> list[AuditEntry]:
@@ -428,6 +458,39 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def pr_spend(self, pr: str) -> float:
         """What the PR's fixes have cost so far (the ones that finished with a cost)."""
+
+    @abc.abstractmethod
+    def record_push(self, pr: str, sha: str, task_id: str, now: float) -> None:
+        """Taskyard pushed commit `sha` to `pr` for task `task_id` (once: a second record of
+        the same push changes nothing)."""
+
+    @abc.abstractmethod
+    def pushed_by_taskyard(self, pr: str, sha: str) -> bool:
+        """Whether taskyard pushed commit `sha` to `pr`."""
+
+    @abc.abstractmethod
+    def request_ci_fix(
+        self, pr: str, head_sha: str, check: str, task_id: str, now: float, limits: FixLimits
+    ) -> CiFailure:
+        """A check named `check` failed on `head_sha` of `pr`: in one transaction, a fix
+        queued for task `task_id` (`CiOutcome.FIX`, its `Fix` beside the comment fixes, under
+        the same per-PR bounds); a flaky `RERUN` when this check already had a fix on this
+        head (the model does not retry an unchanged head); or `REFUSED` with the reason when
+        taskyard did not push the head or its `CI_FIXES_PER_HEAD` fixes are spent. Asked
+        again for the same task, the stored answer."""
+
+    @abc.abstractmethod
+    def repo_fixes(self, repo: str, limit: int) -> list[Fix]:
+        """The newest `limit` fixes of the pull requests of `repo` (like `github:acme/api`),
+        newest first, refused ones too."""
+
+    @abc.abstractmethod
+    def ci_outcomes(self, repo: str) -> dict[CiOutcome, int]:
+        """How many failing checks on the repository's pull requests came to each outcome."""
+
+    @abc.abstractmethod
+    def fixed_prs(self) -> list[str]:
+        """Every pull request that was asked for a fix, sorted."""
 
     def close(self) -> None:  # noqa: B027
         """Release connections."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from taskyard.audit import AuditEntry
 from taskyard.exceptions import NotFound, StoreError
+from taskyard.lifecycle import ROLLUP_SOURCES, rollup
 from taskyard.models import (
     DeadLetter,
     DeadLetterStatus,
@@ -26,6 +27,7 @@ from taskyard.models import (
 from taskyard.records import (
     ActionRecord,
     Approval,
+    CiFailure,
     DecisionAttempt,
     Fix,
 )
@@ -39,6 +41,7 @@ from taskyard.store.base import (
     TaskCost,
     TaskFilter,
     WindowStats,
+    ends_task,
     nearest_rank,
 )
 from taskyard.store.memory_approvals import MemoryApprovals
@@ -71,6 +74,8 @@ class MemoryStore(MemoryApprovals, MemoryAudit, MemoryFixes, Store):
         self._attempts: list[DecisionAttempt] = []
         self._audit: list[AuditEntry] = []
         self._fixes: dict[str, Fix] = {}
+        self._pushes: dict[tuple[str, str], str] = {}  # (pr, sha) → the task that pushed
+        self._ci: dict[str, CiFailure] = {}  # by task id
 
     def migrate(self) -> list[int]:
         return []
@@ -339,7 +344,18 @@ class MemoryStore(MemoryApprovals, MemoryAudit, MemoryFixes, Store):
             if task is None or task.status not in sources:
                 return False
             self._tasks[task_id] = replace(task, **dict(changes))
+            parent = self._tasks.get(task.parent_id) if task.parent_id else None
+            if ends_task(changes) and parent is not None:
+                statuses = [t.status for t in self._tasks.values() if t.parent_id == parent.id]
+                update = rollup(parent.id, statuses, float(changes["updated_at"]))
+                if parent.status in ROLLUP_SOURCES:
+                    self._tasks[parent.id] = replace(parent, **update)
             return True
+
+    def subtasks_of(self, parent_id: str) -> list[Task]:
+        with self._lock:
+            found = [t for t in self._tasks.values() if t.parent_id == parent_id]
+        return sorted(found, key=lambda t: (t.created_at, t.id))
 
     def count_tasks(self) -> dict[str, int]:
         with self._lock:

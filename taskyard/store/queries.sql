@@ -103,9 +103,9 @@ RETURNING id
 
 -- name: insert_task
 INSERT INTO tasks (id, event_id, route, agent, status, priority, created_at, updated_at,
-                   workflow_id, spec, attempts, cancel_requested, dispatched)
+                   workflow_id, spec, attempts, cancel_requested, dispatched, parent_id)
 VALUES (:id, :event_id, :route, :agent, :status, :priority, :created_at, :updated_at,
-        :workflow_id, :spec, 0, 0, 0)
+        :workflow_id, :spec, 0, 0, 0, :parent_id)
 ON CONFLICT (event_id, route) DO NOTHING
 
 -- name: insert_decision
@@ -121,6 +121,12 @@ SELECT * FROM tasks WHERE id = :id
 
 -- name: tasks_of_event
 SELECT * FROM tasks WHERE event_id = :event_id ORDER BY route
+
+-- name: subtasks_of
+SELECT * FROM tasks WHERE parent_id = :parent_id ORDER BY created_at, id
+
+-- name: parent_of
+SELECT parent_id FROM tasks WHERE id = :id
 
 -- name: tasks_to_dispatch
 SELECT * FROM tasks WHERE dispatched = 0 AND status IN ('queued', 'applying')
@@ -345,3 +351,44 @@ SELECT * FROM pr_fixes WHERE pr = :pr AND created_at >= :since ORDER BY created_
 
 -- name: pr_spend
 SELECT COALESCE(SUM(cost_usd), 0) AS spent FROM pr_fixes WHERE pr = :pr
+
+-- name: fix_of_task
+-- The PR's fix run by this task: asked again for the same task (a routing job that ran
+-- again), the stored one is the answer.
+SELECT * FROM pr_fixes WHERE pr = :pr AND task_id = :task_id
+
+-- name: record_push
+INSERT INTO pr_pushes (pr, sha, task_id, at) VALUES (:pr, :sha, :task_id, :at)
+ON CONFLICT (pr, sha) DO NOTHING
+
+-- name: pushed_by_taskyard
+SELECT 1 AS pushed FROM pr_pushes WHERE pr = :pr AND sha = :sha
+
+-- name: ci_failure_of_task
+SELECT * FROM ci_failures WHERE task_id = :task_id
+
+-- name: ci_head_counts
+-- What bounds a fix for a failing check on one head: the head's CI fixes, and whether this
+-- check already had one there (then its failing again is a flaky rerun).
+SELECT
+    COALESCE(SUM(CASE WHEN outcome = 'fix' THEN 1 ELSE 0 END), 0) AS fixes,
+    COALESCE(SUM(CASE WHEN outcome = 'fix' AND check_name = :check_name THEN 1 ELSE 0 END), 0)
+        AS same_check
+FROM ci_failures WHERE pr = :pr AND head_sha = :head_sha
+
+-- name: insert_ci_failure
+INSERT INTO ci_failures (id, pr, head_sha, check_name, outcome, task_id, fix_id, reason, at)
+VALUES (:id, :pr, :head_sha, :check_name, :outcome, :task_id, :fix_id, :reason, :at)
+
+-- name: repo_fixes
+-- The newest fixes of a repository's pull requests (`:prefix` is "github:owner/name#", `:n`
+-- its length).
+SELECT * FROM pr_fixes WHERE substr(pr, 1, CAST(:n AS INTEGER)) = CAST(:prefix AS TEXT)
+ORDER BY created_at DESC, id DESC LIMIT :limit
+
+-- name: ci_outcomes
+SELECT outcome, COUNT(*) AS n FROM ci_failures
+WHERE substr(pr, 1, CAST(:n AS INTEGER)) = CAST(:prefix AS TEXT) GROUP BY outcome
+
+-- name: fixed_prs
+SELECT DISTINCT pr FROM pr_fixes ORDER BY pr

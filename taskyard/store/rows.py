@@ -105,6 +105,7 @@ def task_row(t: Task) -> dict[str, Any]:
         "updated_at": t.updated_at,
         "workflow_id": t.workflow_id,
         "spec": orjson.dumps(t.spec).decode(),
+        "parent_id": t.parent_id,
     }
 
 
@@ -137,6 +138,9 @@ def task_from_row(r: Row) -> Task:
         cancel_requested=bool(r["cancel_requested"]),
         dispatched=bool(r["dispatched"]),
         ending=r["ending"],
+        gate=r["gate"],
+        gates=json_or_none(r["gates"]) or [],
+        parent_id=r["parent_id"],
     )
 
 

@@ -78,6 +78,9 @@ CREATE TABLE tasks (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     dispatched INTEGER NOT NULL DEFAULT 0,
     ending TEXT,
+    gate TEXT,
+    gates TEXT,
+    parent_id TEXT,
     UNIQUE (event_id, route)
 );
 CREATE INDEX tasks_by_status ON tasks (status, priority, created_at);
@@ -85,6 +88,7 @@ CREATE INDEX tasks_by_created ON tasks (created_at);
 CREATE INDEX tasks_to_dispatch ON tasks (dispatched, priority, created_at);
 CREATE INDEX tasks_by_started ON tasks (started_at);
 CREATE INDEX tasks_by_finished ON tasks (finished_at);
+CREATE INDEX tasks_by_parent ON tasks (parent_id);
 
 CREATE TABLE route_decisions (
     event_id TEXT NOT NULL,
@@ -192,3 +196,27 @@ CREATE TABLE pr_fixes (
 );
 CREATE UNIQUE INDEX pr_fixes_running ON pr_fixes (pr) WHERE status = 'running';
 CREATE INDEX pr_fixes_by_pr ON pr_fixes (pr, created_at);
+
+-- The commits taskyard pushed to pull requests: a failing check starts a fix only on a head
+-- taskyard pushed.
+CREATE TABLE pr_pushes (
+    pr TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    at {float} NOT NULL,
+    PRIMARY KEY (pr, sha)
+);
+-- What each failing check on a pull request's head came to (`taskyard.records.CiFailure`):
+-- a fix (`fix_id`), a flaky rerun, or a refusal; one row per routing task (its id).
+CREATE TABLE ci_failures (
+    id TEXT PRIMARY KEY,
+    pr TEXT NOT NULL,
+    head_sha TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    task_id TEXT NOT NULL UNIQUE,
+    fix_id TEXT,
+    reason TEXT,
+    at {float} NOT NULL
+);
+CREATE INDEX ci_failures_by_head ON ci_failures (pr, head_sha);

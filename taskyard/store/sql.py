@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 from taskyard.exceptions import NotFound
+from taskyard.lifecycle import ROLLUP_SOURCES, rollup
 from taskyard.models import (
     DeadLetter,
     Event,
@@ -33,6 +34,7 @@ from taskyard.store.base import (
     TaskCost,
     TaskFilter,
     WindowStats,
+    ends_task,
     nearest_rank,
 )
 from taskyard.store.sql_approvals import SQLApprovals
@@ -306,7 +308,26 @@ class SQLStore(SQLApprovals, SQLAudit, SQLFixes, Store):
     ) -> bool:
         sql, params = task_update(task_id, changes, sources)
         with self.backend.transaction() as tx:
-            return tx.execute(sql, params) == 1
+            if tx.execute(sql, params) != 1:
+                return False
+            if ends_task(changes):
+                self._roll_up(tx, task_id, float(changes["updated_at"]))
+            return True
+
+    def _roll_up(self, tx: Tx, task_id: str, now: float) -> None:
+        """A subtask ended: its parent's progress, in the same transaction (`rollup`)."""
+        row = tx.fetchone(Q["parent_of"], {"id": task_id})
+        parent = row["parent_id"] if row else None
+        if parent is None:
+            return
+        siblings = tx.fetchall(Q["subtasks_of"], {"parent_id": parent})
+        changes = rollup(parent, (TaskStatus(r["status"]) for r in siblings), now)
+        tx.execute(*task_update(parent, changes, ROLLUP_SOURCES))
+
+    def subtasks_of(self, parent_id: str) -> list[Task]:
+        with self.backend.reading() as tx:
+            rows = tx.fetchall(Q["subtasks_of"], {"parent_id": parent_id})
+        return [rowmap.task_from_row(r) for r in rows]
 
     def count_tasks(self) -> dict[str, int]:
         with self.backend.reading() as tx:

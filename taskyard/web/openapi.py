@@ -13,6 +13,7 @@ from typing import Any
 from taskyard.models import EventStatus, TaskStatus
 from taskyard.records import ApprovalStatus
 from taskyard.run.tasklogs import PAGE_LIMIT_MAX
+from taskyard.web.api_fixes import REPO
 from taskyard.web.openapi_schemas import (
     BOOL,
     ID,
@@ -209,6 +210,25 @@ def _paths() -> dict[str, Schema]:
                         "from this time instead (RFC 3339, or seconds since the epoch); "
                         "it must be in the past",
                     ),
+                ],
+                (400,),
+            )
+        },
+        "/api/fixes/stats": {
+            "get": _op(
+                "fixStats",
+                "Auto-push graduation per repository: success rate of the last 50 fixes, "
+                "reverted (null: unknown), incidents, cost per fix, failing checks",
+                {"200": _json(ref("FixStats"), "the numbers, one entry per repository")},
+                [
+                    _query(
+                        "repo",
+                        {
+                            "type": "string",
+                            "pattern": f"^(?:{REPO.pattern})?$",
+                        },
+                        "only this repository, owner/name (empty: every one with fixes)",
+                    )
                 ],
                 (400,),
             )

@@ -133,6 +133,8 @@ SCHEMAS: dict[str, Schema] = {
             "cancel_requested": BOOL,
             "waiting_reason": nullable(STR),
             "result": nullable(OBJ),
+            "gate": nullable(STR),
+            "gates": {"type": "array", "items": OBJ},
         }
     ),
     "Action": obj(
@@ -314,6 +316,28 @@ SCHEMAS: dict[str, Schema] = {
                     "dead_letters_open": INT,
                 }
             ),
+        }
+    ),
+    "FixStats": obj(
+        {
+            "repos": {
+                "type": "array",
+                "items": obj(
+                    {
+                        "repo": STR,
+                        "window": INT,
+                        "fixes": INT,
+                        "succeeded": INT,
+                        "success_rate": nullable(NUM),
+                        "reverted": nullable(INT),
+                        "incidents": INT,
+                        "cost_per_fix_usd": nullable(NUM),
+                        "refused": INT,
+                        "waiting": INT,
+                        "ci": obj({"fix": INT, "rerun": INT, "refused": INT}),
+                    }
+                ),
+            }
         }
     ),
 }

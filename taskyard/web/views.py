@@ -101,6 +101,8 @@ def task_json(t: Task) -> dict[str, Any]:
         "cancel_requested": t.cancel_requested,
         "waiting_reason": waiting_reason(t),  # why a queued task waits (`budget exhausted`)
         "result": t.result,
+        "gate": t.gate,  # a change task's gate now, and each one it went through (run/change.py)
+        "gates": t.gates,
     }
 
 

@@ -24,6 +24,8 @@ TABLES = {
     "approval_decisions",
     "audit_log",
     "pr_fixes",
+    "pr_pushes",
+    "ci_failures",
 }
 ALL_VERSIONS = [version for version, _, _ in migrations()]
 

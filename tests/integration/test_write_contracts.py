@@ -92,10 +92,16 @@ GITHUB_PLANS: dict[str, PlannedRequest] = {
         SHA,
         "Looks good",
         "REQUEST_CHANGES",
-        [{"path": "file.md", "line": 6, "side": "LEFT", "body": "Please fix"}],
+        [
+            {"path": "file.md", "line": 6, "side": "LEFT", "body": "Please fix"},
+            {"path": "file.md", "line": 9, "start_line": 7, "body": "```suggestion\nx\n```"},
+        ],
     ),
     "set_check": gw.set_check(
         "octocat/Hello-World", SHA, "taskyard", conclusion="success", title="ok", summary="fine"
+    ),
+    "commit_status": gw.commit_status(
+        "octocat/Hello-World", SHA, "success", "taskyard/review-hash", "Review-Hash 0123abcd"
     ),
     "add_reaction": gw.add_reaction("octocat/Hello-World", 1347, content="+1"),
     "add_comment_reaction": gw.add_reaction("octocat/Hello-World", comment_id=42),

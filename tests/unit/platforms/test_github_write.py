@@ -48,6 +48,28 @@ def test_review_comments_default_to_the_new_side() -> None:
         gw.review("acme/api", 9, "abc", "b", comments=[{"path": "a.py", "body": "x"}])
 
 
+def test_a_multi_line_review_comment_keeps_its_first_line() -> None:
+    comment = {"path": "a.py", "line": 7, "start_line": 5, "body": "```suggestion\nx\n```"}
+    plan = gw.review("acme/api", 9, "abc123", "", comments=[comment])
+    assert plan.body["comments"] == [{**comment, "side": "RIGHT", "start_side": "RIGHT"}]
+    with pytest.raises(ValueError, match="start_side"):
+        gw.review("acme/api", 9, "abc", "b", comments=[{**comment, "start_side": "UP"}])
+
+
+def test_a_commit_status_names_its_context_and_cuts_a_long_description() -> None:
+    plan = gw.commit_status("acme/api", "c" * 40, "success", "taskyard/review-hash", "d" * 200)
+    assert (plan.method, plan.path) == ("POST", f"/repos/acme/api/statuses/{'c' * 40}")
+    assert plan.body == {
+        "state": "success",
+        "context": "taskyard/review-hash",
+        "description": "d" * 140,
+    }
+    linked = gw.commit_status("acme/api", "c" * 40, "pending", "t", "", "https://x.example/1")
+    assert linked.body["target_url"] == "https://x.example/1"
+    with pytest.raises(ValueError, match="done"):
+        gw.commit_status("acme/api", "c" * 40, "done", "t", "")
+
+
 def test_a_check_with_a_conclusion_is_completed() -> None:
     plan = gw.set_check("acme/api", "a" * 40, "taskyard", conclusion="failure", summary="2 bugs")
     assert plan.body == {
