@@ -46,7 +46,7 @@ from taskyard.lifecycle import Gate, Kind
 from taskyard.models import Priority, Task, TaskStatus
 from taskyard.review import commit, safety, verify
 from taskyard.review import hash as review_hash
-from taskyard.run import change
+from taskyard.run import change, changejob
 from taskyard.run.change import ChangeJob, ChangeRun
 from taskyard.run.testgate import GateSettings, TestReport, run_tests
 from taskyard.run.workspace import TaskDirs
@@ -101,7 +101,7 @@ def timing(parts: Parts, store: Store) -> Iterator[None]:
             parts.add(f"git {args[0]}", took)
 
     with contextlib.ExitStack() as stack:
-        for module in (change, review_hash, safety, commit, verify):
+        for module in (change, changejob, review_hash, safety, commit, verify):
             stack.enter_context(mock.patch.object(module, "git", git))
         stack.enter_context(
             mock.patch.object(safety, "_detect", timed(parts, "secrets", safety._detect))

@@ -7,7 +7,8 @@ the row changes only while the task is in one of the from-states, so two writers
 decision and an operator's cancel, two workers) cannot both win.
 
     queued ─start_attempt→ preparing ─agent_started→ running ─store_result→ applying
-    applying ─await_approval→ awaiting_approval ─resume→ applying
+    applying|preparing|running ─await_approval→ awaiting_approval ─resume→ applying
+    applying ─back_to_gates→ queued (a change task back from a person's review)
     queued|preparing|running|applying ─succeed|fail|time_out|cancel→ ended
     applying ─expire→ expired       awaiting_approval ─cancel_waiting→ cancelled
     ended ─retry→ queued            failed ─reapply→ applying
@@ -51,6 +52,7 @@ class Kind(enum.StrEnum):
     ENTER_GATE = "enter_gate"
     WAIT_FOR_SUBTASKS = "wait_for_subtasks"
     SUBTASKS_DONE = "subtasks_done"
+    BACK_TO_GATES = "back_to_gates"
 
 
 class Gate(enum.StrEnum):
@@ -163,7 +165,15 @@ TRANSITIONS: Mapping[Kind, Transition] = {
         ),
         _t(Kind.AGENT_STARTED, {_S.PREPARING}, _S.RUNNING, {"workspace", "process", "started_at"}),
         _t(Kind.STORE_RESULT, IN_ATTEMPT, _S.APPLYING, {"result", "usage", "cost_usd"}),
-        _t(Kind.AWAIT_APPROVAL, {_S.APPLYING}, _S.AWAITING_APPROVAL, {"reason", "workspace"}),
+        # From an attempt too: a change task's review that needs a person (run.personreview).
+        _t(
+            Kind.AWAIT_APPROVAL,
+            {_S.APPLYING} | IN_ATTEMPT,
+            _S.AWAITING_APPROVAL,
+            {"reason", "workspace"},
+        ),
+        # A change task a person's review decision handed back goes on with its gates.
+        _t(Kind.BACK_TO_GATES, {_S.APPLYING}, _S.QUEUED, fixed={"reason": None}),
         _t(
             Kind.RESUME,
             {_S.AWAITING_APPROVAL},

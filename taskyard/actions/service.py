@@ -36,6 +36,7 @@ from taskyard.actions.models import InvalidAction, ParsedAction, Target, parse_a
 from taskyard.actions.policy import ActionPolicy, AllowListPolicy, Assessment, Verdict
 from taskyard.actions.target import target_from_event
 from taskyard.config import ReportingConfig, Settings
+from taskyard.lifecycle import EndingKind
 from taskyard.models import Event, TaskStatus
 from taskyard.platforms.writes import PlatformWriter
 from taskyard.records import (
@@ -81,9 +82,14 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def plain_reason(status: TaskStatus, reason: str | None) -> str:
-    """Why a task did not succeed, for the people who will read it where it came from."""
+def plain_reason(status: TaskStatus, reason: str | None, kind: str | None = None) -> str:
+    """Why a task did not succeed, for the people who will read it where it came from
+    (`kind`: how it ended, `taskyard.lifecycle.EndingKind`)."""
     why = (reason or "").strip()
+    if kind == EndingKind.TESTS_FAILED:  # a change's test gate (taskyard.run.change)
+        return f"The tests taskyard ran did not pass: {why.removeprefix('test:').strip()}"
+    if kind in (EndingKind.CHANGE_REFUSED, EndingKind.REVIEW_REFUSED):  # its later gates
+        return f"taskyard refused the change: {why}"
     if status is TaskStatus.TIMED_OUT:
         return f"The agent ran out of time ({why or 'timed out'})."
     if status is TaskStatus.CANCELLED:
@@ -272,6 +278,7 @@ class TaskActions:
         summary: str | None,
         records: Sequence[ActionRecord],
         subject: str | None = None,
+        kind: str | None = None,
     ) -> list[ActionRecord]:
         """The summary (when the task's own actions posted nothing there) or the failure, in
         plain words, where the task came from; then the notification channel, if any."""
@@ -289,7 +296,8 @@ class TaskActions:
         elif succeeded and self.reporting.summary and summary and not said:
             text = f"**taskyard** ({self.route}): {summary.strip()}"
         elif not succeeded and self.reporting.failures:
-            text = f"**taskyard** could not finish {self.route}. {plain_reason(status, reason)}"
+            said_why = plain_reason(status, reason, kind)
+            text = f"**taskyard** could not finish {self.route}. {said_why}"
         if text is not None and self._can_post_at_source():
             raw = {"type": "comment", "params": {"body": self._safe(text)}}
             out.extend(await self._report(ReportKind.END, raw))

@@ -18,8 +18,9 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from taskyard.actions.models import ParsedAction, Target
 from taskyard.actions.policy import AllowListPolicy, Assessment, Verdict
@@ -68,6 +69,20 @@ def summary_of(action: ParsedAction, requests: Sequence[PlannedRequest]) -> str:
     return f"{action.type}: {said}" if said else action.type
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a request asks a person to decide: the task, its route, the key of what is asked
+    (an action's, or a review's), its type, risk level and rule, in one line."""
+
+    task_id: str
+    route: str
+    key: str
+    type: str
+    level: RiskLevel
+    rule: str | None
+    summary: str
+
+
 @dataclass
 class StoreGate:
     store: Store
@@ -92,25 +107,38 @@ class StoreGate:
     ) -> Approval:
         """A dry run's request (`approvals.in_dry_run`) is marked `details.dry_run` and not
         announced: it is decided with the CLI or the web UI / API, which need no token."""
+        details = {
+            "params": action.params_json(),
+            "reasoning": action.reasoning,
+            "requests": [r.to_json() for r in requests],
+            "target": _target_json(target),
+        }
         level = RiskLevel(assessment.risk or RiskLevel.MEDIUM)
-        policy = self.policies.policy_for(level)
+        summary = summary_of(action, requests)
+        asked = Asked(task_id, route, action.key, action.type, level, assessment.rule, summary)
+        return await self.ask(asked, details, dry_run=dry_run)
+
+    async def ask(
+        self, asked: Asked, details: Mapping[str, Any], *, dry_run: bool = False
+    ) -> Approval:
+        """Store a request for a person's decision on `asked` (an action, or a change task's
+        review: `taskyard.run.personreview`), with the policy of its risk level, and announce
+        it on the channels (not a dry run's)."""
+        policy = self.policies.policy_for(asked.level)
         began = time.perf_counter()
         now = self.clock()
         remind = None if policy.remind_at is None else now + policy.timeout * policy.remind_at
         approval = Approval(
             id=new_id(),
-            task_id=task_id,
-            action_key=action.key,
-            route=route,
-            action_type=action.type,
-            risk=str(level),
-            rule=assessment.rule or "default",
-            summary=summary_of(action, requests),
+            task_id=asked.task_id,
+            action_key=asked.key,
+            route=asked.route,
+            action_type=asked.type,
+            risk=str(asked.level),
+            rule=asked.rule or "default",
+            summary=asked.summary,
             details={
-                "params": action.params_json(),
-                "reasoning": action.reasoning,
-                "requests": [r.to_json() for r in requests],
-                "target": _target_json(target),
+                **details,
                 "roles": list(policy.roles),
                 "checklist": list(policy.checklist),
                 "justification_required": policy.justification_required,
@@ -121,6 +149,7 @@ class StoreGate:
             expires_at=now + policy.timeout,
             remind_at=remind,
         )
+        task_id = asked.task_id
         stored = await asyncio.to_thread(self.store.create_approval, approval)
         created = time.perf_counter()
         if self.announce is not None and not dry_run:
@@ -134,7 +163,7 @@ class StoreGate:
                 extra={
                     "approval_id": stored.id,
                     "task_id": task_id,
-                    "action": action.type,
+                    "action": asked.type,
                     "risk": stored.risk,
                     "rule": stored.rule,
                     "created_ms": round((created - began) * 1000, 2),

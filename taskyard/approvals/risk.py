@@ -295,15 +295,20 @@ Globs = Annotated[tuple[Text, ...], Field(min_length=1), BeforeValidator(_listed
 Lines = Annotated[int, Field(ge=0)]
 
 
+# What the rules rate besides the actions: a change task's code change, before taskyard commits
+# it (`taskyard.run.personreview`); it has no params to match.
+RATED = (*REGISTRY, "change")
+
+
 def _types_of(globs: Sequence[str] | None) -> list[str]:
-    """The registered action types the globs name (all of them for no globs)."""
-    return [t for t in REGISTRY if globs is None or any(fnmatchcase(t, g) for g in globs)]
+    """The rated types (actions, and `RATED`'s others) the globs name (all for no globs)."""
+    return [t for t in RATED if globs is None or any(fnmatchcase(t, g) for g in globs)]
 
 
 def _param_value(types: Sequence[str], name: str, value: Any) -> Any:
     """`value` as the JSON of the first of `types` whose params have `name` would carry it;
     ValueError when none has that param or takes that value."""
-    having = [t for t in types if name in REGISTRY[t].params.model_fields]
+    having = [t for t in types if t in REGISTRY and name in REGISTRY[t].params.model_fields]
     if not having:
         raise ValueError(f"{name!r} is not a param of {', '.join(types)}")
     problem = ""
@@ -335,7 +340,7 @@ class MatchConfig(_Model):
     def _known_types(cls, globs: tuple[str, ...] | None) -> tuple[str, ...] | None:
         for glob in globs or ():
             if not _types_of([glob]):
-                known = ", ".join(REGISTRY)
+                known = ", ".join(RATED)
                 raise ValueError(f"{glob!r} names no action type (known: {known})")
         return globs
 

@@ -104,6 +104,9 @@ def _for_people(key: str, value: Any, money: Any) -> Any:
     """A task field as `tasks show` prints it: costs as money (`$0.0012`), not float noise."""
     if key == "cost" and value is not None:
         return money(value)
+    if key == "gates" and isinstance(value, list):  # a change task's: which gates ran, how
+        shown = (f"{s.get('gate')} #{s.get('round')} {s.get('outcome')}" for s in value)
+        return " → ".join(s for s in shown if not s.endswith(" entered")) or "none"
     if key == "usage" and isinstance(value, dict) and value.get("cost_usd") is not None:
         return {**value, "cost_usd": money(value["cost_usd"])}
     return value

@@ -28,107 +28,58 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from functools import partial
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from taskyard.agents.base import AgentOutcome, Usage
-from taskyard.agents.supervisor import RunReport
+from taskyard.agents.base import AgentOutcome
 from taskyard.audit import check_session_id
 from taskyard.exceptions import TaskyardError
-from taskyard.lifecycle import REVISES, EndingKind, Gate, Kind
+from taskyard.lifecycle import REVISES, EndingKind, Gate
 from taskyard.models import TaskStatus
 from taskyard.review.commit import commit_with_review_hash
 from taskyard.review.hash import git, git_env, staged_hash
-from taskyard.review.safety import ChangeLimits, check_change
+from taskyard.review.safety import check_change
+from taskyard.run.changejob import (
+    CHANGE_SCHEMA,
+    COMMITTER,
+    KEPT_IN_RECORD,
+    PLAN_SCHEMA,
+    VERDICT_SCHEMA,
+    WAITING,
+    AgentCall,
+    ChangeJob,
+    Deliver,
+    GateFailed,
+    RunTests,
+    Verdict,
+    added_usage,
+    carried_usage,
+    findings_text,
+    staged_diff,
+    write_text,
+)
+from taskyard.run.changewaits import ChangeWaits
 from taskyard.run.ending import Ending
-from taskyard.run.subtasks import restore_work, save_work, unfinished
-from taskyard.run.testgate import TestReport
+from taskyard.run.subtasks import unfinished
 from taskyard.store.base import Store
 
-# What each agent answers (strict shapes: every property required, nothing else).
-PLAN_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["plan", "summary"],
-    "properties": {
-        "plan": {"type": "string", "description": "the plan, in markdown"},
-        "summary": {"type": "string", "description": "one sentence"},
-    },
-}
-CHANGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["title", "summary"],
-    "properties": {
-        "title": {"type": "string", "description": "the commit's subject line"},
-        "summary": {"type": "string", "description": "what changed and why"},
-    },
-}
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["verdict", "findings", "summary"],
-    "properties": {
-        "verdict": {"type": "string", "enum": ["approve", "needs_revision"]},
-        "findings": {"type": "array", "items": {"type": "string"}},
-        "summary": {"type": "string"},
-    },
-}
-COMMITTER = "taskyard <taskyard@users.noreply.github.com>"
-
-# (agent name, prompt template, its round, schema, session to resume) → the run's report
-AgentCall = Callable[[str, str, int, Mapping[str, Any], str | None], Awaitable[RunReport]]
-RunTests = Callable[[], Awaitable[TestReport]]
-# (the commit, its Review-Hash, the change's title and summary) → what was delivered, in words
-Deliver = Callable[[str, str, str, str], Awaitable[str]]
+__all__ = [
+    "CHANGE_SCHEMA",
+    "PLAN_SCHEMA",
+    "VERDICT_SCHEMA",
+    "AgentCall",
+    "ChangeJob",
+    "ChangeRun",
+    "Deliver",
+    "GateFailed",
+    "RunTests",
+    "carried_usage",
+]
 
 
-class GateFailed(Exception):
-    """A gate said no: the task ends with this ending."""
-
-    def __init__(self, ending: Ending) -> None:
-        super().__init__(ending.reason)
-        self.ending = ending
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    approved: bool
-    findings: tuple[str, ...]
-    summary: str
-    session: str  # the reviewer's session id: what the approval is recorded under
-
-
-@dataclass
-class ChangeJob:
-    """One change task's run: who does what, where, and with which bounds."""
-
-    task_id: str
-    agent: str
-    reviewer: str | None
-    gates: tuple[Gate, ...]
-    repo: Path  # the worktree
-    context_dir: Path
-    output_dir: Path
-    call: AgentCall
-    run_tests: RunTests
-    deliver: Deliver | None
-    max_revisions: int = 3
-    limits: ChangeLimits = field(default_factory=ChangeLimits)
-    base: str | None = None  # what the change is measured against (default: the worktree's HEAD)
-    # filled in as the run goes
-    record: list[dict[str, Any]] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    session: str | None = None  # the implementing agent's, continued from gate to gate
-    answer: dict[str, Any] = field(default_factory=dict)  # the last implement round's
-    seconds: float = 0.0  # the agents' own time
-    tool_calls: int = 0  # every gate's runs', the reviewer's too
-
-
-class ChangeRun:
+class ChangeRun(ChangeWaits):
     """Runs a change task's gates and says how the task ended."""
 
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
@@ -143,6 +94,12 @@ class ChangeRun:
         return replace(ending, outcome=_outcome(job, ending), agent_seconds=job.seconds)
 
     async def _gates(self, job: ChangeJob) -> Ending:
+        last = job.record[-1] if job.record else None
+        if last is not None and last["outcome"] == "awaiting_person":  # a person decided
+            decided = await self._back_from_person(job, last)
+            if decided is None:  # denied: their reason goes to the next implement round
+                decided = await self._implement_until_approved(job, int(last["round"]) + 1)
+            return await self._commit(job, *decided)
         waited = _waited_in(job.record)
         if waited is not None:  # back from its subtasks: on from the test gate
             await self._back_from_subtasks(job, waited)
@@ -166,7 +123,7 @@ class ChangeRun:
             verdict = await self._review(job, Gate.PLAN_REVIEW, round_)
             if verdict.approved:
                 return
-            _write(job.context_dir / "plan-findings.md", _findings(verdict))
+            write_text(job.context_dir / "plan-findings.md", findings_text(verdict))
         raise _refused_after(job, Gate.PLAN_REVIEW)
 
     async def _plan(self, job: ChangeJob, round_: int) -> None:
@@ -174,7 +131,7 @@ class ChangeRun:
         result, _ = await self._agent(job, Gate.PLAN, round_, job.agent, PLAN_SCHEMA, resume=True)
         plan_file = job.output_dir / "plan.md"
         if not plan_file.is_file() or not plan_file.read_text("utf-8", "replace").strip():
-            _write(plan_file, str(result.get("plan") or ""))
+            write_text(plan_file, str(result.get("plan") or ""))
         if not plan_file.read_text("utf-8", "replace").strip():
             await self._mark(job, Gate.PLAN, round_, "failed", {"why": "no plan"})
             raise GateFailed(
@@ -192,16 +149,18 @@ class ChangeRun:
             if not (implemented and round_ == first):
                 answer = await self._implement(job, round_)
                 if await self._wait_for_subtasks(job, round_, answer):
-                    raise GateFailed(_WAITING)
+                    raise GateFailed(WAITING)
             await self._test(job, round_)
             await self._safety(job, round_)
             reviewed = await asyncio.to_thread(staged_hash, job.repo)
             if Gate.REVIEW not in job.gates:
+                await self._ask_person(job, round_, reviewed, "", answer)
                 return reviewed, "", answer
             verdict = await self._review(job, Gate.REVIEW, round_, reviewed)
             if verdict.approved:
+                await self._ask_person(job, round_, reviewed, verdict.session, answer)
                 return reviewed, verdict.session, answer
-            _write(job.context_dir / "review-findings.md", _findings(verdict))
+            write_text(job.context_dir / "review-findings.md", findings_text(verdict))
         raise _refused_after(job, Gate.REVIEW)
 
     async def _implement(self, job: ChangeJob, round_: int) -> dict[str, Any]:
@@ -210,12 +169,12 @@ class ChangeRun:
             job, Gate.IMPLEMENT, round_, job.agent, CHANGE_SCHEMA, resume=True
         )
         await asyncio.to_thread(git, job.repo, "add", "--all")
-        diff = await asyncio.to_thread(_diff, job.repo, job.base)
+        diff = await asyncio.to_thread(staged_diff, job.repo, job.base)
         if not diff.strip():
             await self._mark(job, Gate.IMPLEMENT, round_, "failed", {"why": "nothing changed"})
             reason = "implement: the agent changed nothing"
             raise GateFailed(Ending(TaskStatus.FAILED, reason, kind=EndingKind.FAILED))
-        _write(job.context_dir / "change.diff", diff)
+        write_text(job.context_dir / "change.diff", diff)
         data = {"summary": _short(answer), "session": job.session}
         await self._mark(job, Gate.IMPLEMENT, round_, "passed", data)
         return answer
@@ -275,57 +234,6 @@ class ChangeRun:
         await self._mark(job, gate, round_, "approved" if verdict.approved else "revise", data)
         return verdict
 
-    # --- subtasks -----------------------------------------------------------------------------
-
-    async def _wait_for_subtasks(
-        self, job: ChangeJob, round_: int, answer: Mapping[str, Any]
-    ) -> bool:
-        """After implement: when the agent created subtasks still open, keep the work, wait
-        (True), and leave the task to the last subtask's end."""
-        subtasks = await asyncio.to_thread(self.store.subtasks_of, job.task_id)
-        if not subtasks or all(t.status.terminal for t in subtasks):
-            return False
-        saved = await asyncio.to_thread(save_work, job.repo, job.task_id)
-        ids = [t.id for t in subtasks]
-        data = {"subtasks": ids, "saved": saved, "answer": dict(answer)}
-        await self._mark(job, Gate.IMPLEMENT, round_, "waiting", data)
-        now = self.clock()
-        reason = f"waiting for {len(subtasks)} subtasks"
-        spent = {"usage": job.usage.to_json(), "cost_usd": job.usage.cost_usd}
-        waiting = await asyncio.to_thread(
-            partial(
-                self.store.transition, job.task_id, Kind.WAIT_FOR_SUBTASKS, reason=reason, **spent
-            )
-        )
-        if not waiting:
-            raise GateFailed(_LEFT)
-        # A subtask that ended before the parent waited could not hand it back: do it now.
-        subtasks = await asyncio.to_thread(self.store.subtasks_of, job.task_id)
-        if all(t.status.terminal for t in subtasks):
-            await asyncio.to_thread(
-                partial(self.store.transition, job.task_id, Kind.SUBTASKS_DONE, updated_at=now)
-            )
-        return True
-
-    async def _back_from_subtasks(self, job: ChangeJob, round_: int) -> None:
-        """The work kept before waiting, and each succeeded subtask's commit, staged again."""
-        step = next(s for s in reversed(job.record) if s["outcome"] == "waiting")
-        job.answer = dict(step.get("answer") or {})
-        subtasks = await asyncio.to_thread(self.store.subtasks_of, job.task_id)
-        done = [t for t in subtasks if t.status is TaskStatus.SUCCEEDED]
-        try:
-            await asyncio.to_thread(restore_work, job.repo, job.task_id, done)
-        except TaskyardError as exc:
-            await self._mark(job, Gate.IMPLEMENT, round_, "failed", {"why": str(exc)})
-            raise GateFailed(
-                Ending(TaskStatus.FAILED, f"implement: {exc}", kind=EndingKind.CHANGE_REFUSED)
-            ) from None
-        await asyncio.to_thread(git, job.repo, "add", "--all")
-        diff = await asyncio.to_thread(_diff, job.repo, job.base)
-        _write(job.context_dir / "change.diff", diff)
-        data = {"subtasks": [t.id for t in done]}
-        await self._mark(job, Gate.IMPLEMENT, round_, "passed", data)
-
     async def _commit(
         self, job: ChangeJob, reviewed: str, reviewer_session: str, answer: dict[str, Any]
     ) -> Ending:
@@ -339,6 +247,8 @@ class ChangeRun:
         title = str(answer.get("title") or "").strip() or f"taskyard change (task {job.task_id})"
         summary = str(answer.get("summary") or "").strip()
         message = f"{title}\n\n{summary}\n" if summary else f"{title}\n"
+        if job.approved_by:
+            message += f"\nApproved-by: {job.approved_by}\n"
         try:
             if reviewer_session:
                 sha = await asyncio.to_thread(
@@ -397,7 +307,7 @@ class ChangeRun:
         outcome = report.outcome
         job.seconds += (report.ended_at - report.started_at).total_seconds()
         if outcome is not None:
-            job.usage = _added(job.usage, outcome.usage)
+            job.usage = added_usage(job.usage, outcome.usage)
             job.tool_calls += outcome.tool_calls
             if resume and outcome.session_id:
                 job.session = outcome.session_id
@@ -423,8 +333,8 @@ class ChangeRun:
         job.record.append(step)
         # The answer of the implement round that waited is kept in its record (the step
         # with `waiting`), for the commit's message after the subtasks.
-        if outcome == "waiting" and data:
-            step["answer"] = data.get("answer") or {}
+        if outcome in ("waiting", "awaiting_person") and data:
+            step.update({k: data[k] for k in KEPT_IN_RECORD if k in data})
         if gate is Gate.IMPLEMENT and data and data.get("session"):
             step["session"] = data["session"]  # the PR's next fix goes on from it
         entry = await asyncio.to_thread(
@@ -445,10 +355,6 @@ class ChangeRun:
             )
 
 
-_WAITING = Ending(TaskStatus.WAITING, "waiting for its subtasks")
-_LEFT = Ending(TaskStatus.CANCELLED, "the task left its attempt", kind=EndingKind.CANCELLED)
-
-
 def _waited_in(record: list[dict[str, Any]]) -> int | None:
     """The implement round after which the task waited for its subtasks, if that is where
     its record ends (it is back from them)."""
@@ -466,22 +372,8 @@ def _refused_after(job: ChangeJob, gate: Gate) -> GateFailed:
     return GateFailed(Ending(TaskStatus.FAILED, reason, kind=EndingKind.REVIEW_REFUSED))
 
 
-def _findings(verdict: Verdict) -> str:
-    lines = [f"- {f}" for f in verdict.findings] or ["- (no findings given)"]
-    return f"# The reviewer asks for revisions\n\n{verdict.summary}\n\n" + "\n".join(lines) + "\n"
-
-
 def _short(answer: Mapping[str, Any]) -> str:
     return str(answer.get("summary") or "")[:500]
-
-
-def _write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
-
-
-def _diff(repo: Path, base: str | None) -> str:
-    args = ["diff", "--cached", "--no-ext-diff", "--no-textconv", "--no-color"]
-    return git(repo, *args, *([base] if base else [])).decode("utf-8", "replace")
 
 
 def _plain_commit(repo: Path, message: str) -> str:
@@ -495,39 +387,6 @@ def _plain_commit(repo: Path, message: str) -> str:
     }
     git(repo, "commit", "--no-verify", "-q", "-F", "-", stdin=message.encode(), env=git_env(env))
     return git(repo, "rev-parse", "HEAD").decode().strip()
-
-
-def _added(a: Usage, b: Usage) -> Usage:
-    cost = (
-        None if a.cost_usd is None and b.cost_usd is None else (a.cost_usd or 0) + (b.cost_usd or 0)
-    )
-    return Usage(
-        a.input_tokens + b.input_tokens,
-        a.cached_input_tokens + b.cached_input_tokens,
-        a.output_tokens + b.output_tokens,
-        a.reasoning_tokens + b.reasoning_tokens,
-        cost,
-        a.tool_errors + b.tool_errors,
-    )
-
-
-def carried_usage(usage: Mapping[str, Any]) -> Usage:
-    """What a task's earlier attempts used, as its `usage` column keeps it (a change task back
-    from its subtasks goes on counting from there)."""
-
-    def number(key: str) -> int:
-        value = usage.get(key)
-        return int(value) if isinstance(value, int | float) else 0
-
-    cost = usage.get("cost_usd")
-    return Usage(
-        number("input_tokens"),
-        number("cached_input_tokens"),
-        number("output_tokens"),
-        number("reasoning_tokens"),
-        float(cost) if isinstance(cost, int | float) else None,
-        number("tool_errors"),
-    )
 
 
 def _outcome(job: ChangeJob, ending: Ending) -> AgentOutcome:

@@ -17,6 +17,7 @@ import orjson
 
 from taskyard.actions.service import TaskActions
 from taskyard.agents.supervisor import RunReport
+from taskyard.approvals.gate import RiskPolicy, StoreGate
 from taskyard.exceptions import ConfigError
 from taskyard.lifecycle import EndingKind, Gate
 from taskyard.models import Event, Task, TaskStatus
@@ -26,6 +27,7 @@ from taskyard.routing.admission import pr_key
 from taskyard.run.change import ChangeJob, ChangeRun, Deliver, carried_usage
 from taskyard.run.ending import Ending
 from taskyard.run.fixlock import keep_sessions, previous_fix, take_turn
+from taskyard.run.personreview import PersonReview, TaskPersonReview
 from taskyard.run.subtasks import SubtaskLimits, create_subtask, keep_subtask_commit
 from taskyard.run.taskspec import TaskSpec
 from taskyard.run.testgate import GateSettings, TestReport, run_tests
@@ -136,6 +138,7 @@ async def run_change(
         limits=ChangeLimits(settings.changes.max_changed_lines),
         record=list(task.gates),
         usage=carried_usage(task.usage),
+        person=_person_review(attempts, task, spec, acts, repo),
     )
     if pr is None or fix is None:
         return await ChangeRun(store, attempts.clock).run(job)
@@ -156,6 +159,21 @@ async def run_change(
         return ending
     finally:
         await _after_fix(attempts, task, spec, dirs, fix, ending, job.usage.cost_usd)
+
+
+def _person_review(
+    attempts: Attempts, task: Task, spec: TaskSpec, acts: TaskActions | None, repo: Path
+) -> TaskPersonReview | None:
+    """A person's review through approvals, when approvals are on (their risk rules and
+    policies); a subtask's change is reviewed with its parent's."""
+    service = acts.service if acts is not None else None
+    policy = service.risk_policy if service is not None else None
+    gate = service.gate if service is not None else None
+    if not isinstance(policy, RiskPolicy) or not isinstance(gate, StoreGate):
+        return None
+    mode = str((spec.change or {}).get("mode") or "suggest")
+    reviewer = PersonReview(policy, gate, attempts.store)
+    return TaskPersonReview(reviewer, task.id, task.route, spec.repo or {}, mode, repo)
 
 
 def _pr_of(spec: TaskSpec) -> str | None:

@@ -16,12 +16,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from taskyard.actions.service import ActionService, TaskActions
 from taskyard.agents.limiter import Limiter
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
-from taskyard.lifecycle import IN_ATTEMPT
+from taskyard.lifecycle import IN_ATTEMPT, Kind
 from taskyard.models import Event, Task, TaskStatus
 from taskyard.observe.metrics import log_context
 from taskyard.observe.tracing import Tracing
@@ -167,6 +168,12 @@ class TaskExecutor:
     async def _step(self, task: Task) -> TaskStatus:
         if task.status.terminal:
             return task.status
+        if task.status is TaskStatus.APPLYING and _back_from_a_person(task):
+            # A change task a person's review decision handed back: on with its gates.
+            await asyncio.to_thread(
+                partial(self.store.transition, task.id, Kind.BACK_TO_GATES, updated_at=self.clock())
+            )
+            task = await asyncio.to_thread(self.store.get_task, task.id)
         if task.status is TaskStatus.APPLYING:
             return await self.applying.resume(task)
         if task.status in IN_ATTEMPT:
@@ -185,3 +192,8 @@ class TaskExecutor:
         if self.actions is None:
             return None
         return self.actions.for_task(task.id, task.route, event, event_json(event)["payload"])
+
+
+def _back_from_a_person(task: Task) -> bool:
+    """A change task whose last gate step waited for a person's review (`run.personreview`)."""
+    return bool(task.gates) and task.gates[-1].get("outcome") == "awaiting_person"

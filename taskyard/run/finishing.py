@@ -132,6 +132,7 @@ class Finishing:
             summary if isinstance(summary, str) else None,
             ending.actions,
             subject=event.subject,
+            kind=ending.kind,
         )
 
     def _write_note(self, task: Task, event: Event, spec: TaskSpec | None) -> None:

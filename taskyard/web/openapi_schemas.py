@@ -135,6 +135,7 @@ SCHEMAS: dict[str, Schema] = {
             "result": nullable(OBJ),
             "gate": nullable(STR),
             "gates": {"type": "array", "items": OBJ},
+            "parent_id": nullable(STR),
         }
     ),
     "Action": obj(

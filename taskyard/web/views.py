@@ -103,6 +103,7 @@ def task_json(t: Task) -> dict[str, Any]:
         "result": t.result,
         "gate": t.gate,  # a change task's gate now, and each one it went through (run/change.py)
         "gates": t.gates,
+        "parent_id": t.parent_id,  # a subtask's parent (run/subtasks.py)
     }
 
 

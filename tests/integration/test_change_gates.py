@@ -16,13 +16,19 @@ from typing import Any
 
 import pytest
 
+from taskyard.actions.policy import AllowListPolicy
 from taskyard.agents.base import AgentOutcome, Usage
 from taskyard.agents.supervisor import RunReport, RunStatus
+from taskyard.approvals.gate import RiskPolicy, StoreGate
+from taskyard.approvals.policies import ApprovalPolicies
+from taskyard.approvals.risk import RiskRules
 from taskyard.audit import verify_chain
 from taskyard.lifecycle import EndingKind, Gate, Kind
 from taskyard.models import Priority, Task, TaskStatus
+from taskyard.records import Decision
 from taskyard.review.verify import verify_range
 from taskyard.run.change import ChangeJob, ChangeRun
+from taskyard.run.personreview import PersonReview, TaskPersonReview
 from taskyard.run.subtasks import (
     SubtaskLimits,
     SubtaskRefused,
@@ -412,3 +418,102 @@ def test_subtasks_are_bounded_in_number_and_depth(store: Store, running: Task) -
         create_subtask(store, running, "c", "do c", "codex", limits, T0)
     with pytest.raises(SubtaskRefused, match="nest at most 1 deep"):
         create_subtask(store, first, "d", "do d", "codex", limits, T0)
+
+
+# --- a person's review through approvals -------------------------------------------------
+
+
+def person_for(store: Store, task: Task, repo: Path) -> TaskPersonReview:
+    """The shipped risk rules and approval policies, and the store's gate (no channels)."""
+    rules, policies = RiskRules.load(), ApprovalPolicies.load()
+    policy = RiskPolicy(AllowListPolicy({}), rules, policies)
+    reviewer = PersonReview(policy, StoreGate(store, policies), store)
+    where = {"full_name": "acme/api", "ref": "fix-greeting"}
+    return TaskPersonReview(reviewer, task.id, task.route, where, "push", repo)
+
+
+async def back_from_the_person(
+    store: Store, repo: Path, tmp_path: Path, name: str, agents: Agents
+) -> tuple[ChangeJob, Any]:
+    """What the executor does once a decision handed the task back: `back_to_gates`, a new
+    attempt in a fresh worktree, the gates from where they stopped."""
+    assert store.get_task("t1").status is TaskStatus.APPLYING
+    assert store.transition("t1", Kind.BACK_TO_GATES)
+    again = start(store, "t1")
+    fresh = worktree(repo, name)
+    agents.repo = fresh
+    job = job_for(
+        again,
+        fresh,
+        agents,
+        tmp_path / f"{name}-task",
+        record=list(again.gates),
+        person=person_for(store, again, fresh),
+    )
+    return job, await ChangeRun(store).run(job)
+
+
+async def test_a_risky_change_waits_for_a_person_and_commits_what_they_approved(
+    store: Store, running: Task, repo: Path, tmp_path: Path
+) -> None:
+    tree = worktree(repo, "wt-first")
+    agents = Agents(tree)
+
+    async def touching_ci(*args: Any) -> RunReport:
+        found = await agents(*args)
+        if args[1] == "_change-implement":
+            (agents.repo / ".github").mkdir(exist_ok=True)
+            (agents.repo / ".github" / "ci.yml").write_text("on: push\n")
+        return found
+
+    person = person_for(store, running, tree)
+    job = job_for(running, tree, agents, tmp_path / "a", call=touching_ci, person=person)
+    ending = await ChangeRun(store).run(job)
+    assert ending.status is TaskStatus.AWAITING_APPROVAL, ending.reason
+    assert ending.reason is not None and "change-sensitive-paths" in ending.reason
+    assert sh("git", "log", "--format=%s", cwd=tree).strip() == "first"  # nothing committed
+    # The run stage pauses it (`Applying.pause`): awaiting approval, holding no worker.
+    assert store.transition("t1", Kind.AWAIT_APPROVAL, reason=ending.reason)
+    [approval] = store.list_approvals(task_id="t1")
+    assert approval.action_type == "change" and approval.risk == "high"
+    assert ".github/ci.yml" in approval.details["diff"]
+    decided = store.decide_approval(
+        approval.id, Decision.APPROVE, "github:alice", "github", "ci is fine", T0 + 9, "wf-2"
+    )
+    assert decided.resumed
+
+    job, ending = await back_from_the_person(store, repo, tmp_path, "wt-second", agents)
+    assert ending.status is TaskStatus.SUCCEEDED, ending.reason
+    message = sh("git", "log", "-1", "--format=%B", cwd=agents.repo)
+    assert f"Approved-by: github:alice (approval {approval.id})" in message
+    assert f"Reviewed-by: {CLAUDE_SESSION}" in message
+    assert verify_range(agents.repo, "HEAD~1..HEAD") == []
+    files = sh("git", "show", "--name-only", "--format=", "HEAD", cwd=agents.repo).split()
+    assert sorted(files) == [".github/ci.yml", "app.py"]
+    outcomes = [(g, o) for g, _, o in steps(store, "t1") if g == "review"]
+    assert outcomes[-2:] == [("review", "awaiting_person"), ("review", "approved")]
+
+
+async def test_a_person_denying_sends_their_reason_back_to_the_agent(
+    store: Store, running: Task, repo: Path, tmp_path: Path
+) -> None:
+    big = "".join(f"line_{n} = {n}\n" for n in range(320))  # 300+ lines: change-large
+    tree = worktree(repo, "wt-first")
+    agents = Agents(tree, edit=big)
+    person = person_for(store, running, tree)
+    ending = await ChangeRun(store).run(
+        job_for(running, tree, agents, tmp_path / "a", person=person)
+    )
+    assert ending.status is TaskStatus.AWAITING_APPROVAL
+    assert store.transition("t1", Kind.AWAIT_APPROVAL, reason=ending.reason)
+    [approval] = store.list_approvals(task_id="t1")
+    store.decide_approval(
+        approval.id, Decision.DENY, "cli:bob", "cli", "split it up", T0 + 9, "wf-2"
+    )
+    agents.edit = "def greet(name):\n    return f'hi {name}'\n"  # the next round is small
+    _, ending = await back_from_the_person(store, repo, tmp_path, "wt-second", agents)
+    assert ending.status is TaskStatus.SUCCEEDED, ending.reason
+    findings = (tmp_path / "wt-second-task" / "context" / "review-findings.md").read_text()
+    assert "split it up" in findings
+    assert [c[2] for c in agents.calls if c[1] == "_change-implement"] == [1, 2]
+    assert "Approved-by" not in sh("git", "log", "-1", "--format=%B", cwd=agents.repo)

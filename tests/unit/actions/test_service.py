@@ -18,6 +18,7 @@ from taskyard.actions.service import (
     redact,
 )
 from taskyard.config import Settings
+from taskyard.lifecycle import EndingKind
 from taskyard.models import TaskStatus
 from taskyard.records import TOOL_INDEX, ActionStatus, ReportKind
 from taskyard.store import MemoryStore
@@ -201,6 +202,31 @@ async def test_in_dry_run_reports_are_recorded_not_sent() -> None:
 )
 def test_plain_reasons(status: TaskStatus, reason: str, expected: str) -> None:
     assert expected in plain_reason(status, reason)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason", "expected"),
+    [
+        (
+            EndingKind.TESTS_FAILED,
+            "test: `make` failed (exit 2)",
+            "The tests taskyard ran did not pass: `make`",
+        ),
+        (
+            EndingKind.CHANGE_REFUSED,
+            "deliver: 'main' is protected",
+            "taskyard refused the change: deliver: 'main'",
+        ),
+        (
+            EndingKind.REVIEW_REFUSED,
+            "review: still needs revision",
+            "taskyard refused the change: review",
+        ),
+    ],
+)
+def test_plain_reasons_of_a_change_by_how_it_ended(kind: str, reason: str, expected: str) -> None:
+    assert expected in plain_reason(TaskStatus.FAILED, reason, kind)
+    assert "The agent failed" in plain_reason(TaskStatus.FAILED, reason)  # not by its words
 
 
 def test_redact_leaves_short_strings_alone() -> None:

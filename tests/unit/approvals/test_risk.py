@@ -115,8 +115,32 @@ def test_shipped_rules(
     assert shipped.assess(subject) == RiskVerdict(level, rule)
 
 
+# A change task's code change, rated before taskyard commits it (run.personreview):
+# (paths, lines changed) → (level, rule)
+CHANGES = [
+    ((".github/workflows/ci.yml", "src/a.py"), 4, HIGH, "change-sensitive-paths"),
+    (("deploy/helm/values.yaml",), 2, HIGH, "change-sensitive-paths"),
+    (("poetry.lock",), 2, HIGH, "change-sensitive-paths"),
+    (("src/a.py",), 300, HIGH, "change-large"),
+    (("src/a.py",), 299, LOW, "change"),
+    ((), 0, LOW, "change"),
+]
+
+
+@pytest.mark.parametrize(("paths", "lines", "level", "rule"), CHANGES)
+def test_shipped_rules_for_changes(
+    shipped: RiskRules, paths: tuple[str, ...], lines: int, level: RiskLevel, rule: str
+) -> None:
+    subject = RiskSubject(
+        type="change", platform="github", repo="acme/api", branch="fix", paths=paths,
+        lines_changed=lines, params={"mode": "push"},
+    )  # fmt: skip
+    assert shipped.assess(subject) == RiskVerdict(level, rule)
+
+
 def test_every_shipped_rule_is_exercised(shipped: RiskRules) -> None:
     exercised = {case[4] for case in SHIPPED} | {"team-mentions"}  # the test below
+    exercised |= {case[3] for case in CHANGES}
     assert {rule.name for rule in shipped.rules} == exercised - {DEFAULT_RULE}
     assert shipped.default is MEDIUM
 
