@@ -51,12 +51,17 @@ class PullRequestDelivery:
 
         async def deliver(sha: str, review_hash: str, title: str, summary: str) -> str:
             pr = await self._pull_request(str(full_name), number, payload)
+            key = pr_key(pr.repo, pr.number)
             if mode == "push":
                 done = await self.delivery.push(pr, repo, sha, review_hash)
-                key = pr_key(pr.repo, pr.number)
                 await asyncio.to_thread(self.store.record_push, key, sha, task.id, self.clock())
             else:
                 done = await self.delivery.suggest(pr, repo, sha, summary or title)
+            said = {"pr": key, "commit": sha, "review_hash": review_hash, "url": done.url}
+            kind = "push" if mode == "push" else "suggestion"
+            await asyncio.to_thread(
+                self.store.append_audit, kind, task.id, "taskyard", said, self.clock()
+            )
             return done.detail + (f" ({done.url})" if done.url else "")
 
         return deliver
@@ -67,7 +72,13 @@ class PullRequestDelivery:
         if not match.repo or not match.number:
             return
         where = PullRequest(match.repo, match.number, head_ref="", head_sha="", base_ref="")
-        await self.delivery.refuse(where, f"taskyard will not fix this now: {why}")
+        done = await self.delivery.refuse(where, f"taskyard will not fix this now: {why}")
+        said: dict[str, str | None] = {"pr": pr_key(match.repo, match.number), "why": why}
+        said["event_id"] = event.id
+        said |= {"route": match.route.name, "url": done.url}
+        await asyncio.to_thread(
+            self.store.append_audit, "refusal", None, "taskyard", said, self.clock()
+        )
 
     async def _pull_request(
         self, repo: str, number: int, payload: Mapping[str, Any]

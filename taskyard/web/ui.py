@@ -388,6 +388,7 @@ class WebUI:
                 "actions": [action_json(a) for a in self.store.actions_of(task_id)],
                 "approvals": [approval_json(a) for a in approvals],
                 "audit": audit_json(self.store, task_id),
+                "subtasks": [task_json(t) for t in self.store.subtasks_of(task_id)],
                 **task_files(task, self.notes_dir, self.logs),
             }
 

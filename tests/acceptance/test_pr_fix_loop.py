@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,6 +267,7 @@ def test_a_fix_in_suggestion_mode_posts_one_review_and_pushes_nothing(
     assert world.refs() == before  # nothing pushed
     assert not world.posted("POST", f"/repos/{FULL_NAME}/statuses/{world.head}")
     assert world.gh.problems == []
+    assert ("suggestion", task["id"]) in audited(world)
 
 
 def test_a_fix_in_push_mode_lands_on_the_branch_with_a_verifiable_review_hash(
@@ -298,6 +300,7 @@ def test_a_fix_in_push_mode_lands_on_the_branch_with_a_verifiable_review_hash(
     assert (status["state"], status["context"]) == ("success", "taskyard/review-hash")
     assert trailer[:12] in status["description"]
     assert not world.posted("POST", f"/repos/{FULL_NAME}/pulls/2/reviews")
+    assert ("push", task["id"]) in audited(world)
     assert world.gh.problems == []
 
 
@@ -366,6 +369,17 @@ def test_a_failing_test_and_refused_fixes_are_said_on_the_pull_request(
     assert f"the 2nd fix on github:{FULL_NAME}#2 within an hour: at most 1" in another, another
     assert len(world.yard.tasks()) == 1  # the refused fixes started no task
     assert world.gh.problems == []
+    deadline = time.monotonic() + 10  # each refusal is audited once it is posted
+    while audited(world).count(("refusal", None)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert audited(world).count(("refusal", None)) == 2
+
+
+def audited(world: PullRequestWorld) -> list[tuple[str, str | None]]:
+    """(kind, task id) of every audit entry, as `taskyard audit export --jsonl` gives them."""
+    lines = world.yard.cli("audit", "export", "--jsonl").stdout.splitlines()
+    entries = [json.loads(line) for line in lines if line.strip()]
+    return [(e["kind"], e["task_id"]) for e in entries]
 
 
 def refusal_for(world: PullRequestWorld, payload: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ from tests.agent_binaries import agent_binary
 pytestmark = pytest.mark.slow
 
 ENDED = ("succeeded", "failed", "timed_out", "cancelled")
-# codex one at a time: the subtasks' implementers run one after the other
+# codex one at a time: beta's codex starts only once the parent's has ended
 CONFIG = """
 queue:
   polling_interval_sec: 0.05
@@ -67,7 +67,12 @@ routes:
 log_level: INFO
 """
 
-ALPHA = {"title": "alpha", "prompt": "Write ALPHA-NOTES: a file alpha.txt saying alpha."}
+# alpha is claude's to implement: it runs beside codex's work (and beside beta's hang)
+ALPHA = {
+    "title": "alpha",
+    "prompt": "Write ALPHA-NOTES: a file alpha.txt saying alpha.",
+    "agent": "claude",
+}
 BETA = {"title": "beta", "prompt": "Write BETA-NOTES: a file beta.txt saying beta."}
 # a subtask's implementer reads its task (written to context/task.md) and does its piece
 SUB_IMPLEMENT = (
@@ -75,8 +80,8 @@ SUB_IMPLEMENT = (
     'cd repo && echo "$f" > "$f.txt"'
 )
 SUB_CHANGE = {"title": "a piece of the change", "summary": "One file."}
-# The parent's edit, then a pause: time for the test to learn the subtasks' routes before
-# their agents start (codex runs one at a time here, so they wait for this run to end).
+# The parent's edit, then a pause: time for the test to learn beta's route before beta's
+# codex starts (codex runs one at a time here: it waits for this run to end).
 PARENT_IMPLEMENT = f"cd repo && printf {json.dumps(FIXED_APP)} > app.py && sleep 5"
 IMPLEMENT_1 = "implement the change (gate: implement, round 1)"
 
@@ -300,6 +305,7 @@ def test_kill_9_during_the_second_subtask_runs_it_again_and_not_the_first(
     alpha, beta = run.subtasks()
     check_subtask(run, alpha, attempts=1)
     check_subtask(run, beta, attempts=2)
+    assert (alpha["agent"], beta["agent"]) == ("claude", "codex")
     implements = [g["outcome"] for g in beta["gates"] if g["gate"] == "implement"]
     assert implements == ["entered", "entered", "passed"]  # the killed attempt's, then its own
     assert parent["attempts"] == 2

@@ -96,3 +96,41 @@ def test_the_task_page_names_reports_by_kind(db_url: str, task_id: str, tmp_path
     for _, kind in SHOWN:
         assert f"<td>{kind}</td>" in page.text
     assert "<td>-1</td>" not in page.text and "$0.0012" in page.text
+
+
+def test_a_change_task_shows_its_gates_and_subtasks(db_url: str, tmp_path: Path) -> None:
+    """`tasks show` and the task page say which gates ran and how; a subtask links back."""
+    from taskyard.run.subtasks import SubtaskLimits, create_subtask
+
+    store = SQLStore.open(db_url)
+    try:
+        store.migrate()
+        now = time.time()
+        task = Task("t-change", "e-2", "pr-fix", "codex", TaskStatus.QUEUED, Priority.P2, now,
+                    now, "task-t-change")  # fmt: skip
+        store.record_routing([], [task])
+        drive(store, task.id, TaskStatus.RUNNING)
+        gates = []
+        for gate, outcome in (
+            ("plan", "skipped"),
+            ("implement", "entered"),
+            ("implement", "passed"),
+        ):
+            gates.append({"gate": gate, "round": 1, "outcome": outcome, "at": now})
+            assert store.enter_gate(task.id, list(gates), "taskyard", {}, now) is not None
+        child = create_subtask(store, task, "docs", "write docs", "codex", SubtaskLimits(), now)
+        with TestClient(app_for(store, tmp_path)) as client:
+            page = client.get(f"/ui/tasks/{task.id}", headers=BEARER).text
+            child_page = client.get(f"/ui/tasks/{child.id}", headers=BEARER).text
+    finally:
+        store.close()
+    assert 'data-gate="plan" data-gate-outcome="skipped"' in page
+    assert 'data-gate="implement" data-gate-outcome="passed"' in page
+    assert 'data-gate-outcome="entered"' not in page
+    assert f'data-subtask="{child.id}"' in page
+    assert f'href="/ui/tasks/{task.id}" data-task-parent' in child_page
+    done = CliRunner().invoke(
+        app, ["tasks", "show", task.id, "--database-url", db_url],
+        env={"TASKYARD_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert "gates: plan #1 skipped → implement #1 passed" in done.output

@@ -220,3 +220,21 @@ def test_literal_labels_and_missing_text_are_fine(tmp_path: Path) -> None:
     )
     text = PromptLibrary(tmp_path).render("ok", variables({"t": "x"}), tag=TAG)
     assert text.endswith(f'<{TAG} label="title">x</{TAG}>|-\n')
+
+
+def test_the_pr_fix_prompt_shows_the_comment_or_the_failed_check() -> None:
+    """A comment fix shows the file, line and words asked; a CI fix the check that failed."""
+    comment = {
+        "pull_request": {"title": "Greeting"},
+        "comment": {"body": "@taskyard fix: add a comma", "path": "app.py", "line": 2,
+                    "diff_hunk": "@@ -1,2 +1,2 @@"},
+    }  # fmt: skip
+    text = PromptLibrary().render("pr-fix", variables(comment), tag=TAG)
+    assert f'<{TAG} label="comment">@taskyard fix: add a comma</{TAG}>' in text
+    assert f'<{TAG} label="file">app.py</{TAG}>' in text and "A check failed" not in text
+    payload = json.loads((SHARED / "github" / "check_run.completed.json").read_text())
+    text = PromptLibrary().render("pr-fix", variables(payload), tag=TAG)
+    check = payload["check_run"]
+    assert f'<{TAG} label="check">{check["name"]}</{TAG}>' in text
+    assert f'<{TAG} label="conclusion">{check["conclusion"]}</{TAG}>' in text
+    assert "A check failed" in text and "What they wrote" not in text
