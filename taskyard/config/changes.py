@@ -13,6 +13,21 @@ from pydantic import Field, field_validator
 from taskyard.config.sections import _Frozen
 
 
+class RepositoryChanges(_Frozen):
+    """`changes.repositories.<owner/name>`: one repository's own settings for change routes
+    (a route's own `changes_mode` and `test_commands` win over them)."""
+
+    mode: Literal["suggest", "push"] | None = None  # None: `changes.mode`
+    test_commands: tuple[str, ...] = ()
+
+    @field_validator("test_commands")
+    @classmethod
+    def _commands(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not command.strip() for command in value):
+            raise ValueError("test_commands: a blank command tests nothing")
+        return value
+
+
 class ChangesConfig(_Frozen):
     """`mode`: `suggest` posts the change for a person to apply; `push` commits it to the pull
     request's branch, never to a protected one (`protected_branches`, glob patterns like
@@ -32,6 +47,12 @@ class ChangesConfig(_Frozen):
     # limit, and how much of the end of its output is kept and posted.
     test_timeout_seconds: float = Field(default=600.0, gt=0)
     test_output_tail_bytes: int = Field(default=4000, ge=1)
+    # Per repository (`owner/name`): auto-push or suggest, and the test commands of its routes
+    # that name none.
+    repositories: dict[str, RepositoryChanges] = Field(default_factory=dict)
+
+    def for_repository(self, name: str | None) -> RepositoryChanges:
+        return self.repositories.get(name or "", RepositoryChanges())
 
     @field_validator("protected_branches")
     @classmethod

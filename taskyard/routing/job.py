@@ -172,7 +172,7 @@ class Pipeline:
             timeout_seconds=route.timeout_seconds,
             max_tool_calls=route.max_tool_calls,
             trigger=_trigger(event, match),
-            change=_change(route, self.settings),
+            change=_change(route, self.settings, match.repo),
         )
         return Task(
             id=task_id,
@@ -188,17 +188,19 @@ class Pipeline:
         )
 
 
-def _change(route: RouteConfig, settings: Settings) -> dict[str, Any] | None:
-    """What a change route's run needs, fixed at creation like the rest of the spec."""
+def _change(route: RouteConfig, settings: Settings, repo: str | None) -> dict[str, Any] | None:
+    """What a change route's run needs, fixed at creation like the rest of the spec: the
+    route's settings, else its repository's (`changes.repositories`), else `changes:`."""
     if route.mode != "change":
         return None
+    own = settings.changes.for_repository(repo)
     kinds = {name: agent.kind for name, agent in settings.agents.items()}
     reviewing = route.gates.plan_review or route.gates.review
     return {
         "gates": route.gates.enabled(),
         "reviewer": reviewer_for(route, kinds) if reviewing else None,
-        "test_commands": list(route.test_commands),
-        "mode": route.changes_mode or settings.changes.mode,
+        "test_commands": list(route.test_commands or own.test_commands),
+        "mode": route.changes_mode or own.mode or settings.changes.mode,
         "max_revisions": route.max_revisions or settings.changes.max_revisions,
     }
 

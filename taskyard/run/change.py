@@ -27,6 +27,7 @@ commit, push or hold a token: the worktree's commits are taskyard's.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from taskyard.agents.base import AgentOutcome
+from taskyard.agents.stops import Stop
 from taskyard.audit import check_session_id
 from taskyard.exceptions import TaskyardError
 from taskyard.lifecycle import REVISES, EndingKind, Gate
@@ -64,6 +66,8 @@ from taskyard.run.changewaits import ChangeWaits
 from taskyard.run.ending import Ending
 from taskyard.run.subtasks import unfinished
 from taskyard.store.base import Store
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CHANGE_SCHEMA",
@@ -315,7 +319,15 @@ class ChangeRun(ChangeWaits):
             why = report.reason or (outcome.error if outcome else None) or "no answer"
             await self._mark(job, gate, round_, "failed", {"agent": agent, "why": why})
             status = TaskStatus(report.status) if not report.succeeded else TaskStatus.FAILED
-            kind = EndingKind.CANCELLED if status is TaskStatus.CANCELLED else EndingKind.FAILED
+            stop = report.stopped_by
+            kind = _STOPPED_AS.get(stop, EndingKind.FAILED) if stop else EndingKind.FAILED
+            if status is TaskStatus.CANCELLED:
+                kind = EndingKind.CANCELLED
+            if kind is EndingKind.COST_EXCEEDED:  # the people who pay hear of it at once
+                log.warning(
+                    "change stopped at its cost ceiling",
+                    extra={"task_id": job.task_id, "gate": str(gate), "agent": agent},
+                )
             raise GateFailed(Ending(status, f"{gate}: {agent}: {why}", kind=kind))
         return dict(outcome.result), outcome.session_id
 
@@ -353,6 +365,15 @@ class ChangeRun(ChangeWaits):
                     kind=EndingKind.CANCELLED,
                 )
             )
+
+
+_STOPPED_AS = {
+    Stop.COST_CEILING: EndingKind.COST_EXCEEDED,
+    Stop.TOOL_BUDGET: EndingKind.BUDGET_EXCEEDED,
+    Stop.TIMEOUT: EndingKind.TIMED_OUT,
+    Stop.MEMORY: EndingKind.STOPPED,
+    Stop.DISK: EndingKind.STOPPED,
+}
 
 
 def _waited_in(record: list[dict[str, Any]]) -> int | None:

@@ -28,6 +28,7 @@ from taskyard.run.change import ChangeJob, ChangeRun, Deliver, carried_usage
 from taskyard.run.ending import Ending
 from taskyard.run.fixlock import keep_sessions, previous_fix, take_turn
 from taskyard.run.personreview import PersonReview, TaskPersonReview
+from taskyard.run.prdelivery import PullRequestDelivery
 from taskyard.run.subtasks import SubtaskLimits, create_subtask, keep_subtask_commit
 from taskyard.run.taskspec import TaskSpec
 from taskyard.run.testgate import GateSettings, TestReport, run_tests
@@ -61,6 +62,9 @@ async def run_change(
     (dirs.context / "task.md").write_text(prompt_file.read_text("utf-8"), "utf-8")
     repo = dirs.repo
     pr = _pr_of(spec) if task.parent_id is None else None
+    if pr and await _a_draft_it_skips(attempts, task, spec, event):
+        why = f"skipped: {pr} is a draft, and route {task.route!r} takes no drafts"
+        return Ending(TaskStatus.CANCELLED, why, kind=EndingKind.CANCELLED)
     fix = await take_turn(store, pr, task.id, attempts.clock) if pr else None
     earlier: list[Path | None] = [None]  # the PR's previous fix's kept sessions, carried once
     ceiling: float | None = None  # what the PR's fixes may still cost
@@ -174,6 +178,16 @@ def _person_review(
     mode = str((spec.change or {}).get("mode") or "suggest")
     reviewer = PersonReview(policy, gate, attempts.store)
     return TaskPersonReview(reviewer, task.id, task.route, spec.repo or {}, mode, repo)
+
+
+async def _a_draft_it_skips(attempts: Attempts, task: Task, spec: TaskSpec, event: Event) -> bool:
+    """A fix asked in a conversation comment may not say whether its pull request is a draft
+    (`routing.fixes`): asked of GitHub now, before any agent runs."""
+    route = next((r for r in attempts.settings.routes if r.name == task.route), None)
+    prs = attempts.deliver_for
+    if route is None or route.drafts or not isinstance(prs, PullRequestDelivery):
+        return False
+    return await prs.is_draft(spec, event)
 
 
 def _pr_of(spec: TaskSpec) -> str | None:

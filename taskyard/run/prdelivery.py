@@ -66,6 +66,23 @@ class PullRequestDelivery:
 
         return deliver
 
+    async def is_draft(self, spec: TaskSpec, event: Event) -> bool:
+        """Whether the task's pull request is a draft, asked of GitHub when the delivery does
+        not say (a conversation comment's `issue` carries no draft flag)."""
+        where = spec.repo or {}
+        full_name, number = where.get("full_name"), where.get("pr_number")
+        payload = payload_of(event)
+        pull = payload.get("pull_request")
+        if isinstance(pull, Mapping) and isinstance(pull.get("draft"), bool):
+            return bool(pull["draft"])
+        issue = payload.get("issue")
+        said = issue.get("draft") if isinstance(issue, Mapping) else None
+        if isinstance(said, bool):
+            return said
+        if self.read_pull is None or not full_name or not isinstance(number, int):
+            return False
+        return (await self.read_pull(str(full_name), number)).get("draft") is True
+
     async def refused(self, event: Event, match: RouteMatch, why: str) -> None:
         """A fix its bounds refused (the 4th attempt on a comment, the 6th fix in an hour, the
         cost ceiling): said on the pull request, in words."""

@@ -9,9 +9,11 @@ the scripted model server, through `taskyard serve`.
   runs again (attempt 2), the first is not run again (one attempt, no model request after the
   restart), and the parent commits with both.
 
-The route turns the planning gates off to keep it short (subtasks copy the parent's spec, so
-theirs are off too). No GitHub writer is configured: commits stay in the mirror, and nothing
-is reported to the source by anyone, so "a subtask reports nothing" is not checked here.
+The first subtask (alpha) asks for claude as its implementer; the second (beta) is codex's,
+like its parent. The route turns the planning gates off to keep it short (subtasks copy the
+parent's spec, so theirs are off too). No GitHub writer is configured: commits stay in the
+mirror, and nothing is reported to the source by anyone, so "a subtask reports nothing" is
+not checked here.
 """
 
 from __future__ import annotations
@@ -283,7 +285,9 @@ def test_kill_9_during_the_second_subtask_runs_it_again_and_not_the_first(
     run = start_run(script())
     wait_for(lambda: len(run.subtasks()) == 2, 60, "the parent to create its subtasks")
     alpha, beta = run.subtasks()
-    # armed before their agents start (the parent's run holds codex a while longer)
+    # Armed before beta's codex starts (it waits for the parent's, which pauses after its
+    # edit): turns are chosen statelessly, so beta's hang is keyed on its route, and the
+    # script without it is put back before the restart.
     run.server.script = as_script(script(hang_route=beta["route"]))
 
     def beta_hangs() -> bool:

@@ -18,6 +18,7 @@ import pytest
 
 from taskyard.actions.policy import AllowListPolicy
 from taskyard.agents.base import AgentOutcome, Usage
+from taskyard.agents.stops import Stop
 from taskyard.agents.supervisor import RunReport, RunStatus
 from taskyard.approvals.gate import RiskPolicy, StoreGate
 from taskyard.approvals.policies import ApprovalPolicies
@@ -517,3 +518,17 @@ async def test_a_person_denying_sends_their_reason_back_to_the_agent(
     assert "split it up" in findings
     assert [c[2] for c in agents.calls if c[1] == "_change-implement"] == [1, 2]
     assert "Approved-by" not in sh("git", "log", "-1", "--format=%B", cwd=agents.repo)
+
+
+async def test_an_agent_stopped_at_the_cost_ceiling_ends_the_change_so(
+    store: Store, running: Task, repo: Path, tmp_path: Path
+) -> None:
+    async def costly(*args: Any) -> RunReport:
+        now = datetime.now(UTC)
+        why = "cost ceiling of $0.50 reached"
+        return RunReport(RunStatus.FAILED, why, -9, None, now, now, 1, stopped_by=Stop.COST_CEILING)
+
+    ending = await ChangeRun(store).run(job_for(running, repo, Agents(repo), tmp_path, call=costly))
+    assert ending.kind is EndingKind.COST_EXCEEDED
+    assert ending.reason is not None and "cost ceiling" in ending.reason
+    assert steps(store, "t1")[-1] == ("plan", 1, "failed")

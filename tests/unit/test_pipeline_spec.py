@@ -32,3 +32,45 @@ async def test_a_pull_request_task_records_its_trigger_and_base(tmp_path: Path) 
     assert task.spec["repo"]["base_sha"] == base["sha"]
     assert task.spec["repo"]["base_ref"] == base["ref"]
     assert task.spec["repo"]["pr_number"] == payload["number"]
+
+
+OWN = {"name": "own", "changes_mode": "suggest", "test_commands": ["tox"], "gates": {"plan": False}}
+
+
+async def test_a_change_route_takes_its_repository_s_settings_unless_it_has_its_own(
+    tmp_path: Path,
+) -> None:
+    payload = json.loads((SHARED / "pull_request.opened.json").read_text())
+    body = json.dumps(payload).encode()
+    event = Event("e1", "github", "github:pull_request.opened", "d1", "Codertocat/Hello-World#2",
+                  "Codertocat", 1.0, Priority.P2, {"x-github-event": "pull_request"}, body,
+                  hashlib.sha256(body).hexdigest())  # fmt: skip
+    route = {"on": ["github:pull_request.opened"], "agent": "codex", "mode": "change",
+             "repo": True, "who": {"min_permission": "none"}}  # fmt: skip
+    settings = Settings.model_validate(
+        {
+            "home": tmp_path,
+            "changes": {
+                "repositories": {
+                    "Codertocat/Hello-World": {"mode": "push", "test_commands": ["make test"]}
+                }
+            },
+            "routes": [
+                {**route, "name": "by-repo"},
+                {
+                    **route,
+                    "name": "own",
+                    "changes_mode": "suggest",
+                    "test_commands": ["tox"],
+                    "gates": {"plan": False},
+                },
+            ],
+        }
+    )
+    _decisions, tasks = await Pipeline(settings, None).decide(event)
+    change = {t.route: t.spec["change"] for t in tasks}
+    assert change["by-repo"]["mode"] == "push"
+    assert change["by-repo"]["test_commands"] == ["make test"]
+    assert change["by-repo"]["reviewer"] == "claude"  # the other CLI
+    assert change["own"]["mode"] == "suggest" and change["own"]["test_commands"] == ["tox"]
+    assert change["own"]["gates"] == ["plan_review", "implement", "test", "review", "commit"]
