@@ -44,8 +44,18 @@ _HELD = frozenset({TaskStatus.AWAITING_APPROVAL, TaskStatus.WAITING})
 
 
 def cancel_task(store: Store, task_id: str, now: float) -> Cancel:
-    """Stop a queued or running task, or end one awaiting approval. NotFound for an unknown
-    id; refused (`done` False) while it applies its actions, or once it has ended."""
+    """Stop a queued or running task, or end one awaiting approval or its subtasks (which
+    are cancelled with it). NotFound for an unknown id; refused (`done` False) while it
+    applies its actions, or once it has ended."""
+    done = _cancel(store, task_id, now)
+    if done.done:
+        for child in store.subtasks_of(task_id):
+            if not child.status.terminal:
+                cancel_task(store, child.id, now)
+    return done
+
+
+def _cancel(store: Store, task_id: str, now: float) -> Cancel:
     if store.transition(task_id, Kind.REQUEST_CANCEL, updated_at=now):
         return Cancel(task_id, True, store.get_task(task_id).status)
     status = store.get_task(task_id).status

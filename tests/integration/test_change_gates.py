@@ -36,6 +36,7 @@ from taskyard.run.subtasks import (
     create_subtask,
     keep_subtask_commit,
 )
+from taskyard.run.taskops import cancel_task
 from taskyard.run.testgate import CommandResult, TestReport
 from taskyard.store import Store
 from taskyard.tools.gates import GateTools
@@ -532,3 +533,12 @@ async def test_an_agent_stopped_at_the_cost_ceiling_ends_the_change_so(
     assert ending.kind is EndingKind.COST_EXCEEDED
     assert ending.reason is not None and "cost ceiling" in ending.reason
     assert steps(store, "t1")[-1] == ("plan", 1, "failed")
+
+
+def test_cancelling_a_waiting_parent_cancels_its_subtasks(store: Store, running: Task) -> None:
+    child = create_subtask(store, running, "docs", "write docs", "codex", SubtaskLimits(), T0)
+    assert store.transition("t1", Kind.WAIT_FOR_SUBTASKS, reason="waiting for 1 subtasks")
+    done = cancel_task(store, "t1", T0 + 1)
+    assert done.done and store.get_task("t1").status is TaskStatus.CANCELLED
+    assert store.get_task("t1").ending == EndingKind.CANCELLED_WHILE_WAITING
+    assert store.get_task(child.id).cancel_requested  # queued: its worker ends it
