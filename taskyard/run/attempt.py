@@ -357,16 +357,10 @@ class Attempts:
         text = self.prompts.render(
             spec.prompt,
             {
-                "task_id": task.id,
-                "route": task.route,
+                **dirs.prompt_values(task.id, task.route, schema),
                 "event": event_data,
                 "payload": event_data.get("payload") or {},
                 "context": context,
-                "workspace": str(dirs.workspace),
-                "repo": str(dirs.repo) if dirs.repo else None,
-                "context_dir": str(dirs.context),
-                "output_dir": str(dirs.outputs),
-                "result_schema": orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode(),
                 "subtask": spec.subtask or {},
             },
         )

@@ -13,8 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from taskyard.actions.service import TaskActions
 from taskyard.agents.supervisor import RunReport
 from taskyard.approvals.gate import RiskPolicy, StoreGate
@@ -258,16 +256,7 @@ def render_gate(
     """A gate's prompt, rendered into the task's prompts directory."""
     text = attempts.prompts.render(
         template,
-        {
-            "task_id": task.id,
-            "route": task.route,
-            "round": round_,
-            "workspace": str(dirs.workspace),
-            "repo": str(dirs.repo) if dirs.repo else None,
-            "context_dir": str(dirs.context),
-            "output_dir": str(dirs.outputs),
-            "result_schema": orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode(),
-        },
+        {**dirs.prompt_values(task.id, task.route, schema), "round": round_},
     )
     path = dirs.prompts / f"{template.lstrip('_')}-{round_}.md"
     path.write_text(text, encoding="utf-8")

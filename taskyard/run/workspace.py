@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from taskyard.config import Settings
 from taskyard.exceptions import WorkspaceError
 from taskyard.run.agentfiles import use_base_agent_files
@@ -116,6 +118,19 @@ class TaskDirs:
 
     def context_file(self, name: str) -> Path:
         return self.context / f"{_file_name(name)}.json"
+
+    def prompt_values(self, task_id: str, route: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+        """What every prompt template is given of taskyard's own (`taskyard.run.prompts`):
+        the task, its route, its paths and the result's JSON Schema."""
+        return {
+            "task_id": task_id,
+            "route": route,
+            "workspace": str(self.workspace),
+            "repo": str(self.repo) if self.repo else None,
+            "context_dir": str(self.context),
+            "output_dir": str(self.outputs),
+            "result_schema": orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode(),
+        }
 
     def agent_env(self) -> dict[str, str]:
         """The variables that tell the agent where things are (DESIGN)."""
