@@ -38,6 +38,7 @@ from taskyard.records import (
     FixLimits,
     FixStatus,
 )
+from taskyard.store.ideas_api import IdeaStore
 
 FOREVER = 253402300799.0  # 9999-12-31: delivery ids deduplicate for good
 
@@ -151,7 +152,7 @@ def ends_task(changes: Mapping[str, Any]) -> bool:
     return status is not None and TaskStatus(status).terminal
 
 
-class Store(abc.ABC):
+class Store(IdeaStore, abc.ABC):
     @abc.abstractmethod
     def migrate(self) -> list[int]:
         """Apply pending migrations; return the versions applied."""
@@ -492,7 +493,7 @@ class Store(abc.ABC):
     def fixed_prs(self) -> list[str]:
         """Every pull request that was asked for a fix, sorted."""
 
-    def close(self) -> None:  # noqa: B027
+    def close(self) -> None:
         """Release connections."""
 
     # --- stats ----------------------------------------------------------------------------

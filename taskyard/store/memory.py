@@ -13,6 +13,7 @@ from typing import Any
 
 from taskyard.audit import AuditEntry
 from taskyard.exceptions import NotFound, StoreError
+from taskyard.idea import Idea, IdeaEvent, IdeaTask
 from taskyard.lifecycle import ROLLUP_SOURCES, rollup
 from taskyard.models import (
     DeadLetter,
@@ -47,6 +48,7 @@ from taskyard.store.base import (
 from taskyard.store.memory_approvals import MemoryApprovals
 from taskyard.store.memory_audit import MemoryAudit
 from taskyard.store.memory_fixes import MemoryFixes
+from taskyard.store.memory_ideas import MemoryIdeas
 
 
 @dataclass(slots=True)
@@ -59,7 +61,7 @@ class _Worker:
     recovered_by: str | None = None
 
 
-class MemoryStore(MemoryApprovals, MemoryAudit, MemoryFixes, Store):
+class MemoryStore(MemoryApprovals, MemoryAudit, MemoryFixes, MemoryIdeas, Store):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: dict[str, Event] = {}
@@ -73,6 +75,10 @@ class MemoryStore(MemoryApprovals, MemoryAudit, MemoryFixes, Store):
         self._approvals: dict[str, Approval] = {}
         self._attempts: list[DecisionAttempt] = []
         self._audit: list[AuditEntry] = []
+        self._ideas: dict[str, Idea] = {}
+        self._idea_events: dict[str, list[IdeaEvent]] = {}
+        self._idea_plans: dict[str, list[dict[str, Any]]] = {}
+        self._idea_tasks: dict[str, dict[str, IdeaTask]] = {}
         self._fixes: dict[str, Fix] = {}
         self._pushes: dict[tuple[str, str], str] = {}  # (pr, sha) → the task that pushed
         self._ci: dict[str, CiFailure] = {}  # by task id

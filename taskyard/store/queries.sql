@@ -392,3 +392,62 @@ WHERE substr(pr, 1, CAST(:n AS INTEGER)) = CAST(:prefix AS TEXT) GROUP BY outcom
 
 -- name: fixed_prs
 SELECT DISTINCT pr FROM pr_fixes ORDER BY pr
+
+-- --- ideas (taskyard.idea; store/sql_ideas.py) ---------------------------------------------
+
+-- name: insert_idea
+INSERT INTO ideas (id, status, shape, origin, event_id, created_at, updated_at, reason,
+                   plan_version, paused_from, branch, pr_url, budget_usd, last_seq)
+VALUES (:id, :status, :shape, :origin, :event_id, :created_at, :updated_at, :reason,
+        :plan_version, :paused_from, :branch, :pr_url, :budget_usd, 0)
+
+-- name: get_idea
+SELECT * FROM ideas WHERE id = :id
+
+-- name: list_ideas
+SELECT * FROM ideas ORDER BY created_at DESC, id LIMIT :limit
+
+-- name: list_ideas_in
+SELECT * FROM ideas WHERE status = :status ORDER BY created_at DESC, id LIMIT :limit
+
+-- name: next_idea_seq
+-- The idea's next event number; the UPDATE holds the idea's row until the transaction ends,
+-- so events of one idea are numbered one after the other.
+UPDATE ideas SET last_seq = last_seq + 1 WHERE id = :id
+
+-- name: idea_last_seq
+SELECT last_seq FROM ideas WHERE id = :id
+
+-- name: insert_idea_event
+INSERT INTO idea_events (idea_id, seq, subject, kind, data, at, published_at)
+VALUES (:idea_id, :seq, :subject, :kind, :data, :at, NULL)
+
+-- name: idea_events
+SELECT * FROM idea_events WHERE idea_id = :idea_id AND seq > :after ORDER BY seq
+
+-- name: unpublished_idea_events
+SELECT * FROM idea_events WHERE published_at IS NULL ORDER BY idea_id, seq LIMIT :limit
+
+-- name: mark_idea_event_published
+UPDATE idea_events SET published_at = :at
+WHERE idea_id = :idea_id AND seq = :seq AND published_at IS NULL
+
+-- name: insert_idea_plan
+INSERT INTO idea_plans (idea_id, version, plan, errors, created_at)
+VALUES (:idea_id, :version, :plan, :errors, :created_at)
+
+-- name: idea_plans
+SELECT * FROM idea_plans WHERE idea_id = :idea_id ORDER BY version
+
+-- name: upsert_idea_task
+INSERT INTO idea_tasks (idea_id, key, title, depends_on, plan_version, spec, task_id, branch,
+                        integrated)
+VALUES (:idea_id, :key, :title, :depends_on, :plan_version, :spec, NULL, NULL, NULL)
+ON CONFLICT (idea_id, key) DO UPDATE SET title = excluded.title,
+    depends_on = excluded.depends_on, plan_version = excluded.plan_version, spec = excluded.spec
+
+-- name: idea_tasks
+SELECT * FROM idea_tasks WHERE idea_id = :idea_id ORDER BY key
+
+-- name: delete_idea_task
+DELETE FROM idea_tasks WHERE idea_id = :idea_id AND key = :key AND task_id IS NULL

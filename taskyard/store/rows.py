@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from taskyard.audit import AuditEntry, canonical_json
+from taskyard.idea import Idea, IdeaEvent, IdeaStatus, IdeaTask
 from taskyard.models import (
     DeadLetter,
     DeadLetterStatus,
@@ -351,4 +352,81 @@ def audit_from_row(row: Row) -> AuditEntry:
         data=json.loads(row["data"]),
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+    )
+
+
+# --- ideas (taskyard.idea) ----------------------------------------------------------------
+
+
+def idea_row(i: Idea) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "status": str(i.status),
+        "shape": orjson.dumps(i.shape).decode(),
+        "origin": orjson.dumps(i.origin).decode(),
+        "event_id": i.event_id,
+        "created_at": i.created_at,
+        "updated_at": i.updated_at,
+        "reason": i.reason,
+        "plan_version": i.plan_version,
+        "paused_from": i.paused_from,
+        "branch": i.branch,
+        "pr_url": i.pr_url,
+        "budget_usd": i.budget_usd,
+    }
+
+
+def idea_from_row(r: Row) -> Idea:
+    return Idea(
+        id=r["id"],
+        status=IdeaStatus(r["status"]),
+        shape=orjson.loads(r["shape"]),
+        origin=orjson.loads(r["origin"]),
+        event_id=r["event_id"],
+        created_at=float(r["created_at"]),
+        updated_at=float(r["updated_at"]),
+        reason=r["reason"],
+        plan_version=int(r["plan_version"]),
+        paused_from=r["paused_from"],
+        branch=r["branch"],
+        pr_url=r["pr_url"],
+        budget_usd=float_or_none(r["budget_usd"]),
+        last_seq=int(r["last_seq"]),
+    )
+
+
+def idea_event_from_row(r: Row) -> IdeaEvent:
+    return IdeaEvent(
+        idea_id=r["idea_id"],
+        seq=int(r["seq"]),
+        subject=r["subject"],
+        kind=r["kind"],
+        data=orjson.loads(r["data"]),
+        at=float(r["at"]),
+        published_at=float_or_none(r["published_at"]),
+    )
+
+
+def idea_task_row(t: IdeaTask) -> dict[str, Any]:
+    return {
+        "idea_id": t.idea_id,
+        "key": t.key,
+        "title": t.title,
+        "depends_on": orjson.dumps(list(t.depends_on)).decode(),
+        "plan_version": t.plan_version,
+        "spec": orjson.dumps(t.spec).decode(),
+    }
+
+
+def idea_task_from_row(r: Row) -> IdeaTask:
+    return IdeaTask(
+        idea_id=r["idea_id"],
+        key=r["key"],
+        title=r["title"],
+        depends_on=tuple(orjson.loads(r["depends_on"])),
+        plan_version=int(r["plan_version"]),
+        spec=orjson.loads(r["spec"]),
+        task_id=r["task_id"],
+        branch=r["branch"],
+        integrated=r["integrated"],
     )

@@ -40,6 +40,7 @@ from taskyard.store.base import (
 from taskyard.store.sql_approvals import SQLApprovals
 from taskyard.store.sql_audit import SQLAudit
 from taskyard.store.sql_fixes import SQLFixes
+from taskyard.store.sql_ideas import SQLIdeas
 from taskyard.store.sqlshared import Q, task_update
 
 _MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
@@ -67,7 +68,7 @@ def _record_migration(tx: Tx, version: int, name: str) -> None:
     tx.execute(Q["record_migration"], {"v": version, "n": name, "t": time.time()})
 
 
-class SQLStore(SQLApprovals, SQLAudit, SQLFixes, Store):
+class SQLStore(SQLApprovals, SQLAudit, SQLFixes, SQLIdeas, Store):
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 

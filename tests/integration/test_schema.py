@@ -24,6 +24,10 @@ TABLES = {
     "approval_decisions",
     "audit_log",
     "pr_fixes",
+    "ideas",
+    "idea_plans",
+    "idea_tasks",
+    "idea_events",
     "pr_pushes",
     "ci_failures",
 }
