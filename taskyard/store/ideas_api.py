@@ -13,7 +13,8 @@ class IdeaStore(abc.ABC):
     @abc.abstractmethod
     def create_idea(self, idea: Idea, data: Mapping[str, Any]) -> Idea:
         """Store a new idea and its first event (`registered`, with `data`), in one
-        transaction; the idea as stored."""
+        transaction; the idea as stored. An idea whose id is taken is not stored again (the
+        same delivery submitted twice): the one stored first is returned."""
 
     @abc.abstractmethod
     def get_idea(self, idea_id: str) -> Idea:

@@ -33,8 +33,9 @@ class MemoryIdeas:
 
     def create_idea(self, idea: Idea, data: Mapping[str, Any]) -> Idea:
         with self._lock:
-            self._ideas[idea.id] = replace(idea, last_seq=0)
-            self._append(idea.id, INTENT, "registered", data, idea.created_at)
+            if idea.id not in self._ideas:  # else: it was there
+                self._ideas[idea.id] = replace(idea, last_seq=0)
+                self._append(idea.id, INTENT, "registered", data, idea.created_at)
             return self._ideas[idea.id]
 
     def get_idea(self, idea_id: str) -> Idea:

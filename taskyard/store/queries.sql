@@ -400,6 +400,7 @@ INSERT INTO ideas (id, status, shape, origin, event_id, created_at, updated_at, 
                    plan_version, paused_from, branch, pr_url, budget_usd, last_seq)
 VALUES (:id, :status, :shape, :origin, :event_id, :created_at, :updated_at, :reason,
         :plan_version, :paused_from, :branch, :pr_url, :budget_usd, 0)
+ON CONFLICT (id) DO NOTHING
 
 -- name: get_idea
 SELECT * FROM ideas WHERE id = :id

@@ -32,8 +32,8 @@ class SQLIdeas:
 
     def create_idea(self, idea: Idea, data: Mapping[str, Any]) -> Idea:
         with self.backend.transaction() as tx:
-            tx.execute(Q["insert_idea"], rowmap.idea_row(idea))
-            _append(tx, idea.id, INTENT, "registered", data, idea.created_at)
+            if tx.execute(Q["insert_idea"], rowmap.idea_row(idea)) == 1:  # else: it was there
+                _append(tx, idea.id, INTENT, "registered", data, idea.created_at)
         return self.get_idea(idea.id)
 
     def get_idea(self, idea_id: str) -> Idea:

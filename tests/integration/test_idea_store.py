@@ -108,3 +108,11 @@ def test_plans_are_versioned_and_a_replan_keeps_what_ran(store: Store) -> None:
     assert sorted(kept) == ["A", "B", "D"]  # C dropped (never ran); A ran: it stays
     assert (kept["A"].task_id, kept["A"].integrated) == ("t-A", "c0ffee")
     assert kept["B"].title == "api v2" and kept["B"].plan_version == 3
+
+
+def test_an_idea_submitted_twice_is_stored_once(store: Store) -> None:
+    first = an_idea(store)
+    again = store.create_idea(
+        Idea("i1", IdeaStatus.REGISTERED, {"goal": "other"}, {}, "e2", T0 + 9, T0 + 9), {}
+    )
+    assert again.shape == first.shape and len(store.idea_events("i1")) == 1

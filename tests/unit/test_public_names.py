@@ -50,6 +50,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "load_settings",
     ],
     "taskyard.devtools": [],
+    "taskyard.ideas": [],
     "taskyard.intake": [
         "ADAPTER_TYPES",
         "DiscordAdapter",
