@@ -40,6 +40,7 @@ class IntegrationConflict(TaskyardError):
 # The idea's own branch sits beside its tasks' (git cannot have both `a` and `a/b`): a plan
 # may not name a task after it (`RESERVED_KEY`).
 RESERVED_KEY = "integration"
+DEFAULT = ":default"  # in `IdeaGit.heads`: the default branch's name (not a branch)
 
 
 def idea_branch(idea_id: str) -> str:
@@ -102,7 +103,10 @@ def _ls_remote(url: str, env: Mapping[str, str]) -> dict[str, str]:
         out = git(Path(scratch), "ls-remote", "--symref", url, env=env).decode()
     heads: dict[str, str] = {}
     for line in out.splitlines():
-        if line.startswith("ref:"):
+        if line.startswith("ref:"):  # "ref: refs/heads/main\tHEAD": the default branch
+            target, _, name = line.removeprefix("ref:").strip().partition("\t")
+            if name == "HEAD":
+                heads[DEFAULT] = target.removeprefix("refs/heads/")
             continue
         sha, _, ref = line.partition("\t")
         if ref == "HEAD":

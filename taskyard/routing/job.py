@@ -172,7 +172,7 @@ class Pipeline:
             timeout_seconds=route.timeout_seconds,
             max_tool_calls=route.max_tool_calls,
             trigger=_trigger(event, match),
-            change=_change(route, self.settings, match.repo),
+            change=change_spec(route, self.settings, match.repo),
         )
         return Task(
             id=task_id,
@@ -188,7 +188,7 @@ class Pipeline:
         )
 
 
-def _change(route: RouteConfig, settings: Settings, repo: str | None) -> dict[str, Any] | None:
+def change_spec(route: RouteConfig, settings: Settings, repo: str | None) -> dict[str, Any] | None:
     """What a change route's run needs, fixed at creation like the rest of the spec: the
     route's settings, else its repository's (`changes.repositories`), else `changes:`."""
     if route.mode != "change":

@@ -29,6 +29,8 @@ class TaskSpec:
     # A subtask's (`taskyard.run.subtasks`): {"title", "prompt", "parent"}, and how deep it is.
     subtask: dict[str, Any] | None = None
     depth: int = 0
+    # An idea's task (`taskyard.ideas`): {"id", "role": "plan" | "task", …}.
+    idea: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -50,4 +52,5 @@ class TaskSpec:
             change=data.get("change"),
             subtask=data.get("subtask"),
             depth=int(data.get("depth") or 0),
+            idea=data.get("idea"),
         )

@@ -362,6 +362,7 @@ class Attempts:
                 "payload": event_data.get("payload") or {},
                 "context": context,
                 "subtask": spec.subtask or {},
+                "idea": spec.idea or {},
             },
         )
         path = dirs.prompts / f"{spec.prompt.lstrip('_')}.md"
