@@ -35,6 +35,8 @@ TaskyardError
 │   └── ReviewHashMismatch      the staged state is not the one review approved: nothing committed
 ├── DeliveryRefused             a fix is not posted or pushed to its pull request; the message
 │                               says why in plain words (a protected branch, a moved head)
+├── PublishError                an idea's event was not published (it stays in the outbox)
+│   └── PublisherUnavailable    the event stream's server cannot be reached now
 └── JobError                    raised by job handlers
     ├── TransientError          retried with backoff
     └── PermanentError          straight to the dead letters
@@ -212,3 +214,12 @@ class DeliveryRefused(TaskyardError):
 
 class ToolBridgeError(TaskyardError):
     """The stdio MCP server could not reach the worker's tool socket, or it broke."""
+
+
+class PublishError(TaskyardError):
+    """An idea's event was not published to the event stream; it stays in the outbox and is
+    sent again (`taskyard.ideas.events`). The message names the event, never a credential."""
+
+
+class PublisherUnavailable(PublishError):
+    """The event stream's server cannot be reached: no event is published until it can."""

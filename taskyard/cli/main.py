@@ -427,6 +427,7 @@ def _groups() -> None:
     from taskyard.cli.approvals import approvals_app
     from taskyard.cli.audit import audit_app
     from taskyard.cli.fixes import fixes_app
+    from taskyard.cli.ideas import ideas_app
     from taskyard.cli.review_hash import review_hash_app
     from taskyard.cli.tasks import tasks_app
 
@@ -434,6 +435,7 @@ def _groups() -> None:
     app.add_typer(approvals_app, name="approvals")
     app.add_typer(audit_app, name="audit")
     app.add_typer(fixes_app, name="fixes")
+    app.add_typer(ideas_app, name="ideas")
     app.add_typer(review_hash_app, name="review-hash")
 
 

@@ -12,6 +12,8 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from taskyard.config.agents import AgentConfig, RunsConfig, default_agents
 from taskyard.config.changes import ChangesConfig
 from taskyard.config.default_routes import default_routes
+from taskyard.config.events import EventsConfig
+from taskyard.config.ideas import IdeasConfig
 from taskyard.config.routes import Routes, RoutingSettings, change_problems, unknown_agents
 from taskyard.config.sections import (
     ActionsConfig,
@@ -67,6 +69,8 @@ class Settings(_Frozen):
     tracing: TracingConfig = TracingConfig()
     metrics: MetricsConfig = MetricsConfig()
     changes: ChangesConfig = ChangesConfig()
+    ideas: IdeasConfig = IdeasConfig()
+    events: EventsConfig = EventsConfig()
     api_token: SecretStr | None = None  # the management API's bearer token (TASKYARD_API_TOKEN)
 
     @model_validator(mode="after")
@@ -108,6 +112,7 @@ class Settings(_Frozen):
         for agent in self.agents.values():  # e.g. env: {OPENAI_API_KEY: ...}
             found.extend(v for k, v in agent.env.items() if secret_field(k))
         found.append(urlsplit(self.database_url or "").password or "")
+        found.extend(self.events.secrets())  # a NATS URL's password or token
         return tuple(dict.fromkeys(s for s in found if s))
 
     def source(self, name: str) -> SourceConfig:

@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,9 +24,12 @@ from taskyard.approvals.channels.build import build_channels
 from taskyard.approvals.service import ApprovalHooks, Approvals, Sweeper
 from taskyard.config import Settings
 from taskyard.exceptions import ConfigError
+from taskyard.ideas.events import relay_from_settings
+from taskyard.ideas.intake import IdeaIntake
 from taskyard.intake.app import build_sources
 from taskyard.intake.shared import SharedIntakeState
 from taskyard.intake.writer import EventWriter
+from taskyard.models import Task
 from taskyard.observe.metrics import Metrics, redact_in_logs
 from taskyard.observe.tracing import ApprovalSpans, Tracing
 from taskyard.platforms import Platforms
@@ -39,12 +42,14 @@ from taskyard.queue.identity import claim_executor_id
 from taskyard.queue.jobs import ROUTE_JOB, Handler, JobRuntime
 from taskyard.routing import PermissionLookup
 from taskyard.routing.job import Pipeline
+from taskyard.run.attempt import DeliverFor
 from taskyard.run.delivery import Delivery, GitRemote
 from taskyard.run.executor import TaskExecutor
 from taskyard.run.mirrors import git_environment, url_resolver
 from taskyard.run.prdelivery import PullRequestDelivery
 from taskyard.run.taskspec import ContextGatherer
 from taskyard.run.workspace import Workspaces
+from taskyard.service.ideas import build_ideas, first_of
 from taskyard.service.intake_processes import IntakePool, reserve_port
 from taskyard.service.startup import (
     announce_when_started,
@@ -145,15 +150,30 @@ async def running(
     common = _Common(settings, store, metrics, tracing, wakeup, applied)
     approvals = _approvals(common, writers, platforms)
     prs = _pull_request_delivery(settings, store, platforms, writers, environ)
+    ideas = IdeaIntake.from_settings(settings, store, writers.get("github"))
     pipeline = Pipeline(
         settings,
         _permission_lookup(platforms),
         on_tasks=wakeup.set,
         tracing=tracing,
-        interceptors=[approvals.channels.intercept] if approvals and approvals.channels else [],
+        interceptors=[
+            *([approvals.channels.intercept] if approvals and approvals.channels else []),
+            ideas.intercept,  # GitHub idea issues and Discord's /idea
+        ],
         on_fix_refused=prs.refused if prs else None,
     )
-    tasks = _tasks(common, workspaces, platforms, writers, approvals, executor.value, environ, prs)
+    idea_loop, idea_delivery = build_ideas(settings, store, writers, environ, wakeup.set)
+    tasks = _tasks(
+        common,
+        workspaces,
+        platforms,
+        writers,
+        approvals,
+        executor.value,
+        environ,
+        first_of(idea_delivery, prs),
+        idea_loop.task_ended,
+    )
     runtime = JobRuntime(
         store,
         load_handlers(settings, pipeline.route_event),
@@ -173,6 +193,7 @@ async def running(
         wakeup=wakeup,
     )
     sweeper = _sweeper(common, approvals)
+    relay = relay_from_settings(settings.events, store)  # ideas' events out, when configured
     writer = None
     if intake:
         writer = EventWriter(store, settings.intake.write_batch_max, on_commit=dispatcher.notify)
@@ -186,6 +207,9 @@ async def running(
         await sweeper.start()
     if writer is not None:
         await writer.start()
+    if relay is not None:
+        await relay.start()
+    await idea_loop.start()
     _say_running(settings, role, executor.value, writers)
     try:
         yield Services(store, metrics, dispatcher, queue, writer, approvals, tracing)
@@ -194,11 +218,14 @@ async def running(
             await sweeper.stop()
         if writer is not None:
             await writer.stop()
+        if relay is not None:
+            await relay.stop()
+        await idea_loop.stop()
         await dispatcher.stop()
         await queue.stop()
         if own_tracing:
             await asyncio.to_thread(tracing.shutdown)  # exports what is left
-        await close_clients([platforms.aclose, *(w.aclose for w in writers.values())])
+        await close_clients([platforms.aclose, ideas.aclose, *(w.aclose for w in writers.values())])
         store.close()
         executor.release()
 
@@ -257,7 +284,8 @@ def _tasks(
     approvals: Approvals | None,
     worker_id: str,
     environ: Mapping[str, str],
-    prs: PullRequestDelivery | None = None,
+    deliver_for: DeliverFor | None = None,
+    task_ended: Callable[[Task], None] = lambda _task: None,
 ) -> TaskExecutor:
     """The task runs, with their actions: a task that ends leaves room, so the dispatcher
     looks again at once."""
@@ -281,10 +309,11 @@ def _tasks(
         actions=actions,
         tools_for=tools_for(platforms),
         tracing=common.tracing,
-        on_finished=[metrics.task_finished, lambda _task: wakeup.set()],  # room again: look now
+        # room again: look now; an idea's task ended: its scheduler looks
+        on_finished=[metrics.task_finished, lambda _task: wakeup.set(), task_ended],
         on_agent_failure=[metrics.agent_failed],
         applied=common.applied,
-        deliver_for=prs,
+        deliver_for=deliver_for,
     )
     metrics.routes_known((r.name, r.agent) for r in settings.routes)
     metrics.watch_tasks(store.count_tasks)
@@ -338,8 +367,17 @@ def _say_running(
             # without write credentials, actions are recorded, never sent
             "actions_dry_run": settings.actions.dry_run_for("", settings.platforms.can_write),
             "writers": sorted(writers),
+            "idea_events": _events_said(settings),
         },
     )
+
+
+def _events_said(settings: Settings) -> str:
+    """Where ideas' events are published, in words (never the URL: it may hold a token)."""
+    events = settings.events
+    if not events.nats_url:
+        return "not published (events.nats_url is not set)"
+    return f"published to NATS at {events.server}, stream {events.stream}"
 
 
 def _is_loopback(host: str) -> bool:

@@ -50,6 +50,7 @@ from taskyard.store.base import Store
 from taskyard.web import params
 from taskyard.web.api_events import dead_letter_routes, event_routes
 from taskyard.web.api_fixes import fix_routes
+from taskyard.web.api_ideas import idea_routes
 from taskyard.web.api_stats import stats_routes
 from taskyard.web.api_tasks import task_routes
 from taskyard.web.logstream import STREAM_SECONDS
@@ -161,6 +162,7 @@ class ManagementAPI:
             *approval_routes(store, approvals),
             *stats_routes(store, clock),
             *fix_routes(store),
+            *idea_routes(store, clock),
             Route("/api/openapi.json", openapi, methods=["GET"]),
         ]
         handlers = {HTTPException: _http_error, NotFound: _not_found}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskyard.idea import IdeaStatus
 from taskyard.models import EventStatus, TaskStatus
 from taskyard.records import ApprovalStatus
 from taskyard.run.tasklogs import PAGE_LIMIT_MAX
 from taskyard.web.api_fixes import REPO
+from taskyard.web.openapi_ideas import IDEA_SCHEMAS
 from taskyard.web.openapi_schemas import (
     BOOL,
     ID,
@@ -233,6 +235,7 @@ def _paths() -> dict[str, Schema]:
                 (400,),
             )
         },
+        **_idea_paths(),
         "/api/openapi.json": {
             "get": _op(
                 "openapi",
@@ -461,6 +464,71 @@ def _approval_paths() -> dict[str, Schema]:
     }
 
 
+def _idea_paths() -> dict[str, Schema]:
+    refused = _json(ref("IdeaRefused"), "not a valid idea: `problems` says what is wrong")
+    submit = _op(
+        "submitIdea",
+        "Submit an idea (its goal, constraints, success metrics, priority; optionally its "
+        "repository, labels, risk and budget): it is registered and planned",
+        {"201": _json(ref("Idea"), "the idea, registered"), "422": refused},
+        errors=(400,),
+    )
+    body = {"content": {"application/json": {"schema": ref("IdeaShape")}}}
+    post = {"post": {**submit, "requestBody": {"required": True, **body}}}
+    views = _idea_view_paths()
+    return {**views, "/api/ideas": {**views["/api/ideas"], **post}}
+
+
+IDEA_ID = _path("idea_id", "the idea's id")
+
+
+def _idea_view_paths() -> dict[str, Schema]:
+    """Reading ideas, and the steps a person takes on one (`taskyard.ideas.controls`)."""
+    steps = ("pauseIdea", "resumeIdea", "cancelIdea")
+    listed = _json(_list("ideas", "Idea"), "the ideas")
+    paths: dict[str, Schema] = {
+        "/api/ideas": {
+            "get": _op(
+                "listIdeas",
+                "Ideas, newest first",
+                {"200": _linked(listed, _links("ideas", "idea_id", "showIdea", *steps))},
+                [_query("status", enum_of(IdeaStatus), "only this status"), LIMIT],
+                (400,),
+            )
+        },
+        "/api/ideas/{idea_id}": {
+            "get": _op(
+                "showIdea",
+                "One idea: its plan's tasks, each with its state, branch, cost and what it "
+                "waits on; its cost; its plan versions; the last 50 events of its log",
+                {"200": _json(ref("IdeaOverview"), "the idea")},
+                [IDEA_ID],
+                (400, 404),
+            )
+        },
+    }
+    reason = {"anyOf": [TEXT_FILTER, {"type": "null"}], "description": "why (not on resume)"}
+    for op_id, step, said in zip(steps, ("pause", "resume", "cancel"), _STEPS_SAID, strict=True):
+        paths[f"/api/ideas/{{idea_id}}/{step}"] = {
+            "post": _op(
+                op_id,
+                said,
+                {"200": _json(ref("Idea"), "the idea, after the step")},
+                [IDEA_ID],
+                (400, 404, 409),
+                body=obj({}, {"reason": reason}),
+            )
+        }
+    return paths
+
+
+_STEPS_SAID = (
+    "Pause an idea that has not ended; resuming takes it back to the state it was in",
+    "Resume a paused idea where it was paused",
+    "Cancel an idea that has not ended",
+)
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -474,7 +542,7 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": _paths(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **IDEA_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -9,6 +9,7 @@ script (`taskyard/web/static/ui.js`) for the live log. No build step.
     GET  /ui/tasks/{id}/log-stream      the agent's log as Server-Sent Events (`LogFollower`)
     GET  /ui/approvals                  pending requests (approve / deny with a reason)
     GET  /ui/dlq                        dead letters (replay)
+    GET  /ui/ideas,  /ui/ideas/{id}     ideas; one idea with its plan drawn (`web.ui_ideas`)
     POST /ui/approvals/{id}/decide, /ui/events/{id}/replay, /ui/dlq/{id}/replay,
          /ui/tasks/{id}/cancel, /ui/tasks/{id}/retry      what the buttons do (then 303 back)
     GET/POST /ui/login, POST /ui/logout
@@ -64,6 +65,7 @@ from taskyard.web.api_stats import stats_json
 from taskyard.web.logstream import LogFollower
 from taskyard.web.taskfiles import FILE_MAX, pretty, pretty_json, task_files
 from taskyard.web.throttle import AuthThrottle
+from taskyard.web.ui_ideas import IdeaPages
 from taskyard.web.views import (
     action_json,
     audit_json,
@@ -540,6 +542,7 @@ class WebUI:
             Route("/ui/approvals/{approval_id}/decide", g(self.decide), methods=["POST"]),
             Route("/ui/dlq", g(self.dead_letters), methods=["GET"]),
             Route("/ui/dlq/{letter_id}/replay", g(self.replay_letter), methods=["POST"]),
+            *IdeaPages(self).routes(),
             Route("/ui/login", g(self.login_page, False), methods=["GET"]),
             Route("/ui/login", g(self.login, False), methods=["POST"]),
             Route("/ui/logout", g(self.logout, False), methods=["POST"]),

@@ -16,6 +16,7 @@ import pytest
 
 from taskyard.store import SQLStore
 from tests.integration.api_harness import DOC, TOKEN, app_for, seed, serving
+from tests.integration.idea_harness import mixed_diamond
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +39,12 @@ parameters = {{ "path.task_id" = "{task_id}" }}
 include-path = "/api/tasks/{{task_id}}/audit"
 parameters = {{ "path.task_id" = "{task_id}" }}
 """
+# An idea's overview and steps are tried on an idea that has them (a running diamond).
+IDEA_PAGES = """
+[[operations]]
+include-path-regex = '^/api/ideas/.'
+parameters = {{ "path.idea_id" = "{idea_id}" }}
+"""
 
 
 def _schemathesis() -> Path:
@@ -52,7 +59,9 @@ def test_schemathesis_finds_nothing_wrong(tmp_path: Path) -> None:
     store.migrate()
     seeded = seed(store, tmp_path / "workspaces", time.time())
     config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG + LOG_PAGES.format(task_id=seeded.tasks["succeeded"]))
+    idea, _ = mixed_diamond(store)
+    pages = LOG_PAGES.format(task_id=seeded.tasks["succeeded"]) + IDEA_PAGES.format(idea_id=idea.id)
+    config.write_text(CONFIG + pages)
     seed_value = os.environ.get("TASKYARD_SCHEMATHESIS_SEED", "1")
     # A short stream: a log stream of a task that never ends closes and is reconnected to.
     app = app_for(store, tmp_path, stream_seconds=1.0)
