@@ -164,6 +164,7 @@ class Decision(enum.StrEnum):
     FORBIDDEN = "forbidden"  # the actor may not trigger the route
     IGNORED = "ignored"  # no route matched at all
     APPROVAL = "approval"  # the event decided an approval request; it starts no route
+    IDEA = "idea"  # the event brought an idea (taskyard.ideas): its scheduler takes it on
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,14 +28,16 @@ from taskyard.exceptions import TaskyardError
 from taskyard.idea import Idea
 from taskyard.ideas.service import IdeaService
 from taskyard.ideas.shape import from_issue_form, from_options, is_idea_form, parse
-from taskyard.models import Event
+from taskyard.models import Decision, Event
 from taskyard.platforms.clients import retry_policy
 from taskyard.platforms.discord_write import DiscordWebhooks
 from taskyard.platforms.github_write import comment
 from taskyard.platforms.writes import PlatformWriter
+from taskyard.routing.job import Consumed
 from taskyard.store.base import Store
 
 log = logging.getLogger(__name__)
+IDEAS_ROUTE = "ideas"  # the decision recorded for an event that brought an idea
 COMMAND = "idea"  # Discord's slash command
 Payload = Mapping[str, Any]
 
@@ -95,10 +97,12 @@ class IdeaIntake:
     def link(self, idea: Idea) -> str:
         return f"{self.link_root}/ui/ideas/{idea.id}"
 
-    async def intercept(self, event: Event, payload: Payload) -> str | None:
-        """What became of the idea `event` brings; None when it brings none."""
+    async def intercept(self, event: Event, payload: Payload) -> Consumed | None:
+        """What became of the idea `event` brings (the event's decision, route `ideas`); None
+        when it brings none."""
         handler = self._handlers.get(event.type)
-        return None if handler is None else await handler(event, payload)
+        said = None if handler is None else await handler(event, payload)
+        return None if said is None else Consumed(said, IDEAS_ROUTE, Decision.IDEA)
 
     async def aclose(self) -> None:
         await self.discord.aclose()

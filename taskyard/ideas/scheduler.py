@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 OpenPr = Callable[[str, str, str, str, str], Awaitable[str | None]]
 # (idea, text): say it where the idea came from
 Tell = Callable[[Idea, str], Awaitable[None]]
+MAX_REDOS = 2  # a task whose change conflicts at integration is done again this often
 _LIVE = (
     IdeaStatus.REGISTERED,
     IdeaStatus.PLANNING,
@@ -165,7 +166,7 @@ class IdeaScheduler:
             return await self._step(idea, IdeaStep.REVIEW, "review", {"tasks": len(items)})
         failed = {k for k, t in tasks.items() if t is not None and _failed(t)}
         blocked = _blocked(items, failed)
-        budget = idea.budget_usd
+        budget = idea.budget_usd if idea.budget_usd is not None else self.settings.ideas.budget_usd
         if budget is not None and spent >= budget:
             why = f"its budget of ${budget:.2f} is reached (${spent:.2f} spent)"
             paused = await self._step(idea, IdeaStep.PAUSE, "budget_reached", {"spent": spent},
@@ -229,18 +230,42 @@ class IdeaScheduler:
             try:
                 head = await self.git.integrate(idea.repo, idea.id, item.key, commit)
             except IntegrationConflict as exc:
-                data = {"key": item.key, "error": str(exc)}
-                await asyncio.to_thread(
-                    self.store.note_idea, idea.id, REVIEW, "integration_conflict", data,
-                    self.clock(),
-                )  # fmt: skip
-                raise
+                await self._redo(idea, item, task, commit, str(exc))
+                continue
             await asyncio.to_thread(self.store.update_idea_task, idea.id, item.key, integrated=head)
             data = {"key": item.key, "commit": commit, "head": head}
             await asyncio.to_thread(
                 self.store.note_idea, idea.id, REVIEW, "task_integrated", data, self.clock()
             )
             done.add(item.key)
+
+    async def _redo(self, idea: Idea, item: IdeaTask, task: Task, commit: str, error: str) -> None:
+        """A change that no longer applies on the idea's branch is done again, as a fix task
+        on the branch as it is now (at most `MAX_REDOS` times; then the task fails)."""
+        redos = int((task.spec.get("idea") or {}).get("redo") or 0)
+        data = {"key": item.key, "commit": commit, "error": error, "redo": redos + 1}
+        await asyncio.to_thread(
+            self.store.note_idea, idea.id, REVIEW, "integration_conflict", data, self.clock()
+        )
+        if redos >= MAX_REDOS:
+            why = f"task {item.key}'s change still conflicts after {redos} redo(s): {error}"
+            await self._fail(idea, why)
+            return
+        assert self.git is not None and idea.repo
+        head = (await self.git.heads(idea.repo))[idea_branch(idea.id)]
+        conflict = {"commit": commit, "error": error}
+        fix, decision = change_task(
+            idea, item, head, self.settings, self.clock(), redo=redos + 1, conflict=conflict
+        )
+        await asyncio.to_thread(self.store.record_routing, [decision], [fix])
+        if await asyncio.to_thread(
+            self.store.update_idea_task, idea.id, item.key, replaces=task.id, task_id=fix.id
+        ):
+            data = {"key": item.key, "task_id": fix.id, "base": head, "redo": redos + 1}
+            await asyncio.to_thread(
+                self.store.note_idea, idea.id, EXECUTION, "task_scheduled", data, self.clock()
+            )
+            self.on_tasks()
 
     # --- ending ----------------------------------------------------------------------------
 

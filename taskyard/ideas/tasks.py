@@ -58,9 +58,16 @@ def planner_task(
 
 
 def change_task(
-    idea: Idea, item: IdeaTask, head: str, settings: Settings, now: float
+    idea: Idea,
+    item: IdeaTask,
+    head: str,
+    settings: Settings,
+    now: float,
+    redo: int = 0,
+    conflict: Mapping[str, Any] | None = None,
 ) -> tuple[Task, RouteDecision]:
-    """The change task of plan task `item`, on the idea's branch at `head`."""
+    """The change task of plan task `item`, on the idea's branch at `head` (`redo` > 0: done
+    again, its earlier change having conflicted as `conflict` says)."""
     from taskyard.ideas.integrate import idea_branch
 
     template = next((r for r in settings.routes if r.name == settings.ideas.route), None)
@@ -76,7 +83,7 @@ def change_task(
             "max_revisions": settings.changes.max_revisions,
         }
     change = {**change, "mode": "branch"}  # its commit goes to its branch: `ideas.deliver`
-    route = f"idea-task-{item.key}"
+    route = f"idea-task-{item.key}" + (f"-redo{redo}" if redo else "")
     spec = TaskSpec(
         route=route,
         agent=agent,
@@ -84,9 +91,10 @@ def change_task(
         repo={"full_name": idea.repo, "sha": head, "ref": idea_branch(idea.id)},
         change=change,
         idea={"id": idea.id, "role": "task", "key": item.key, "task": item.spec,
-              "goal": idea.goal},
+              "goal": idea.goal, "redo": redo, "conflict": dict(conflict or {})},
     )  # fmt: skip
-    return _task(idea, f"task-{item.key}", route, agent, spec, now)
+    what = f"task-{item.key}" + (f"-redo{redo}" if redo else "")
+    return _task(idea, what, route, agent, spec, now)
 
 
 def _reviewer(agent: str, kinds: Mapping[str, str]) -> str | None:

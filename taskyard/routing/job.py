@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from taskyard.config import Settings
@@ -36,7 +37,19 @@ from taskyard.store.base import Store
 log = logging.getLogger(__name__)
 
 APPROVALS_ROUTE = "approvals"  # the decision recorded for an event that decided a request
-Interceptor = Callable[[Event, Mapping[str, Any]], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """What an interceptor made of an event it consumed, recorded as the event's decision
+    (an interceptor answering with plain text decided an approval)."""
+
+    text: str
+    route: str = APPROVALS_ROUTE
+    decision: Decision = Decision.APPROVAL
+
+
+Interceptor = Callable[[Event, Mapping[str, Any]], Awaitable[Consumed | str | None]]
 # (the event, the route's match, why its fix was refused): say it on the pull request
 FixRefused = Callable[[Event, RouteMatch, str], Awaitable[None]]
 
@@ -78,11 +91,15 @@ class Pipeline:
         for intercept in self.interceptors:
             handled = await intercept(event, payload_of(event))
             if handled is not None:
+                took = handled if isinstance(handled, Consumed) else Consumed(text=handled)
                 decision = RouteDecision(
-                    event.id, APPROVALS_ROUTE, Decision.APPROVAL, handled, None, self.clock()
+                    event.id, took.route, took.decision, took.text, None, self.clock()
                 )
                 await asyncio.to_thread(ctx.store.record_routing, [decision], [])
-                log.info("event decided an approval", extra={"event_id": event.id, "what": handled})
+                log.info(
+                    "event consumed before routing",
+                    extra={"event_id": event.id, "by": took.route, "what": took.text},
+                )
                 return EventStatus.PROCESSED
         refused: list[tuple[RouteMatch, str]] = []
         decisions, tasks = await self.decide(event, ctx.store, refused)

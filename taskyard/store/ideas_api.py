@@ -85,6 +85,9 @@ class IdeaStore(abc.ABC):
         """By key."""
 
     @abc.abstractmethod
-    def update_idea_task(self, idea_id: str, key: str, **fields: Any) -> bool:
+    def update_idea_task(
+        self, idea_id: str, key: str, replaces: str | None = None, **fields: Any
+    ) -> bool:
         """Set the task's `task_id` (and `branch`) once — a second scheduler finds it set —
-        or its `integrated` commit. True if it changed."""
+        or in place of the task `replaces` (a redo); or its `integrated` commit. True if it
+        changed."""

@@ -138,13 +138,15 @@ class MemoryIdeas:
         with self._lock:
             return sorted(self._idea_tasks.get(idea_id, {}).values(), key=lambda t: t.key)
 
-    def update_idea_task(self, idea_id: str, key: str, **fields: Any) -> bool:
+    def update_idea_task(
+        self, idea_id: str, key: str, replaces: str | None = None, **fields: Any
+    ) -> bool:
         allowed = {"task_id", "branch", "integrated"}
         if not fields or set(fields) - allowed:
             raise ValueError(f"an idea task's {sorted(set(fields) - allowed)} cannot be set")
         with self._lock:
             task = self._idea_tasks.get(idea_id, {}).get(key)
-            if task is None or ("task_id" in fields and task.task_id is not None):
+            if task is None or ("task_id" in fields and task.task_id != replaces):
                 return False
             self._idea_tasks[idea_id][key] = replace(task, **fields)
             return True

@@ -160,13 +160,20 @@ class SQLIdeas:
             rows = tx.fetchall(Q["idea_tasks"], {"idea_id": idea_id})
         return [rowmap.idea_task_from_row(r) for r in rows]
 
-    def update_idea_task(self, idea_id: str, key: str, **fields: Any) -> bool:
-        """Set `task_id` (with its `branch`) once, or `integrated`: True if it changed."""
+    def update_idea_task(
+        self, idea_id: str, key: str, replaces: str | None = None, **fields: Any
+    ) -> bool:
+        """Set `task_id` (with its `branch`) once — or in place of `replaces` —, or
+        `integrated`: True if it changed."""
         allowed = {"task_id", "branch", "integrated"}
         if not fields or set(fields) - allowed:
             raise ValueError(f"an idea task's {sorted(set(fields) - allowed)} cannot be set")
-        guard = " AND task_id IS NULL" if "task_id" in fields else ""
-        sets = ", ".join(f"{k} = :{k}" for k in fields)
+        guard = ""
+        if "task_id" in fields:
+            guard = " AND task_id IS NULL" if replaces is None else " AND task_id = :replaces"
+            if replaces is not None:
+                fields = {**fields, "replaces": replaces}
+        sets = ", ".join(f"{k} = :{k}" for k in fields if k != "replaces")
         sql = f"UPDATE idea_tasks SET {sets} WHERE idea_id = :idea_id AND key = :key{guard}"
         with self.backend.transaction() as tx:
             return tx.execute(sql, {**fields, "idea_id": idea_id, "key": key}) == 1

@@ -25,10 +25,11 @@ from taskyard.cli.main import app
 from taskyard.exceptions import PlatformPermanentError
 from taskyard.ideas.intake import IdeaIntake
 from taskyard.ideas.service import IdeaService
-from taskyard.models import Event, Priority, new_id
+from taskyard.models import Decision, Event, Priority, new_id
 from taskyard.platforms.base import RetryPolicy
 from taskyard.platforms.discord_write import DiscordWebhooks, webhook_path
 from taskyard.platforms.github_write import GitHubWriter
+from taskyard.routing.job import Consumed
 from taskyard.store import SQLStore, Store
 from tests.discord_server import API_ROOT, discord_server
 from tests.integration.api_harness import BEARER, app_for, conforms
@@ -127,7 +128,7 @@ async def test_an_issue_form_is_one_idea_however_often_it_is_routed(
     ideas = store.list_ideas()
     assert len(ideas) == 1
     idea = ideas[0]
-    assert first == again == f"idea {idea.id} registered"
+    assert first == again == Consumed(f"idea {idea.id} registered", "ideas", Decision.IDEA)
     assert idea.goal == "Let people export their reports as CSV from the reports page."
     assert idea.shape["constraints"] == [
         "No new runtime dependencies",
@@ -152,7 +153,7 @@ async def test_a_labelled_issue_without_the_form_is_an_idea_of_its_text(
     payload = opened(labels=("bug", "idea"))
     said = await intake.intercept(event_of(payload), payload)
     (idea,) = store.list_ideas()
-    assert said == f"idea {idea.id} registered"
+    assert said is not None and said.text == f"idea {idea.id} registered"
     assert idea.goal.startswith("Spelling error in the README file\n\n")
     assert payload["issue"]["body"] in idea.goal
 
@@ -166,7 +167,7 @@ async def test_a_missing_goal_is_answered_on_the_issue(
     payload = opened(body)
     event = event_of(payload)
     said = await intake.intercept(event, payload)
-    assert said == "idea refused: goal is missing"
+    assert said is not None and said.text == "idea refused: goal is missing"
     assert store.list_ideas() == []
     (sent,) = gh.requests
     assert (sent.method, sent.path) == ("POST", COMMENTS)

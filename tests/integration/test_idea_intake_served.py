@@ -147,6 +147,7 @@ async def test_an_idea_issue_through_taskyard_is_an_idea_not_a_task(
             "processed",
             f"idea {idea.id} registered",
         )
+        assert (decided.route, decided.decision) == ("ideas", "idea")  # not an approval
         assert y.tasks_of(event_id) == []
         assert store.get_event(other).status == "ignored"  # routed as ever: no route takes it
         assert len(store.list_ideas()) == 1

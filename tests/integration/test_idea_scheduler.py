@@ -95,7 +95,9 @@ class World:
             if i.task_id and self.store.get_task(i.task_id).status is TaskStatus.QUEUED
         }
 
-    async def finish(self, idea: Idea, key: str, ok: bool = True, cost: float = 0.1) -> None:
+    async def finish(
+        self, idea: Idea, key: str, ok: bool = True, cost: float = 0.1, file: str = ""
+    ) -> None:
         """The task's run: a reviewed commit on its base, pushed to its branch; its ending."""
         item = next(i for i in self.store.idea_tasks(idea.id) if i.key == key)
         assert item.task_id is not None
@@ -104,10 +106,10 @@ class World:
             drive(self.store, item.task_id, TaskStatus.FAILED, reason="tests failed",
                   cost_usd=cost)  # fmt: skip
             return
-        tree = self.tmp / f"wt-{idea.id[:6]}-{key}"
+        tree = self.tmp / f"wt-{idea.id[:6]}-{item.task_id[:8]}"
         sh("git", "clone", "-q", str(self.bare), str(tree), cwd=self.tmp)
         sh("git", "checkout", "-q", "--detach", spec["repo"]["sha"], cwd=tree)
-        (tree / f"{key}.py").write_text(f"{key} = True\n")
+        (tree / (file or f"{key}.py")).write_text(f"{key} = True\n")
         sh("git", "add", ".", cwd=tree)
         sha = commit_with_review_hash(tree, f"task {key}\n", staged_hash(tree), SESSION, WHO, WHO)
         await self.git.push_task("acme/api", tree, sha, task_branch(idea.id, key))
@@ -228,3 +230,32 @@ async def test_the_budget_pauses_the_idea_not_a_running_agent(
     assert idea.reason is not None and "budget of $0.50 is reached ($0.60 spent)" in idea.reason
     assert w.running(idea) == set()  # B and C not started
     assert w.told == ["taskyard paused this idea: " + idea.reason + "."]
+
+
+async def test_a_change_that_conflicts_at_integration_is_done_again_on_the_new_head(
+    store: Store, bare: Path, tmp_path: Path
+) -> None:
+    w = World(store, bare, tmp_path)
+    idea = w.submit()
+    await w.scheduler.advance(idea.id)
+    w.planned(idea, 1, DIAMOND)
+    await w.scheduler.advance(idea.id)
+    await w.finish(idea, "A")
+    await w.scheduler.advance(idea.id)
+    first_c = next(i for i in store.idea_tasks(idea.id) if i.key == "C").task_id
+    await w.finish(idea, "B", file="shared.py")
+    await w.finish(idea, "C", file="shared.py")  # the same file, from the same base
+    idea = await w.scheduler.advance(idea.id)
+    assert idea.status is IdeaStatus.RUNNING
+    c = next(i for i in store.idea_tasks(idea.id) if i.key == "C")
+    assert c.task_id != first_c and c.integrated is None
+    redo = store.get_task(c.task_id or "")
+    assert redo.route == "idea-task-C-redo1" and redo.status is TaskStatus.QUEUED
+    b_head = next(i for i in store.idea_tasks(idea.id) if i.key == "B").integrated
+    assert redo.spec["repo"]["sha"] == b_head  # on the branch as it is now
+    assert "does not apply" in redo.spec["idea"]["conflict"]["error"]
+    await w.finish(idea, "C", file="shared.py")
+    await w.scheduler.advance(idea.id)
+    assert w.running(idea) == {"D"}
+    kinds = [e.kind for e in store.idea_events(idea.id)]
+    assert kinds.count("integration_conflict") == 1
