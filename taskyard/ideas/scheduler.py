@@ -165,6 +165,7 @@ class IdeaScheduler:
         if all(i.integrated for i in items):
             return await self._step(idea, IdeaStep.REVIEW, "review", {"tasks": len(items)})
         failed = {k for k, t in tasks.items() if t is not None and _failed(t)}
+        await self._note_failures(idea, failed, tasks)
         blocked = _blocked(items, failed)
         budget = idea.budget_usd if idea.budget_usd is not None else self.settings.ideas.budget_usd
         if budget is not None and spent >= budget:
@@ -182,6 +183,23 @@ class IdeaScheduler:
             return await self._fail(idea, why)
         return idea
 
+    async def _note_failures(
+        self, idea: Idea, failed: set[str], tasks: dict[str, Task | None]
+    ) -> None:
+        """Each failed task once in the idea's log (and on `taskyard.execution`)."""
+        if not failed:
+            return
+        events = await asyncio.to_thread(self.store.idea_events, idea.id)
+        noted = {(e.data.get("task_id")) for e in events if e.kind == "task_failed"}
+        for key in sorted(failed):
+            task = tasks[key]
+            if task is not None and task.id not in noted:
+                data = {"key": key, "task_id": task.id, "status": str(task.status),
+                        "reason": task.reason}  # fmt: skip
+                await asyncio.to_thread(
+                    self.store.note_idea, idea.id, EXECUTION, "task_failed", data, self.clock()
+                )
+
     async def _schedule(self, idea: Idea, items: list[IdeaTask], stuck: set[str]) -> int:
         """Start each ready task: its dependencies integrated, within the heavy limits."""
         integrated = {i.key for i in items if i.integrated}
@@ -192,7 +210,7 @@ class IdeaScheduler:
         for item in items:
             if item.task_id or item.key in stuck or not set(item.depends_on) <= integrated:
                 continue
-            if item.spec.get("heavy") and heavy_now >= self.settings.ideas.heavy_limit_per_idea:
+            if item.spec.get("heavy") and not await self._heavy_room(heavy_now):
                 continue
             if head is None:
                 assert self.git is not None and idea.repo
@@ -212,6 +230,22 @@ class IdeaScheduler:
         if started:
             self.on_tasks()
         return started
+
+    async def _heavy_room(self, in_this_idea: int) -> bool:
+        """Whether one more heavy task may start: under `ideas.heavy_limit_per_idea` in its
+        idea and under `ideas.heavy_limit` over every running idea."""
+        if in_this_idea >= self.settings.ideas.heavy_limit_per_idea:
+            return False
+        return await asyncio.to_thread(self._heavy_running) < self.settings.ideas.heavy_limit
+
+    def _heavy_running(self) -> int:
+        running = 0
+        for idea in self.store.list_ideas(IdeaStatus.RUNNING, 1000):
+            for item in self.store.idea_tasks(idea.id):
+                if item.spec.get("heavy") and item.task_id and not item.integrated:
+                    task = self.store.get_task(item.task_id)
+                    running += 0 if task.status.terminal else 1
+        return running
 
     async def _integrate_done(
         self, idea: Idea, items: list[IdeaTask], tasks: dict[str, Task | None]

@@ -214,6 +214,8 @@ async def test_a_failed_task_blocks_its_dependents_and_fails_the_idea(
     assert idea.reason == "task B failed: tests failed (blocked: D)"
     d = next(i for i in store.idea_tasks(idea.id) if i.key == "D")
     assert d.task_id is None  # never started
+    failures = [e.data["key"] for e in store.idea_events(idea.id) if e.kind == "task_failed"]
+    assert failures == ["B"]  # once, though the scheduler looked twice
 
 
 async def test_the_budget_pauses_the_idea_not_a_running_agent(
@@ -259,3 +261,17 @@ async def test_a_change_that_conflicts_at_integration_is_done_again_on_the_new_h
     assert w.running(idea) == {"D"}
     kinds = [e.kind for e in store.idea_events(idea.id)]
     assert kinds.count("integration_conflict") == 1
+
+
+async def test_heavy_tasks_wait_for_room_in_their_idea(
+    store: Store, bare: Path, tmp_path: Path
+) -> None:
+    w = World(store, bare, tmp_path, heavy_limit_per_idea=1)
+    idea = w.submit()
+    await w.scheduler.advance(idea.id)
+    w.planned(idea, 1, plan(task("A", heavy=True), task("B", heavy=True), task("C")))
+    await w.scheduler.advance(idea.id)
+    assert w.running(idea) == {"A", "C"}  # one heavy at a time; the light one goes too
+    await w.finish(idea, "A")
+    await w.scheduler.advance(idea.id)
+    assert w.running(idea) == {"B", "C"}
