@@ -96,6 +96,31 @@ SUBJECT_OF_STEP: Mapping[IdeaStep, str] = {
 }
 
 
+IDEA_FIELDS = frozenset({"reason", "plan_version", "branch", "pr_url", "budget_usd"})
+
+
+def idea_changes(
+    idea: Idea, step: IdeaStep, fields: Mapping[str, Any], now: float
+) -> dict[str, Any] | None:
+    """The columns `step` changes on `idea` (with the `fields` it is given, of `IDEA_FIELDS`),
+    or None when the idea is not in one of the step's from-states. Both stores write this."""
+    unknown = set(fields) - IDEA_FIELDS
+    if unknown:
+        raise ValueError(f"an idea step may not set {sorted(unknown)}")
+    sources, target = IDEA_STEPS[step]
+    if idea.status not in sources:
+        return None
+    changes: dict[str, Any] = {**fields, "updated_at": now, "paused_from": idea.paused_from}
+    if step is IdeaStep.PAUSE:
+        changes["paused_from"] = str(idea.status)
+    if target is None:  # resume: back where it was paused
+        changes["status"] = IdeaStatus(idea.paused_from or IdeaStatus.RUNNING)
+        changes["paused_from"] = None
+    else:
+        changes["status"] = target
+    return changes
+
+
 def step_target(step: IdeaStep, status: IdeaStatus, paused_from: str | None) -> IdeaStatus:
     """Where `step` takes an idea in `status`; ValueError when it may not."""
     sources, target = IDEA_STEPS[step]

@@ -11,7 +11,6 @@ from typing import Any
 
 from taskyard.exceptions import NotFound
 from taskyard.idea import (
-    IDEA_STEPS,
     INTENT,
     SUBJECT_OF_STEP,
     Idea,
@@ -19,9 +18,8 @@ from taskyard.idea import (
     IdeaStatus,
     IdeaStep,
     IdeaTask,
+    idea_changes,
 )
-
-_FIELDS = frozenset({"reason", "plan_version", "branch", "pr_url", "budget_usd"})
 
 
 class MemoryIdeas:
@@ -57,22 +55,11 @@ class MemoryIdeas:
         now: float,
         **fields: Any,
     ) -> Idea | None:
-        unknown = set(fields) - _FIELDS
-        if unknown:
-            raise ValueError(f"an idea step may not set {sorted(unknown)}")
-        sources, target = IDEA_STEPS[step]
         with self._lock:
             idea = self._idea(idea_id)
-            if idea.status not in sources:
+            changes = idea_changes(idea, step, fields, now)
+            if changes is None:
                 return None
-            changes: dict[str, Any] = {**fields, "updated_at": now}
-            if step is IdeaStep.PAUSE:
-                changes["paused_from"] = str(idea.status)
-            if target is None:
-                changes["status"] = IdeaStatus(idea.paused_from or IdeaStatus.RUNNING)
-                changes["paused_from"] = None
-            else:
-                changes["status"] = target
             self._ideas[idea_id] = replace(idea, **changes)
             self._append(idea_id, SUBJECT_OF_STEP[step], kind, data, now)
             return self._ideas[idea_id]

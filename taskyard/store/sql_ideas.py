@@ -19,12 +19,11 @@ from taskyard.idea import (
     IdeaStatus,
     IdeaStep,
     IdeaTask,
+    idea_changes,
 )
 from taskyard.store import rows as rowmap
 from taskyard.store.backends import Backend, Tx
 from taskyard.store.sqlshared import Q
-
-IDEA_FIELDS = frozenset({"reason", "plan_version", "branch", "pr_url", "budget_usd"})
 
 
 class SQLIdeas:
@@ -60,25 +59,15 @@ class SQLIdeas:
         now: float,
         **fields: Any,
     ) -> Idea | None:
-        unknown = set(fields) - IDEA_FIELDS
-        if unknown:
-            raise ValueError(f"an idea step may not set {sorted(unknown)}")
-        sources, target = IDEA_STEPS[step]
+        sources = IDEA_STEPS[step][0]
         with self.backend.transaction() as tx:
             row = tx.fetchone(Q["get_idea"], {"id": idea_id})
             if row is None:
                 raise NotFound(f"no idea {idea_id}")
-            idea = rowmap.idea_from_row(row)
-            if idea.status not in sources:
+            changes = idea_changes(rowmap.idea_from_row(row), step, fields, now)
+            if changes is None:
                 return None
-            changes: dict[str, Any] = {**fields, "updated_at": now}
-            if step is IdeaStep.PAUSE:
-                changes["paused_from"] = str(idea.status)
-            if target is None:  # resume
-                changes["status"] = idea.paused_from or str(IdeaStatus.RUNNING)
-                changes["paused_from"] = None
-            else:
-                changes["status"] = str(target)
+            changes = {k: str(v) if isinstance(v, IdeaStatus) else v for k, v in changes.items()}
             sets = ", ".join(f"{k} = :c_{k}" for k in changes)
             names = ", ".join(f":s{i}" for i in range(len(sources)))
             params = {f"c_{k}": v for k, v in changes.items()}
