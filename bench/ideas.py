@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -53,14 +54,15 @@ from taskyard.ideas.integrate import IdeaGit, task_branch
 from taskyard.ideas.scheduler import IdeaScheduler
 from taskyard.ideas.service import IdeaService
 from taskyard.ideas.tasks import task_id_of
-from taskyard.lifecycle import Kind
-from taskyard.models import TaskStatus
+from taskyard.lifecycle import Kind, workflow_id
+from taskyard.models import Priority, Task, TaskStatus
 from taskyard.platforms import Platforms
 from taskyard.queue.dispatcher import Dispatcher
-from taskyard.queue.jobs import JobRuntime
+from taskyard.queue.jobs import ROUTE_JOB, JobContext, JobRuntime
 from taskyard.queue.memory import MemoryQueue
 from taskyard.review.commit import commit_with_review_hash
 from taskyard.review.hash import staged_hash
+from taskyard.run import mirrors
 from taskyard.run.delivery import GitRemote
 from taskyard.run.executor import TaskExecutor
 from taskyard.run.taskspec import ContextGatherer
@@ -123,7 +125,7 @@ def settings_for(tmp: Path, bare: Path, sandbox: str) -> Settings:
 def task(key: str, *deps: str) -> dict[str, Any]:
     return {"id": key, "title": f"do {key}", "stage": "build", "depends_on": list(deps),
             "acceptance_criteria": [f"{key} works"], "risk_labels": [], "estimate": "1h",
-            "files": [f"{key}.py"]}  # fmt: skip
+            "files": [f"{key}.py"], "heavy": False}  # fmt: skip
 
 
 def plan(tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -233,6 +235,24 @@ class Stamps:
     queued: dict[str, float] = field(default_factory=dict)  # record_routing returned
     picked: dict[str, float] = field(default_factory=dict)  # the executor took it
     prepared: dict[str, float] = field(default_factory=dict)  # its workspace ready
+    advance: Parts = field(default_factory=Parts)  # the timed advance's parts
+    git: list[tuple[float, float, str]] = field(default_factory=list)  # the mirrors' git runs
+
+
+@dataclass(frozen=True)
+class Moments:
+    """One dependent's run: its moments after ready (ms), the advance's parts, and the mirrors'
+    git processes (command, ms) that ended before its workspace was ready."""
+
+    after_ready: dict[str, float]
+    advance: Parts
+    git: list[tuple[str, float]]
+
+    def git_by(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for command, took in self.git:
+            found[command] = found.get(command, 0.0) + took
+        return found
 
 
 @contextlib.contextmanager
@@ -260,7 +280,17 @@ def stamping(stamps: Stamps, store: Store, workspaces: Workspaces) -> Iterator[N
         stamps.prepared[task_id] = time.time()
         return dirs
 
+    async def run_git(args: Any, **kwargs: Any) -> Any:
+        start = time.time()
+        try:
+            return await real_git(args, **kwargs)
+        finally:
+            command = args[2] if args[0] == "-C" else args[0]
+            stamps.git.append((start, time.time(), command))
+
+    real_git = mirrors.run_git
     with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(mirrors, "run_git", run_git))
         stack.enter_context(mock.patch.object(store, "update_idea_task", update_idea_task))
         stack.enter_context(mock.patch.object(store, "record_routing", record_routing))
         stack.enter_context(mock.patch.object(workspaces, "prepare", prepare))
@@ -288,7 +318,7 @@ class Runner:
         item = next(i for i in self.store.idea_tasks(idea.id) if i.key == key)
         assert item.task_id is not None
         spec = self.store.get_task(item.task_id).spec
-        tree = self.tmp / f"wt-{idea.id[:8]}-{key}"
+        tree = self.tmp / f"wt-{idea.id}-{key}"
         sh("git", "clone", "-q", str(self.bare), str(tree), cwd=self.tmp)
         sh("git", "checkout", "-q", "--detach", spec["repo"]["sha"], cwd=tree)
         (tree / f"{key}.py").write_text(f"{key} = True\n")
@@ -298,7 +328,7 @@ class Runner:
         result = {"success": True, "actions": [], "analysis": {"commit": sha}, "summary": key}
         end_task(self.store, item.task_id, result)
 
-    async def one(self, answer: dict[str, Any], dependents: list[str]) -> list[dict[str, float]]:
+    async def one(self, answer: dict[str, Any], dependents: list[str]) -> list[Moments]:
         """A → dependents: A played, then the timed advance and the dependents' runs up to
         their agents' start; the moments of each dependent, relative to ready (ms)."""
         idea = await planned(self.store, self.scheduler, answer)
@@ -309,7 +339,8 @@ class Runner:
         await asyncio.sleep(0.2)  # its first pass (housekeeping, heartbeat) done
         try:
             with stamping(self.stamps, self.store, self.executor.workspaces):
-                await self.scheduler.advance(idea.id)
+                with timing(self.stamps.advance, self.store, self.git):
+                    await self.scheduler.advance(idea.id)
                 ids = [task_id_of(idea.id, f"task-{k}") for k in dependents]
                 started = await self._wait_started(ids, 60)
                 await self._wait_ended(ids, 120)
@@ -317,12 +348,16 @@ class Runner:
             await self.dispatcher.stop()
         s, ms = self.stamps, 1000.0
         return [
-            {
-                "queued": (s.queued[t] - s.ready) * ms,
-                "picked": (s.picked[t] - s.ready) * ms,
-                "prepared": (s.prepared[t] - s.ready) * ms,
-                "started": (started[t] - s.ready) * ms,
-            }
+            Moments(
+                {
+                    "queued": (s.queued[t] - s.ready) * ms,
+                    "picked": (s.picked[t] - s.ready) * ms,
+                    "prepared": (s.prepared[t] - s.ready) * ms,
+                    "started": (started[t] - s.ready) * ms,
+                },
+                s.advance,
+                [(c, (b - a) * ms) for a, b, c in s.git if b <= s.prepared[t]],
+            )
             for t in ids
         ]
 
@@ -363,7 +398,11 @@ def build_runner(store: Store, settings: Settings, tmp: Path, bare: Path) -> Run
         runner.stamps.picked[task_id] = time.time()
         return await executor.run(task_id)
 
-    queue = MemoryQueue(JobRuntime(store, {}, RetryConfig(), run_task=run_task), concurrency=16)
+    async def no_routing(ctx: JobContext) -> None:
+        return None  # the ideas' intake events: nothing to route here
+
+    runtime = JobRuntime(store, {ROUTE_JOB: no_routing}, RetryConfig(), run_task=run_task)
+    queue = MemoryQueue(runtime, concurrency=16)
     dispatcher = Dispatcher(
         store,
         queue,
@@ -376,6 +415,48 @@ def build_runner(store: Store, settings: Settings, tmp: Path, bare: Path) -> Run
     scheduler = IdeaScheduler(settings, store, git, on_tasks=dispatcher.wake)
     runner = Runner(store, settings, tmp, bare, git, executor, dispatcher, scheduler, queue)
     return runner
+
+
+# --- floors ----------------------------------------------------------------------------------
+
+
+def bare_task(n: int) -> Task:
+    now = time.time()
+    task_id = f"floor-{uuid.uuid4().hex[:12]}-{n}"
+    return Task(
+        id=task_id,
+        event_id=f"e-{task_id}",
+        route="floor",
+        agent="instant",
+        status=TaskStatus.QUEUED,
+        priority=Priority.P2,
+        created_at=now,
+        updated_at=now,
+        workflow_id=workflow_id(task_id),
+        spec={"route": "floor", "agent": "instant"},
+    )
+
+
+async def floors(store: Store, git: IdeaGit, count: int = 100) -> dict[str, float]:
+    """In ms: `count` task rows written one transaction each (as `_schedule` does) and all in
+    one `record_routing`; one `git ls-remote` of the idea's remote (`IdeaGit.heads`)."""
+    found: dict[str, float] = {}
+    singles = [bare_task(n) for n in range(count)]
+    start = time.perf_counter()
+    for t in singles:
+        await asyncio.to_thread(store.record_routing, [], [t])
+    found["singles"] = (time.perf_counter() - start) * 1000
+    batch = [bare_task(n) for n in range(count)]
+    start = time.perf_counter()
+    await asyncio.to_thread(store.record_routing, [], batch)
+    found["batch"] = (time.perf_counter() - start) * 1000
+    took = []
+    for _ in range(10):
+        start = time.perf_counter()
+        await git.heads(REPO)
+        took.append((time.perf_counter() - start) * 1000)
+    found["heads"] = pct(took, 0.5)
+    return found
 
 
 # --- a database's run -------------------------------------------------------------------------
@@ -393,15 +474,17 @@ async def run(url: str, tmp: Path, plans: int, runs: int, sandbox: str) -> dict[
         runner = build_runner(store, settings_for(tmp, bare, sandbox), tmp, bare)
         await runner.queue.start()
         found: dict[str, Any] = {"shapes": {}}
-        for name, (answer, ready) in SHAPES.items():
-            took = [await plan_to_scheduled(store, runner.scheduler, runner.git, answer, ready)
-                    for _ in range(plans + 1)]  # fmt: skip
-            found["shapes"][name] = took[1:]  # the first pays the imports and first queries
         found["cold"] = (await runner.one(CHAIN, ["B"]))[0]
         found["chain"] = [(await runner.one(CHAIN, ["B"]))[0] for _ in range(runs)]
         found["pair"] = [m for _ in range(max(runs // 2, 1))
                          for m in await runner.one(DIAMOND_MIDDLE, ["B", "C"])]  # fmt: skip
         await runner.queue.stop()
+        # With the dispatcher stopped: the tasks these ideas schedule stay queued.
+        for name, (answer, ready) in SHAPES.items():
+            took = [await plan_to_scheduled(store, runner.scheduler, runner.git, answer, ready)
+                    for _ in range(plans + 1)]  # fmt: skip
+            found["shapes"][name] = took[1:]  # the first pays the imports and first queries
+        found["floors"] = await floors(store, runner.git)
     finally:
         store.close()
     return found
@@ -421,21 +504,24 @@ def show_shapes(shapes: dict[str, list[tuple[float, Parts]]]) -> None:
     for name, took in shapes.items():
         totals = [t * 1000 for t, _ in took]
         print(f"  planned → scheduled, {name}: {_ms(totals)}")
-        parts = [p for _, p in took]
-        names = sorted({k for p in parts for k in p.seconds})
-        rows = sorted(
-            ((pct([p.seconds.get(k, 0.0) * 1000 for p in parts], 0.5), k) for k in names),
-            reverse=True,
-        )
-        shown = ", ".join(
-            f"{k} {ms:.1f} ({pct([float(p.calls.get(k, 0)) for p in parts], 0.5):.0f}x)"
-            for ms, k in rows
-            if ms >= 0.5
-        )
-        print(f"    parts, median ms (calls): {shown}")
+        shown = _parts([p for _, p in took])
+        print(f"    parts, median ms (calls; git start includes one heads): {shown}")
 
 
-def show_runs(label: str, moments: list[dict[str, float]]) -> None:
+def _parts(parts: list[Parts]) -> str:
+    names = sorted({k for p in parts for k in p.seconds})
+    rows = sorted(
+        ((pct([p.seconds.get(k, 0.0) * 1000 for p in parts], 0.5), k) for k in names),
+        reverse=True,
+    )
+    return ", ".join(
+        f"{k} {ms:.1f} ({pct([float(p.calls.get(k, 0)) for p in parts], 0.5):.0f}x)"
+        for ms, k in rows
+        if ms >= 0.5
+    )
+
+
+def show_runs(label: str, moments: list[Moments]) -> None:
     print(f"  ready → agent started, {label}:")
     names = {
         "queued": "scheduler: integrated → task row queued",
@@ -444,7 +530,16 @@ def show_runs(label: str, moments: list[dict[str, float]]) -> None:
         "started": "+ context, prompt, gate, agent spawned = total",
     }
     for key, name in names.items():
-        print(f"    {name:48s} {_ms([m[key] for m in moments])}")
+        print(f"    {name:48s} {_ms([m.after_ready[key] for m in moments])}")
+    parts = [m.advance for m in moments]
+    print(f"    the advance's parts (integration included), median ms (calls): {_parts(parts)}")
+    git = [sum(took for _, took in m.git) for m in moments]
+    calls = pct([float(len(m.git)) for m in moments], 0.5)
+    by = [m.git_by() for m in moments]
+    commands = sorted({c for b in by for c in b})
+    each = ", ".join(f"{c} {pct([b.get(c, 0.0) for b in by], 0.5):.1f}" for c in commands)
+    print(f"    mirror git processes before the workspace was ready, {calls:.0f}: {_ms(git)}")
+    print(f"      by command, median ms: {each}")
 
 
 def main() -> None:
@@ -455,6 +550,7 @@ def main() -> None:
     parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
+    logging.disable(logging.WARNING)  # the run stage's lines; B's ending is not measured
     kinds = [k for k in ("sqlite", "postgres") if not args.only or k in args.only.split(",")]
     print(f"load before: {os.getloadavg()[0]:.2f} (1-min average), sandbox {args.sandbox}")
     dbs = Databases(args.pg)
@@ -470,10 +566,14 @@ def main() -> None:
                 found = asyncio.run(run(url, tmp, args.plans, args.runs, args.sandbox))
             print(f"{kind}:")
             show_shapes(found["shapes"])
-            print(f"  first A → B (mirror clone, imports; not counted): "
-                  f"{json.dumps({k: round(v, 1) for k, v in found['cold'].items()})}")  # fmt: skip
+            cold = {k: round(v, 1) for k, v in found["cold"].after_ready.items()}
+            print(f"  first A → B (mirror clone, imports; not counted), ms: {json.dumps(cold)}")
             show_runs("A → B, one task ready", found["chain"])
             show_runs("A → B, C, two ready at once (each)", found["pair"])
+            f = found["floors"]
+            print(f"  floors: 100 task rows one transaction each {f['singles']:.1f} ms, in one "
+                  f"record_routing {f['batch']:.1f} ms; one git ls-remote (heads) "
+                  f"{f['heads']:.1f} ms")  # fmt: skip
     finally:
         dbs.drop_all()
     print(f"load after: {os.getloadavg()[0]:.2f} (1-min average)")

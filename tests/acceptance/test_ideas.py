@@ -37,7 +37,6 @@ from tests.acceptance.run_harness import SHARED, RunYard, git, make_repository
 from tests.acceptance.test_change_routes import API_TOKEN, APPROVE
 from tests.acceptance.test_pr_fix_loop import review_hash_verify
 from tests.acceptance.test_serve import wait_for
-from tests.acceptance.test_subtasks import ENDED
 from tests.agent_binaries import agent_binary
 from tests.integration.test_idea_events import read_stream, stream
 from tests.platform_servers import PlatformServer, github_problems, github_server
@@ -93,10 +92,10 @@ REFUSED = "Your previous plan was refused"
 
 
 def task(key: str, *deps: str, criteria: tuple[str, ...] | None = None) -> dict[str, Any]:
+    accepted = [f"{key}.txt says {key}"] if criteria is None else list(criteria)
     return {"id": key, "title": f"write {key}.txt", "stage": "implement",
-            "depends_on": list(deps),
-            "acceptance_criteria": [f"{key}.txt says {key}"] if criteria is None else criteria,
-            "risk_labels": [], "estimate": "S", "files": [f"{key}.txt"], "heavy": False}  # fmt: skip
+            "depends_on": list(deps), "acceptance_criteria": accepted, "risk_labels": [],
+            "estimate": "S", "files": [f"{key}.txt"], "heavy": False}  # fmt: skip
 
 
 def plan(*tasks: dict[str, Any]) -> dict[str, Any]:
@@ -131,9 +130,7 @@ def script(*plans: dict[str, Any], keys: str = "ABCD", hang: str = "") -> dict[s
          "turns": [{"final": answer}]}
         for n, answer in enumerate(plans, 1)
     ]  # fmt: skip
-    implementers = [
-        implement(k, pause=3 if k in "BC" else 0, hang=k == hang) for k in keys
-    ]
+    implementers = [implement(k, pause=3 if k in "BC" else 0, hang=k == hang) for k in keys]
     review = {
         "name": "review",
         "match": "review a code change (gate: review, round 1)",
@@ -207,14 +204,16 @@ def start_world(tmp_path: Path, model_server: Callable[[Any], ModelServer]) -> I
     yards: list[RunYard] = []
     with github_server() as gh:
 
-        def start(model_script: dict[str, Any], extra: str = "") -> IdeaWorld:
+        def start(
+            model_script: dict[str, Any], extra: str = "", db: str | None = None
+        ) -> IdeaWorld:
             server = model_server(model_script)
             make_repository(tmp_path)
             bare = tmp_path / "mirrors-src" / "Codertocat" / "Hello-World.git"
             config = CONFIG.format(
                 codex=agent_binary("codex"), claude=agent_binary("claude"), base_url=gh.base_url
             )
-            yard = RunYard(tmp_path, None, config + extra)
+            yard = RunYard(tmp_path, db, config + extra)
             yard.env.update(
                 OPENAI_BASE_URL=f"{server.url}/v1",
                 OPENAI_API_KEY="sk-test-openai",
@@ -319,11 +318,13 @@ def test_a_refused_plan_goes_back_with_its_errors_and_the_second_one_runs(
     assert git("show", f"{branch}:A.txt", cwd=world.bare) == "A"
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
 def test_kill_9_mid_dag_runs_only_the_unfinished_task_again_and_events_go_out_once_in_order(
-    start_world: StartWorld, tmp_path: Path, stream: str
+    start_world: StartWorld, tmp_path: Path, stream: str, store: str, request: pytest.FixtureRequest
 ) -> None:
+    db = request.getfixturevalue("pg_url") if store == "postgres" else None
     events = f"events: {{nats_url: 'nats://127.0.0.1:4222', stream: {stream}}}\n"
-    world = start_world(script(DIAMOND, hang="B"), extra=events)
+    world = start_world(script(DIAMOND, hang="B"), extra=events, db=db)
     idea_id = world.submit()
 
     def c_ended_and_b_hangs() -> bool:
