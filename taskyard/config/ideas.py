@@ -1,7 +1,7 @@
 """The `ideas:` section: how ideas come in (`github_label`, Discord's `/idea`), how they are
 planned (`planner_agent`, `max_replans`, `max_tasks`) and run (`route`: the change route their
-tasks copy; the heavy-task limits), and what they may spend. An idea ends in one pull request
-(one per milestone is not built yet)."""
+tasks copy; the heavy-task limits), what they may spend, and how they end (one pull request,
+or one per milestone)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ class IdeasConfig(_Frozen):
     heavy_limit_per_idea: int = Field(default=2, ge=1)
     heavy_limit: int = Field(default=4, ge=1)
     budget_usd: float | None = Field(default=None, gt=0)  # each idea's, unless it says its own
+    # One pull request per milestone of the plan, each on the one before, instead of one.
+    pr_per_milestone: bool = False
     public_url: str | None = None
     discord_api_url: str = "https://discord.com/api/v10"
 

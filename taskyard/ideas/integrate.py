@@ -47,6 +47,11 @@ def idea_branch(idea_id: str) -> str:
     return f"taskyard/idea-{idea_id}/{RESERVED_KEY}"
 
 
+def milestone_branch(idea_id: str, milestone: str) -> str:
+    """A milestone's branch: a `.` no task id has, so it never meets a task's."""
+    return f"taskyard/idea-{idea_id}/milestone.{milestone}"
+
+
 def task_branch(idea_id: str, key: str) -> str:
     return f"taskyard/idea-{idea_id}/{key}"
 
@@ -86,6 +91,11 @@ class IdeaGit:
             raise TaskyardError(f"{repo} has no default branch to start the idea from")
         await self._run(repo, _push_new, heads["HEAD"], branch)
         return heads["HEAD"]
+
+    async def branch_at(self, repo: str, branch: str, sha: str) -> None:
+        """A new branch at `sha` (one that is there already is left as it is)."""
+        if branch not in await self.heads(repo):
+            await self._run(repo, _push_new, sha, branch)
 
     async def push_task(self, repo: str, worktree: Path, commit: str, branch: str) -> None:
         """A task's commit (made in `worktree`, its objects in the mirror) to its own branch."""

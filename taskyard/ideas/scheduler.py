@@ -35,6 +35,7 @@ from taskyard.ideas.integrate import (
     IdeaGit,
     IntegrationConflict,
     idea_branch,
+    milestone_branch,
 )
 from taskyard.ideas.tasks import change_task, planner_task, task_id_of
 from taskyard.models import Task, TaskStatus
@@ -161,6 +162,8 @@ class IdeaScheduler:
         tasks = {i.key: await self._task(i.task_id) if i.task_id else None for i in items}
         spent = sum((t.cost_usd or 0.0) for t in tasks.values() if t is not None)
         await self._integrate_done(idea, items, tasks)
+        if self.settings.ideas.pr_per_milestone:
+            await self._milestones(idea)
         items = await asyncio.to_thread(self.store.idea_tasks, idea.id)
         if all(i.integrated for i in items):
             return await self._step(idea, IdeaStep.REVIEW, "review", {"tasks": len(items)})
@@ -303,8 +306,44 @@ class IdeaScheduler:
 
     # --- ending ----------------------------------------------------------------------------
 
+    async def _milestones(self, idea: Idea) -> str | None:
+        """With `ideas.pr_per_milestone`: each milestone of the plan, in order, once all its
+        tasks are integrated, gets its branch (at the idea branch's head then) and its pull
+        request, based on the milestone before (the first on the default branch). The last
+        milestone's pull request, if any."""
+        if self.git is None or self.open_pr is None or not idea.repo:
+            return None
+        accepted = [p for p in await asyncio.to_thread(self.store.idea_plans, idea.id)
+                    if p["version"] == idea.plan_version]  # fmt: skip
+        milestones = (accepted[-1]["plan"].get("milestones") or []) if accepted else []
+        items = {i.key: i for i in await asyncio.to_thread(self.store.idea_tasks, idea.id)}
+        events = await asyncio.to_thread(self.store.idea_events, idea.id)
+        done = {e.data["milestone"]: e.data for e in events if e.kind == "milestone_pr"}
+        heads = await self.git.heads(idea.repo)
+        base, url = heads.get(DEFAULT, "main"), None
+        for milestone in milestones:
+            mid, keys = str(milestone["id"]), list(milestone.get("tasks") or [])
+            branch = milestone_branch(idea.id, mid)
+            if mid in done:
+                base, url = branch, done[mid].get("url")
+                continue
+            if not keys or not all(k in items and items[k].integrated for k in keys):
+                break  # milestones go out in order
+            await self.git.branch_at(idea.repo, branch, heads[idea_branch(idea.id)])
+            title = f"{idea.goal[:60]}: {milestone.get('title') or mid}"
+            body = f"Milestone {mid} of idea {idea.id}: {', '.join(keys)}."
+            url = await self.open_pr(idea.repo, branch, base, title, body)
+            data = {"milestone": mid, "branch": branch, "base": base, "url": url}
+            await asyncio.to_thread(
+                self.store.note_idea, idea.id, REVIEW, "milestone_pr", data, self.clock()
+            )
+            base = branch
+        return url
+
     async def _finish(self, idea: Idea) -> None:
         url = idea.pr_url
+        if url is None and self.settings.ideas.pr_per_milestone:
+            url = await self._milestones(idea)
         if url is None and self.open_pr is not None and idea.repo:
             heads = await self.git.heads(idea.repo) if self.git else {}
             base = heads.get(DEFAULT, "main")

@@ -14,7 +14,7 @@ import pytest
 
 from taskyard.config import Settings
 from taskyard.idea import Idea, IdeaStatus
-from taskyard.ideas.integrate import IdeaGit, idea_branch, task_branch
+from taskyard.ideas.integrate import IdeaGit, idea_branch, milestone_branch, task_branch
 from taskyard.ideas.scheduler import IdeaScheduler
 from taskyard.ideas.service import IdeaService
 from taskyard.ideas.tasks import task_id_of
@@ -275,3 +275,34 @@ async def test_heavy_tasks_wait_for_room_in_their_idea(
     await w.finish(idea, "A")
     await w.scheduler.advance(idea.id)
     assert w.running(idea) == {"B", "C"}
+
+
+async def test_one_pull_request_per_milestone_each_on_the_one_before(
+    store: Store, bare: Path, tmp_path: Path
+) -> None:
+    w = World(store, bare, tmp_path, pr_per_milestone=True)
+    milestones = [
+        {"id": "m1", "title": "the base", "tasks": ["A", "B"]},
+        {"id": "m2", "title": "the rest", "tasks": ["C", "D"]},
+    ]
+    idea = w.submit()
+    await w.scheduler.advance(idea.id)
+    w.planned(idea, 1, {**DIAMOND, "milestones": milestones})
+    await w.scheduler.advance(idea.id)
+    await w.finish(idea, "A")
+    await w.scheduler.advance(idea.id)
+    await w.finish(idea, "B")
+    await w.scheduler.advance(idea.id)
+    assert [(p[1], p[2]) for p in w.prs] == [(milestone_branch(idea.id, "m1"), "main")]
+    await w.finish(idea, "C")
+    await w.scheduler.advance(idea.id)
+    await w.finish(idea, "D")
+    idea = await w.scheduler.advance(idea.id)
+    assert idea.status is IdeaStatus.COMPLETED
+    m1, m2 = milestone_branch(idea.id, "m1"), milestone_branch(idea.id, "m2")
+    assert [(p[1], p[2]) for p in w.prs] == [(m1, "main"), (m2, m1)]  # no third one
+    clone = tmp_path / "m1"
+    sh("git", "clone", "-q", "--branch", m1, str(bare), str(clone), cwd=tmp_path)
+    assert {"A.py", "B.py"} <= set(sh("git", "ls-files", cwd=clone).split())
+    kinds = [e.kind for e in store.idea_events(idea.id)]
+    assert kinds.count("milestone_pr") == 2
