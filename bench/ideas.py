@@ -257,6 +257,8 @@ class Moments:
 
 @contextlib.contextmanager
 def stamping(stamps: Stamps, store: Store, workspaces: Workspaces) -> Iterator[None]:
+    """Stamp the moments of a run where they happen: the store's writes and the workspace
+    on these instances, every git process of the mirrors (this process only)."""
     real_update, real_routing, real_prepare = (
         store.update_idea_task,
         store.record_routing,

@@ -161,7 +161,7 @@ class IdeaScheduler:
         items = await asyncio.to_thread(self.store.idea_tasks, idea.id)
         tasks = {i.key: await self._task(i.task_id) if i.task_id else None for i in items}
         spent = sum((t.cost_usd or 0.0) for t in tasks.values() if t is not None)
-        await self._integrate_done(idea, items, tasks)
+        head = await self._integrate_done(idea, items, tasks)
         if self.settings.ideas.pr_per_milestone:
             await self._milestones(idea)
         items = await asyncio.to_thread(self.store.idea_tasks, idea.id)
@@ -177,7 +177,7 @@ class IdeaScheduler:
                                       reason=why)  # fmt: skip
             await self._say(paused, f"taskyard paused this idea: {why}.")
             return paused
-        started = await self._schedule(idea, items, failed | blocked)
+        started = await self._schedule(idea, items, failed | blocked, head)
         running = any(t is not None and not t.status.terminal for t in tasks.values())
         if failed and not running and not started:
             why = "; ".join(_failure(k, tasks[k]) for k in sorted(failed))
@@ -203,23 +203,33 @@ class IdeaScheduler:
                     self.store.note_idea, idea.id, EXECUTION, "task_failed", data, self.clock()
                 )
 
-    async def _schedule(self, idea: Idea, items: list[IdeaTask], stuck: set[str]) -> int:
-        """Start each ready task: its dependencies integrated, within the heavy limits."""
+    async def _schedule(
+        self, idea: Idea, items: list[IdeaTask], stuck: set[str], head: str | None
+    ) -> int:
+        """Start each ready task: its dependencies integrated, within the heavy limits, on
+        the idea branch's `head` (None: asked of the remote)."""
         integrated = {i.key for i in items if i.integrated}
         running = {i.key for i in items if i.task_id and not i.integrated}
         heavy_now = sum(1 for i in items if i.key in running and i.spec.get("heavy"))
-        started = 0
-        head: str | None = None
+        ready: list[IdeaTask] = []
         for item in items:
             if item.task_id or item.key in stuck or not set(item.depends_on) <= integrated:
                 continue
-            if item.spec.get("heavy") and not await self._heavy_room(heavy_now):
-                continue
-            if head is None:
-                assert self.git is not None and idea.repo
-                head = (await self.git.heads(idea.repo))[idea_branch(idea.id)]
-            task, decision = change_task(idea, item, head, self.settings, self.clock())
-            await asyncio.to_thread(self.store.record_routing, [decision], [task])
+            if item.spec.get("heavy"):
+                if not await self._heavy_room(heavy_now):
+                    continue
+                heavy_now += 1
+            ready.append(item)
+        if not ready:
+            return 0
+        if head is None:
+            assert self.git is not None and idea.repo
+            head = (await self.git.heads(idea.repo))[idea_branch(idea.id)]
+        made = [change_task(idea, item, head, self.settings, self.clock()) for item in ready]
+        decisions, tasks = [d for _, d in made], [t for t, _ in made]
+        await asyncio.to_thread(self.store.record_routing, decisions, tasks)  # one write
+        started = 0
+        for item, task in zip(ready, tasks, strict=True):
             if await asyncio.to_thread(
                 self.store.update_idea_task, idea.id, item.key, task_id=task.id,
                 branch=f"{idea_branch(idea.id).rsplit('/', 1)[0]}/{item.key}",
@@ -229,7 +239,6 @@ class IdeaScheduler:
                     self.store.note_idea, idea.id, EXECUTION, "task_scheduled", data, self.clock()
                 )
                 started += 1
-                heavy_now += 1 if item.spec.get("heavy") else 0
         if started:
             self.on_tasks()
         return started
@@ -252,9 +261,11 @@ class IdeaScheduler:
 
     async def _integrate_done(
         self, idea: Idea, items: list[IdeaTask], tasks: dict[str, Task | None]
-    ) -> None:
-        """Integrate each succeeded task whose dependencies are integrated, in plan order."""
+    ) -> str | None:
+        """Integrate each succeeded task whose dependencies are integrated, in plan order;
+        the idea branch's head after the last one (None: none was integrated)."""
         done = {i.key for i in items if i.integrated}
+        head: str | None = None
         for item in sorted(items, key=lambda i: (len(i.depends_on), i.key)):
             task = tasks.get(item.key)
             if item.integrated or task is None or task.status is not TaskStatus.SUCCEEDED:
@@ -275,6 +286,7 @@ class IdeaScheduler:
                 self.store.note_idea, idea.id, REVIEW, "task_integrated", data, self.clock()
             )
             done.add(item.key)
+        return head
 
     async def _redo(self, idea: Idea, item: IdeaTask, task: Task, commit: str, error: str) -> None:
         """A change that no longer applies on the idea's branch is done again, as a fix task
