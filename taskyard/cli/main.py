@@ -428,6 +428,7 @@ def _groups() -> None:
     from taskyard.cli.audit import audit_app
     from taskyard.cli.fixes import fixes_app
     from taskyard.cli.ideas import ideas_app
+    from taskyard.cli.policy import policy_app
     from taskyard.cli.review_hash import review_hash_app
     from taskyard.cli.tasks import tasks_app
 
@@ -437,6 +438,7 @@ def _groups() -> None:
     app.add_typer(fixes_app, name="fixes")
     app.add_typer(ideas_app, name="ideas")
     app.add_typer(review_hash_app, name="review-hash")
+    app.add_typer(policy_app, name="policy")
 
 
 _groups()

@@ -86,6 +86,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "subject_from_payload",
         "validate_fetcher_names",
     ],
+    "taskyard.policy": [],
     "taskyard.queue": ["Handler", "JobContext", "JobQueue", "JobRuntime", "ROUTE_JOB"],
     "taskyard.review": [
         "ChangeLimits",
