@@ -50,6 +50,23 @@ class Pipes:
     def __post_init__(self) -> None:
         self.owned = [self.stdout, self.stderr]
 
+    async def reader(self, fd: int, limit: int = 2**16) -> asyncio.StreamReader:
+        """A stream reader over one of the pipes (`stdout` or `stderr`), on the running loop;
+        its transport takes the fd over (and is closed by `close`)."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        pipe = os.fdopen(fd, "rb", buffering=0)
+        self.owned.remove(fd)
+        try:
+            transport, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe
+            )
+        except BaseException:
+            pipe.close()
+            raise
+        self.transports.append(transport)
+        return reader
+
     def close(self) -> None:
         for transport in self.transports:
             transport.close()

@@ -305,20 +305,8 @@ class _Run:
             self.pidfd = None
 
     async def _connect(self, pipes: Pipes) -> None:
-        loop = asyncio.get_running_loop()
         for fd, pump in ((pipes.stdout, self._pump_stdout), (pipes.stderr, self._pump_stderr)):
-            reader = asyncio.StreamReader(limit=LINE_MAX_BYTES, loop=loop)
-            pipe = os.fdopen(fd, "rb", buffering=0)
-            pipes.owned.remove(fd)
-            try:
-                transport, _ = await loop.connect_read_pipe(
-                    lambda r=reader: asyncio.StreamReaderProtocol(r, loop=loop),  # type: ignore[misc]
-                    pipe,
-                )
-            except BaseException:
-                pipe.close()
-                raise
-            pipes.transports.append(transport)
+            reader = await pipes.reader(fd, LINE_MAX_BYTES)
             self.pumps.append(asyncio.create_task(pump(reader)))
 
     # -- streams

@@ -25,7 +25,7 @@ from taskyard.exceptions import TaskyardError
 from taskyard.review.commit import commit_with_review_hash
 from taskyard.review.hash import git, git_env, staged_hash
 from taskyard.run.delivery import GitRemote
-from taskyard.run.mirrors import _auth_env, public_url
+from taskyard.run.mirrors import auth_env, public_url
 
 _T = TypeVar("_T")
 
@@ -66,7 +66,7 @@ class IdeaGit:
         """`fn(url, *args, env)` in a thread; its errors without the remote's URL (it may
         carry credentials) or the auth headers."""
         headers = await self.remote.headers(repo)
-        env = git_env({**self.remote.env, **_auth_env(headers)})
+        env = git_env({**self.remote.env, **auth_env(headers)})
         url = self.remote.url_for(repo)
         try:
             return await asyncio.to_thread(fn, url, *args, env)

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskyard.idea import IdeaEvent, IdeaTask
-from taskyard.ideas.service import get_idea
 from taskyard.ideas.views import idea_json
 from taskyard.models import Task, TaskStatus
 from taskyard.records import iso
@@ -29,7 +28,7 @@ def idea_overview(store: Store, idea_id: str) -> dict[str, Any]:
     """The idea (`idea_json`), its tasks, the last EVENTS_SHOWN events of its log, what its
     tasks cost so far, and every version of its plan with the errors it was sent back for.
     NotFound for an unknown id."""
-    idea = get_idea(store, idea_id)
+    idea = store.get_idea(idea_id)
     planned = store.idea_tasks(idea_id)
     runs = {t.task_id: store.get_task(t.task_id) for t in planned if t.task_id}
     tasks = task_rows(planned, runs)

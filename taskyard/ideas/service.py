@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from taskyard.exceptions import NotFound
 from taskyard.idea import Idea, IdeaStatus, IdeaStep
 from taskyard.models import Event, EventStatus, Priority, new_id
 from taskyard.store.base import FOREVER, NewEvent, Store
@@ -100,11 +99,3 @@ class IdeaService:
             content_hash=hashlib.sha256(body).hexdigest(),
             status=EventStatus.RECEIVED,
         )
-
-
-def get_idea(store: Store, idea_id: str) -> Idea:
-    """NotFound names the id."""
-    try:
-        return store.get_idea(idea_id)
-    except NotFound:
-        raise NotFound(f"no idea {idea_id}") from None

@@ -48,7 +48,7 @@ from taskyard.review.suggest import commentable_lines, review_request, suggestio
 from taskyard.review.verify import verify_range
 from taskyard.run.mirrors import (
     GitAuth,
-    _auth_env,
+    auth_env,
     fetch_error,
     public_url,
     run_git,
@@ -392,7 +392,7 @@ class _GitPush:
         self._scratch = scratch
         self._url = url
         self._hidden = list(headers.values())
-        self._env = {**remote.env, **_auth_env(headers)}
+        self._env = {**remote.env, **auth_env(headers)}
         self._timeout = remote.timeout
 
     async def _run(self, *args: str, what: str) -> tuple[int, str, str]:

@@ -155,7 +155,7 @@ def git_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def _auth_env(headers: Mapping[str, str]) -> dict[str, str]:
+def auth_env(headers: Mapping[str, str]) -> dict[str, str]:
     env: dict[str, str] = {"GIT_CONFIG_COUNT": str(len(headers))} if headers else {}
     for i, (name, value) in enumerate(headers.items()):
         if any(c in f"{name}{value}" for c in "\r\n\0"):
@@ -399,7 +399,7 @@ class RepoMirrors:
 
     async def _network(self, repo: RepoSpec, args: Sequence[str], what: str) -> str:
         headers = await self._headers(repo.full_name)
-        env = {**self._env, **_auth_env(headers)}
+        env = {**self._env, **auth_env(headers)}
         done = await run_git(args, env=env, timeout=self._fetch_timeout, what=what)
         if done.code != 0:
             raise fetch_error(what, done.err, hidden=list(headers.values()))

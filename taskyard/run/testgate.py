@@ -170,21 +170,9 @@ class _Tail:
 
 async def _read_into(tail: _Tail, pipes: Pipes) -> list[asyncio.Task[None]]:
     """Reads both of the command's pipes into `tail` (one stream: see `_MERGED`)."""
-    loop = asyncio.get_running_loop()
     readers: list[asyncio.Task[None]] = []
     for fd in (pipes.stdout, pipes.stderr):
-        reader = asyncio.StreamReader(loop=loop)
-        pipe = os.fdopen(fd, "rb", buffering=0)
-        pipes.owned.remove(fd)
-        try:
-            transport, _ = await loop.connect_read_pipe(
-                lambda r=reader: asyncio.StreamReaderProtocol(r, loop=loop),  # type: ignore[misc]
-                pipe,
-            )
-        except BaseException:
-            pipe.close()
-            raise
-        pipes.transports.append(transport)
+        reader = await pipes.reader(fd)
         readers.append(asyncio.create_task(_pump(reader, tail)))
     return readers
 
